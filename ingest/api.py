@@ -1,0 +1,28 @@
+"""The ingest stage's public API: people, releases, the consent rule and shoot ingest."""
+
+from __future__ import annotations
+
+from ingest.coordinator import IngestSummary, ProgressFn, ingest_folder
+from ingest.gate import RecheckResult, Verdict, classify, recheck
+from ingest.people import add_person, add_release, get_person, revoke_release
+from ingest.releases import ReleaseState, ReleaseStatus, release_status
+from ingest.shoot_folder import ShootManifest, read_shoot_folder
+
+__all__ = [
+    "IngestSummary",
+    "ProgressFn",
+    "RecheckResult",
+    "ReleaseState",
+    "ReleaseStatus",
+    "ShootManifest",
+    "Verdict",
+    "add_person",
+    "add_release",
+    "classify",
+    "get_person",
+    "ingest_folder",
+    "read_shoot_folder",
+    "recheck",
+    "release_status",
+    "revoke_release",
+]

@@ -1,0 +1,281 @@
+"""The ingest coordinator: hashes and processes frames in a process pool and writes results in
+batches, one transaction each, so a killed run loses at most one batch of work (redone next time)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from ingest import gate
+from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
+from ingest.shoot_folder import FrameFile, ShootFolder, read_shoot_folder
+from likeness import audit
+from likeness.blobstore import sha256_file
+from likeness.errors import InvalidInput
+from likeness.models import Face, IngestFailure, Person, Shoot, Shot
+from likeness.workbench import Workbench
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+BATCH_SECONDS = 2.0  # also commit at least this often, so a slow frame never holds back a batch
+
+
+@dataclass
+class IngestSummary:
+    shoot: str
+    shoot_id: int
+    files: int = 0
+    accepted: list[str] = field(default_factory=list)
+    quarantined: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, path or shot it repeats)
+    already_stored: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, reason)
+    peak_worker_rss_mb: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class _InlineExecutor(Executor):
+    """Runs work in the calling process (workers=0): for tests, debugging and small uploads."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+def make_executor(workers: int) -> Executor:
+    if workers == 0:
+        return _InlineExecutor()
+    # spawn: workers start clean (no inherited database connections or threads).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _hash(path: Path) -> tuple[str | None, str | None]:
+    try:
+        return sha256_file(path), None
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+
+
+def ingest_folder(
+    *, workbench: Workbench, path: Path, actor: str, workers: int | None = None, progress: ProgressFn | None = None
+) -> IngestSummary:
+    """Ingest every frame of a shoot folder; safe to re-run and to resume after a crash."""
+    started = time.monotonic()
+    folder = read_shoot_folder(Path(path))
+    settings = workbench.settings
+    workers = settings.workers if workers is None else workers
+    with workbench.db.unit_of_work() as session:
+        shoot_id = _upsert_shoot(session, folder, actor)
+    summary = IngestSummary(shoot=folder.name, shoot_id=shoot_id, files=len(folder.frames))
+    done = 0
+
+    def tick(relative_path: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, summary.files, relative_path)
+
+    with make_executor(workers) as pool:
+        hashes = list(pool.map(_hash, [f.path for f in folder.frames], chunksize=4))
+        jobs = _plan_jobs(workbench, folder, hashes, summary, tick)
+        pending = [pool.submit(process_frame, job) for job in jobs]
+        by_path = {frame.relative_path: frame for frame in folder.frames}
+        try:
+            for batch in _batches(as_completed(pending), settings.batch_size):
+                with workbench.db.unit_of_work() as session:
+                    _write_batch(session, shoot_id, by_path, batch, summary, actor)
+                for outcome in batch:
+                    summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, outcome.peak_rss_mb)
+                    tick(outcome.job.relative_path)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            wait_futures(pending, timeout=0)
+            raise
+    summary.elapsed_s = time.monotonic() - started
+    log.info("ingested %s: %d files in %.1f s", folder.name, summary.files, summary.elapsed_s)
+    return summary
+
+
+def _upsert_shoot(session: Session, folder: ShootFolder, actor: str) -> int:
+    manifest = folder.manifest
+    shoot = session.scalar(select(Shoot).where(Shoot.name == folder.name))
+    if shoot is None:
+        shoot = Shoot(name=folder.name, shoot_date=manifest.date)
+        session.add(shoot)
+        action = "shoot.create"
+    elif shoot.shoot_date != manifest.date:
+        raise InvalidInput(
+            f"shoot {folder.name} is already stored with date {shoot.shoot_date}, but {folder.root / 'shoot.toml'} says {manifest.date}",
+            hint="give this shoot another name in shoot.toml",
+        )
+    else:
+        action = "shoot.update"
+    shoot.studio, shoot.photographer, shoot.camera = manifest.studio, manifest.photographer, manifest.camera
+    shoot.lighting_preset, shoot.reference_frame = manifest.lighting_preset, manifest.reference_frame
+    shoot.sitters, shoot.plan, shoot.source_path = manifest.sitters, manifest.plan, str(folder.root.resolve())
+    session.flush()
+    audit.record(session, actor=actor, action=action, subject_type="shoot", subject_id=shoot.id, source=shoot.source_path)
+    return shoot.id
+
+
+def _plan_jobs(
+    workbench: Workbench,
+    folder: ShootFolder,
+    hashes: list[tuple[str | None, str | None]],
+    summary: IngestSummary,
+    tick: Callable[[str], None],
+) -> list[FrameJob]:
+    """Skip what is stored already or repeated in this folder; record unreadable files."""
+    settings = workbench.settings
+    known = _known_hashes(workbench, [sha for sha, _ in hashes if sha])
+    first_seen: dict[str, str] = {}
+    jobs = []
+    unreadable = []
+    for frame, (sha, error) in zip(folder.frames, hashes):
+        if sha is None:
+            unreadable.append((frame, error or "unreadable"))
+        elif sha in known:
+            summary.already_stored.append(frame.relative_path)
+        elif sha in first_seen:
+            summary.duplicates.append((frame.relative_path, first_seen[sha]))
+        else:
+            first_seen[sha] = frame.relative_path
+            jobs.append(
+                FrameJob(
+                    path=frame.path, relative_path=frame.relative_path, sha256=sha,
+                    blob_url=workbench.blobs.url, align_size=settings.align_size,
+                    preview_size=settings.preview_size, max_pixels=settings.max_pixels,
+                )
+            )
+            continue
+        tick(frame.relative_path)
+    if unreadable:
+        with workbench.db.unit_of_work() as session:
+            for frame, error in unreadable:
+                _record_failure(session, summary.shoot_id, frame.relative_path, None, "unreadable", error, summary)
+    for frame, _ in unreadable:
+        tick(frame.relative_path)
+    return jobs
+
+
+def _known_hashes(workbench: Workbench, hashes: list[str]) -> set[str]:
+    known: set[str] = set()
+    with workbench.db.unit_of_work() as session:
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            known.update(session.scalars(select(Shot.sha256).where(Shot.sha256.in_(chunk))))
+    return known
+
+
+def _batches(outcomes: Iterable[Future], size: int) -> Iterator[list[FrameResult | FrameFailure]]:
+    batch: list[FrameResult | FrameFailure] = []
+    last = time.monotonic()
+    for future in outcomes:
+        batch.append(future.result())
+        if len(batch) >= size or time.monotonic() - last >= BATCH_SECONDS:
+            yield batch
+            batch, last = [], time.monotonic()
+    if batch:
+        yield batch
+
+
+def _write_batch(
+    session: Session,
+    shoot_id: int,
+    frames: dict[str, FrameFile],
+    batch: list[FrameResult | FrameFailure],
+    summary: IngestSummary,
+    actor: str,
+) -> None:
+    shoot = session.get(Shoot, shoot_id)
+    assert shoot is not None
+    codes = {frames[o.job.relative_path].sitter_code for o in batch} - {None}
+    people = {
+        p.code: p
+        for p in session.scalars(
+            select(Person).where(Person.code.in_(codes)).options(selectinload(Person.releases), selectinload(Person.personal))
+        )
+    }
+    shas = [o.job.sha256 for o in batch]
+    stored = set(session.scalars(select(Shot.sha256).where(Shot.sha256.in_(shas))))
+    for outcome in batch:
+        relative = outcome.job.relative_path
+        if isinstance(outcome, FrameFailure):
+            _record_failure(session, shoot_id, relative, outcome.job.sha256, outcome.kind, outcome.reason, summary)
+            continue
+        if outcome.job.sha256 in stored:  # another ingest stored it meanwhile
+            summary.already_stored.append(relative)
+            continue
+        sitter = frames[relative].sitter_code
+        person = people.get(sitter) if sitter else None
+        verdict = gate.classify(
+            sitter_code=sitter, person=person, capture_date=shoot.shoot_date, face_count=len(outcome.faces)
+        )
+        session.add(_shot_row(outcome, shoot, sitter, person, verdict))
+        session.execute(
+            delete(IngestFailure).where(IngestFailure.shoot_id == shoot_id, IngestFailure.relative_path == relative)
+        )
+        if verdict.reason:
+            summary.quarantined[verdict.reason].append(relative)
+        else:
+            summary.accepted.append(relative)
+    session.flush()
+
+
+def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Person | None, verdict: gate.Verdict) -> Shot:
+    meta = result.metadata
+    shot = Shot(
+        sha256=result.job.sha256, shoot_id=shoot.id, person_id=person.id if person else None, sitter_code=sitter,
+        relative_path=result.job.relative_path, file_format=result.file_format, file_size=result.file_size,
+        width=result.width, height=result.height, orientation=result.orientation,
+        make=meta.make, model=meta.model, lens=meta.lens, serial=meta.serial, iso=meta.iso,
+        shutter_s=meta.shutter_s, aperture=meta.aperture, focal_length_mm=meta.focal_length_mm,
+        captured_at=meta.captured_at, capture_date=shoot.shoot_date, white_balance=result.white_balance,
+        exif=meta.tags, preview_sha256=result.preview_sha256, preview_source=result.preview_source,
+        face_count=len(result.faces), status=verdict.status.value, reason=verdict.reason, reason_detail=verdict.detail,
+    )
+    for index, face in enumerate(result.faces):
+        finding = face.finding
+        shot.faces.append(
+            Face(
+                face_index=index, box=finding["box"], score=finding["score"], landmarks=finding["landmarks"],
+                yaw=finding.get("yaw"), pitch=finding.get("pitch"), roll=finding.get("roll"),
+                ear_right=finding.get("ear_right"), ear_left=finding.get("ear_left"),
+                iris_right=finding.get("iris_right"), iris_left=finding.get("iris_left"),
+                quad=face.quad, crop_sha256=face.crop_sha256, crop_size=face.crop_size,
+            )
+        )
+    return shot
+
+
+def _record_failure(
+    session: Session, shoot_id: int, relative: str, sha: str | None, kind: str, reason: str, summary: IngestSummary
+) -> None:
+    row = session.scalar(
+        select(IngestFailure).where(IngestFailure.shoot_id == shoot_id, IngestFailure.relative_path == relative)
+    )
+    if row is None:
+        session.add(IngestFailure(shoot_id=shoot_id, relative_path=relative, sha256=sha, kind=kind, reason=reason))
+    else:
+        row.sha256, row.kind, row.reason = sha, kind, reason
+    summary.failed.append((relative, kind, reason))

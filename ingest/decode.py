@@ -1,0 +1,220 @@
+"""Decode a frame once: RAW through LibRaw (rawpy), JPEG/TIFF/PNG through Pillow, orientation
+honoured, with a preview taken from the embedded JPEG where the camera wrote one."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import tifffile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ingest.exif import CameraMetadata, fill_from_libraw, read_exif
+
+log = logging.getLogger(__name__)
+
+RASTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+# The same LibRaw settings everywhere (ingest and its benchmark floor): camera white balance,
+# 8-bit sRGB output, LibRaw's default AHD demosaic.
+RAW_POSTPROCESS = {"use_camera_wb": True, "output_bps": 8}
+PREVIEW_QUALITY = 85
+
+# LibRaw's flip codes -> the PIL transpose that makes the picture upright.
+_FLIP_TRANSPOSE = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
+_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+
+class FrameError(Exception):
+    """A file that cannot become a shot; `kind` is a short code, the message says why."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass
+class DecodedFrame:
+    rgb: np.ndarray  # H x W x 3 uint8, upright
+    file_format: str
+    orientation: int
+    metadata: CameraMetadata
+    white_balance: list[float] | None
+    preview: Image.Image | None  # embedded preview, upright, or None
+    preview_source: str | None
+
+
+def decode_frame(path: Path, *, max_pixels: int) -> DecodedFrame:
+    """Decode `path` fully; raises FrameError with a clear reason for anything unusable."""
+    size = _checked_size(path)
+    if path.suffix.lower() in RASTER_EXTENSIONS:
+        return _decode_raster(path, max_pixels=max_pixels)
+    try:
+        return _decode_raw(path, max_pixels=max_pixels, file_size=size)
+    except FrameError as error:
+        if error.kind != "unsupported_format":
+            raise
+        # A misnamed JPEG/PNG/TIFF still deserves to be read; a real RAW LibRaw refuses stays refused.
+        try:
+            return _decode_raster(path, max_pixels=max_pixels)
+        except FrameError:
+            raise error from None
+
+
+def _checked_size(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except PermissionError:
+        raise FrameError("unreadable", "permission denied") from None
+    except OSError as exc:
+        raise FrameError("unreadable", exc.strerror or str(exc)) from None
+    if size == 0:
+        raise FrameError("empty", "the file is empty (0 bytes)")
+    return size
+
+
+def _check_tiff_extent(path: Path, file_size: int) -> None:
+    """TIFF-based RAWs (DNG, NEF, CR2, ARW...) say where their data ends: a shorter file was cut.
+    LibRaw would otherwise decode the missing part as black without complaint."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic not in (b"II*\x00", b"MM\x00*"):
+        return
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = list(tif.pages)
+            for page in list(pages):
+                pages.extend(_subifd_pages(tif, page))
+            end = max(
+                (off + count for page in pages for off, count in zip(page.dataoffsets, page.databytecounts)),
+                default=0,
+            )
+    except Exception as exc:  # a broken IFD chain is itself a sign of a cut or damaged file
+        raise FrameError("corrupt", f"the TIFF structure is damaged ({exc})") from None
+    if end > file_size:
+        raise FrameError("truncated", f"the file ends at byte {file_size:,} but its image data runs to byte {end:,}")
+
+
+def _subifd_pages(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.TiffPage]:
+    offsets = page.subifds or ()
+    result = []
+    for offset in offsets:
+        tif.filehandle.seek(offset)
+        result.append(tifffile.TiffPage(tif, index=0))
+    return result
+
+
+def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
+    _check_tiff_extent(path, file_size)
+    try:
+        raw = rawpy.imread(str(path))
+        raw.unpack()  # imread only reads headers; unsupported or cut data shows up here
+    except rawpy.LibRawFileUnsupportedError:
+        raise FrameError(
+            "unsupported_format", "LibRaw cannot decode this file (a format it does not support, or a RAW cut short)"
+        ) from None
+    except rawpy.LibRawIOError as exc:
+        raise FrameError("truncated", f"the file is truncated or unreadable ({_libraw_message(exc)})") from None
+    except rawpy.LibRawError as exc:
+        raise FrameError("corrupt", f"LibRaw rejected the file: {_libraw_message(exc)}") from None
+    with raw:
+        sizes = raw.sizes
+        pixels = int(sizes.width) * int(sizes.height)
+        if pixels <= 0:
+            raise FrameError("corrupt", "LibRaw found no image data")
+        if pixels > max_pixels:
+            raise FrameError("too_large", f"{sizes.width}x{sizes.height} exceeds the {max_pixels:,}-pixel limit")
+        metadata = fill_from_libraw(read_exif(path), path, raw)
+        preview = _embedded_preview(raw, sizes.flip, (sizes.width, sizes.height))
+        try:
+            rgb = raw.postprocess(**RAW_POSTPROCESS)
+        except rawpy.LibRawError as exc:
+            kind = "truncated" if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError)) else "corrupt"
+            raise FrameError(kind, f"decoding failed: {_libraw_message(exc)}") from None
+        wb = [round(float(v), 4) for v in raw.camera_whitebalance[:3]]
+        fmt = path.suffix.lstrip(".").upper() or "RAW"
+        metadata.orientation = _FLIP_TO_ORIENTATION.get(int(sizes.flip), metadata.orientation)
+    return DecodedFrame(rgb, fmt, metadata.orientation, metadata, wb, preview, "embedded" if preview else None)
+
+
+def _embedded_preview(raw: rawpy.RawPy, flip: int, size: tuple[int, int]) -> Image.Image | None:
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawError):
+        return None
+    try:
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            image = Image.open(io.BytesIO(thumb.data))
+            image.load()
+        else:
+            image = Image.fromarray(thumb.data)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    # Some cameras store the thumbnail unrotated; LibRaw's flip applies to both.
+    if flip in _FLIP_TRANSPOSE:
+        image = image.transpose(_FLIP_TRANSPOSE[flip])
+    width, height = size if flip not in (5, 6) else (size[1], size[0])
+    if abs(image.width / image.height - width / height) > 0.1:
+        # A preview with another aspect (a letterboxed one) would misrepresent the frame.
+        return None
+    return image.convert("RGB")
+
+
+def _decode_raster(path: Path, *, max_pixels: int) -> DecodedFrame:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > max_pixels:
+                    raise FrameError("too_large", f"{image.width}x{image.height} exceeds the {max_pixels:,}-pixel limit")
+                fmt = image.format or path.suffix.lstrip(".").upper()
+                exif_orientation = image.getexif().get(0x0112, 1)
+                upright = ImageOps.exif_transpose(image).convert("RGB")
+    except FrameError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise FrameError("too_large", str(exc)) from None
+    except UnidentifiedImageError:
+        raise FrameError("not_an_image", "not an image or RAW file that LibRaw or Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise FrameError("truncated", f"the image data is truncated or corrupt ({exc})") from None
+    metadata = read_exif(path)
+    metadata.orientation = int(exif_orientation) if exif_orientation in range(1, 9) else 1
+    return DecodedFrame(np.asarray(upright), fmt, metadata.orientation, metadata, None, None, None)
+
+
+def make_preview(image: Image.Image, long_edge: int) -> bytes:
+    """A JPEG preview no longer than `long_edge` on its long side."""
+    image = image.copy()
+    image.thumbnail((long_edge, long_edge), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=PREVIEW_QUALITY, optimize=False)
+    return buffer.getvalue()
+
+
+def quick_preview(path: Path, long_edge: int) -> bytes | None:
+    """The preview alone, fast: the embedded JPEG, else a half-size decode (for contact sheets)."""
+    try:
+        with rawpy.imread(str(path)) as raw:
+            preview = _embedded_preview(raw, raw.sizes.flip, (raw.sizes.width, raw.sizes.height))
+            if preview is None:
+                preview = Image.fromarray(raw.postprocess(half_size=True, **RAW_POSTPROCESS))
+    except rawpy.LibRawError:
+        try:
+            with Image.open(path) as image:
+                preview = ImageOps.exif_transpose(image).convert("RGB")
+        except (OSError, UnidentifiedImageError):
+            return None
+    return make_preview(preview, long_edge)
+
+
+def _libraw_message(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else str(exc)
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)

@@ -1,0 +1,371 @@
+"""Find faces in an RGB frame and measure them: 478 landmarks, head pose, eye openness, gaze.
+
+Detection runs on a downscaled copy of the frame with MediaPipe's full-range and short-range
+face detectors; every detected box is then re-cropped from the sharpest source that still has
+enough resolution and handed to FaceMesh, so small faces in large frames get a full-resolution
+mesh. Coordinates are always reported in pixels of the input image.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+N_LANDMARKS = 478
+# Subject's right eye (image left) and left eye (image right), in EAR order p1..p6.
+RIGHT_EYE = (33, 160, 158, 133, 153, 144)
+LEFT_EYE = (362, 385, 387, 263, 373, 380)
+RIGHT_IRIS, LEFT_IRIS = 468, 473
+
+MIN_IMAGE_EDGE = 16  # nothing smaller can hold a measurable face
+DETECT_LONG_EDGE = 1280  # detectors resize to 128/192 px internally; more only costs time
+MESH_SIZE = 384  # side of the square crop given to FaceMesh (its landmark model runs at 192)
+CROP_MARGIN = 2.0  # crop side as a multiple of the detector box's longer side
+DEDUP_IOU = 0.4
+# Faces under about a twentieth of the frame's long edge are too small for the detectors at
+# their 192 px input, so large frames are also scanned in overlapping tiles.
+TILE_FRACTION = 0.4
+TILE_OVERLAP = 0.25
+MIN_TILED_EDGE = 640
+# FaceMesh puts the chin (152) a little deeper than the hairline point (10): on level frontal
+# portraits the raw forehead-to-chin angle reads about 6 degrees chin-down.
+PITCH_BIAS_DEG = 6.0
+
+
+@dataclass(frozen=True)
+class FaceFinding:
+    """One face, in pixels of the image given to :func:`find_faces`.
+
+    Pose sign conventions (degrees, camera looking at the subject, image y pointing down):
+
+    - ``yaw`` > 0: the subject turns to their own right, so the nose points to the image left.
+    - ``pitch`` > 0: the subject raises the chin (looks up).
+    - ``roll`` > 0: the eye line turns clockwise as seen in the image, i.e. the subject's left
+      eye (image right) is lower than the right one.
+
+    ``ear_*`` is the eye aspect ratio on the image plane (about 0.3 open, under 0.15 closed).
+    ``iris_*`` is the iris centre projected on the eye's corner axis, 0 at the outer corner and
+    1 at the inner one (about 0.45 looking ahead). Any measure whose geometry is degenerate is
+    ``nan``.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray = field(repr=False)
+    yaw: float
+    pitch: float
+    roll: float
+    ear_right: float
+    ear_left: float
+    iris_right: float
+    iris_left: float
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.box
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+    @property
+    def ear_mean(self) -> float:
+        return (self.ear_right + self.ear_left) / 2.0
+
+    def to_json(self) -> dict[str, Any]:
+        def num(v: float) -> float | None:
+            return None if math.isnan(v) else round(float(v), 4)
+
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": num(self.score),
+            "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist(),
+            **{k: num(getattr(self, k)) for k in _MEASURES},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FaceFinding:
+        def num(v: float | None) -> float:
+            return float("nan") if v is None else float(v)
+
+        box = tuple(float(v) for v in data["box"])
+        return cls(
+            box=(box[0], box[1], box[2], box[3]),
+            score=num(data["score"]),
+            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(N_LANDMARKS, 3),
+            **{k: num(data.get(k)) for k in _MEASURES},
+        )
+
+
+_MEASURES = ("yaw", "pitch", "roll", "ear_right", "ear_left", "iris_right", "iris_left")
+
+
+# --- MediaPipe graphs: created lazily, one set per process. -------------------------------------
+# Building a graph costs far more than running it, and graphs are not thread-safe: one set per
+# process is reused under a lock (parallelism comes from worker processes).
+
+_graphs: dict[tuple[str, float], Any] = {}
+_graphs_pid: int | None = None
+_graphs_lock = threading.Lock()
+
+
+class ForkedAfterUseError(RuntimeError):
+    """MediaPipe was used in a parent process that then forked this one."""
+
+
+def _graph(kind: str, confidence: float) -> Any:
+    global _graphs_pid
+    if _graphs_pid is not None and _graphs_pid != os.getpid():
+        # MediaPipe's global state does not survive fork(): any new graph corrupts the heap.
+        raise ForkedAfterUseError(
+            "faces were searched in the parent before this worker was forked; start worker "
+            "processes with the 'spawn' or 'forkserver' method")
+    key = (kind, round(confidence, 3))
+    graph = _graphs.get(key)
+    if graph is None:
+        import mediapipe as mp  # heavy import, kept out of module import time
+
+        if kind.startswith("mesh"):
+            graph = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, refine_landmarks=True, max_num_faces=int(kind[4:]),
+                min_detection_confidence=confidence)
+        else:
+            graph = mp.solutions.face_detection.FaceDetection(
+                model_selection=1 if kind == "full" else 0, min_detection_confidence=confidence)
+        _graphs[key] = graph
+        _graphs_pid = os.getpid()
+    return graph
+
+
+# --- Geometry ------------------------------------------------------------------------------
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 1e-9 and math.isfinite(num) and math.isfinite(den) else float("nan")
+
+
+def eye_aspect_ratio(pts: np.ndarray, idx: tuple[int, ...]) -> float:
+    p1, p2, p3, p4, p5, p6 = (pts[i, :2].astype(np.float64) for i in idx)
+    vertical = np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)
+    return _ratio(float(vertical), 2.0 * float(np.linalg.norm(p1 - p4)))
+
+
+def iris_position(pts: np.ndarray, iris: int, outer: int, inner: int) -> float:
+    a, b, c = (pts[i, :2].astype(np.float64) for i in (outer, inner, iris))
+    axis = b - a
+    return _ratio(float(np.dot(c - a, axis)), float(np.dot(axis, axis)))
+
+
+def head_pose(pts: np.ndarray) -> tuple[float, float, float]:
+    """Yaw, pitch, roll in degrees from an orthonormal frame spanned by the 3D landmarks."""
+    p = pts.astype(np.float64)
+    across = (p[263] - p[33]) + (p[362] - p[133])  # towards the subject's left (image right)
+    down = p[152] - p[10]  # forehead to chin
+    nan3 = (float("nan"),) * 3
+    nx = np.linalg.norm(across)
+    if not np.isfinite(nx) or nx < 1e-9:
+        return nan3
+    x = across / nx
+    down = down - np.dot(down, x) * x
+    ny = np.linalg.norm(down)
+    if not np.isfinite(ny) or ny < 1e-9:
+        return nan3
+    y = down / ny
+    z = np.cross(x, y)  # into the scene, away from the camera, for a frontal face
+    # Columns are the face axes in camera coordinates; decompose as Rz(roll) Ry(yaw) Rx(pitch).
+    r = np.stack([x, y, z], axis=1)
+    yaw = math.degrees(math.asin(float(np.clip(-r[2, 0], -1.0, 1.0))))
+    pitch = -math.degrees(math.atan2(r[2, 1], r[2, 2])) + PITCH_BIAS_DEG
+    pitch = (pitch + 180.0) % 360.0 - 180.0
+    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+    return yaw, pitch, roll
+
+
+def _measure(pts: np.ndarray, score: float) -> FaceFinding:
+    x0, y0 = pts[:, :2].min(axis=0)
+    x1, y1 = pts[:, :2].max(axis=0)
+    yaw, pitch, roll = head_pose(pts)
+    return FaceFinding(
+        box=(float(x0), float(y0), float(x1), float(y1)),
+        score=float(score),
+        landmarks=pts,
+        yaw=yaw, pitch=pitch, roll=roll,
+        ear_right=eye_aspect_ratio(pts, RIGHT_EYE),
+        ear_left=eye_aspect_ratio(pts, LEFT_EYE),
+        iris_right=iris_position(pts, RIGHT_IRIS, 33, 133),
+        iris_left=iris_position(pts, LEFT_IRIS, 263, 362),
+    )
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# --- Pipeline ------------------------------------------------------------------------------
+
+
+def _downscale(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer-factor box downscale: exact coordinate mapping and OpenCV's fast area path."""
+    h, w = rgb.shape[:2]
+    f = max(1, math.ceil(max(h, w) / DETECT_LONG_EDGE))
+    if f == 1:
+        return np.ascontiguousarray(rgb), 1
+    src = rgb[: h // f * f, : w // f * f]
+    return cv2.resize(src, (w // f, h // f), interpolation=cv2.INTER_AREA), f
+
+
+def _tiles(h: int, w: int) -> list[tuple[int, int, int]]:
+    """Overlapping square tiles (x, y, side) that show small faces to the detector larger."""
+    side = int(min(h, w, TILE_FRACTION * max(h, w)))
+    if max(h, w) < MIN_TILED_EDGE or side < 64:
+        return []
+    step = side * (1.0 - TILE_OVERLAP)
+
+    def starts(extent: int) -> list[int]:
+        n = max(1, math.ceil((extent - side) / step) + 1)
+        return [round(i * (extent - side) / (n - 1)) if n > 1 else 0 for i in range(n)]
+
+    return [(x, y, side) for y in starts(h) for x in starts(w)]
+
+
+def _detect(small: np.ndarray, confidence: float) -> list[tuple[tuple[float, ...], float]]:
+    """Boxes (x0, y0, x1, y1) in ``small`` pixels with scores, best first, overlaps merged."""
+    found: list[tuple[tuple[float, ...], float]] = []
+
+    def run(kind: str, image: np.ndarray, ox: int, oy: int) -> None:
+        h, w = image.shape[:2]
+        for det in _graph(kind, confidence).process(image).detections or []:
+            rb = det.location_data.relative_bounding_box
+            box = (ox + rb.xmin * w, oy + rb.ymin * h,
+                   ox + (rb.xmin + rb.width) * w, oy + (rb.ymin + rb.height) * h)
+            if box[2] - box[0] > 1 and box[3] - box[1] > 1:
+                found.append((box, float(det.score[0])))
+
+    run("full", small, 0, 0)
+    run("short", small, 0, 0)  # the full-range model misses faces that fill the frame
+    for x, y, side in _tiles(*small.shape[:2]):
+        run("full", np.ascontiguousarray(small[y:y + side, x:x + side]), x, y)
+    found.sort(key=lambda bs: -bs[1])
+    kept: list[tuple[tuple[float, ...], float]] = []
+    for box, score in found:
+        if all(_iou(box, k) < DEDUP_IOU for k, _ in kept):
+            kept.append((box, score))
+    return kept
+
+
+def _square_crop(src: np.ndarray, cx: float, cy: float, side: float
+                 ) -> tuple[np.ndarray, float, float, float, float]:
+    """MESH_SIZE square crop centred on (cx, cy), zero-padded outside ``src``.
+
+    Returns the crop and the affine map back to ``src``: x_src = ox + x_crop * sx (same for y).
+    """
+    h, w = src.shape[:2]
+    side_i = max(1, int(round(side)))
+    x0, y0 = int(round(cx - side_i / 2)), int(round(cy - side_i / 2))
+    ix0, iy0 = max(0, x0), max(0, y0)
+    ix1, iy1 = min(w, x0 + side_i), min(h, y0 + side_i)
+    scale = MESH_SIZE / side_i
+    canvas = np.zeros((MESH_SIZE, MESH_SIZE, 3), np.uint8)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return canvas, float(x0), float(y0), 1 / scale, 1 / scale
+    px, py = int(round((ix0 - x0) * scale)), int(round((iy0 - y0) * scale))
+    rw = max(1, min(MESH_SIZE - px, int(round((ix1 - ix0) * scale))))
+    rh = max(1, min(MESH_SIZE - py, int(round((iy1 - iy0) * scale))))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas[py:py + rh, px:px + rw] = cv2.resize(src[iy0:iy1, ix0:ix1], (rw, rh),
+                                                interpolation=interp)
+    sx, sy = (ix1 - ix0) / rw, (iy1 - iy0) / rh
+    return canvas, ix0 - px * sx, iy0 - py * sy, sx, sy
+
+
+def _mesh(image: np.ndarray, graph: Any) -> list[np.ndarray]:
+    """FaceMesh landmarks as (478, 3) arrays in ``image`` pixels (z scaled like x)."""
+    h, w = image.shape[:2]
+    result = graph.process(image)
+    out = []
+    for face in result.multi_face_landmarks or []:
+        a = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
+        if a.shape != (N_LANDMARKS, 3) or not np.isfinite(a).all():
+            continue
+        out.append(a * np.array([w, h, w]))
+    return out
+
+
+def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int,
+                 box: tuple[float, ...], confidence: float) -> np.ndarray | None:
+    """Mesh the face in ``box`` (``small`` pixels); landmarks in ``rgb`` pixels, or None."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = CROP_MARGIN * max(box[2] - box[0], box[3] - box[1])
+    # The downscaled copy is as good as the full frame once the crop needs shrinking anyway.
+    if side >= MESH_SIZE or factor == 1:
+        src, k = small, factor
+    else:
+        src, k = rgb, 1
+        cx, cy, side = cx * factor, cy * factor, side * factor
+    crop, ox, oy, sx, sy = _square_crop(src, cx, cy, side)
+    meshes = _mesh(crop, _graph("mesh1", confidence))
+    if not meshes:
+        return None
+    pts = meshes[0]
+    pts[:, 0] = (pts[:, 0] * sx + ox) * k
+    pts[:, 1] = (pts[:, 1] * sy + oy) * k
+    pts[:, 2] = pts[:, 2] * sx * k
+    # A crop can hold a neighbour's face; keep the mesh only if it is centred in the box.
+    cxi, cyi = pts[:, 0].mean() / factor, pts[:, 1].mean() / factor
+    if not (box[0] <= cxi <= box[2] and box[1] <= cyi <= box[3]):
+        log.debug("mesh centre (%.0f, %.0f) outside detector box %s", cxi, cyi, box)
+        return None
+    return pts.astype(np.float32)
+
+
+def find_faces(rgb: np.ndarray, *, max_faces: int = 5,
+               min_confidence: float = 0.5) -> list[FaceFinding]:
+    """Faces in an orientation-corrected HxWx3 uint8 RGB frame, largest first."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"expected uint8 RGB, got {rgb.dtype}")
+    if min(rgb.shape[:2]) < MIN_IMAGE_EDGE or max_faces < 1:
+        return []
+    rgb = np.ascontiguousarray(rgb)  # MediaPipe and OpenCV want positive strides
+    with _graphs_lock:
+        findings = _find(rgb, max_faces, min_confidence)
+    findings.sort(key=lambda f: -f.area)
+    kept: list[FaceFinding] = []
+    for f in findings:
+        if all(_iou(f.box, k.box) < DEDUP_IOU for k in kept):
+            kept.append(f)
+    log.debug("found %d face(s) in %dx%d frame", len(kept), rgb.shape[1], rgb.shape[0])
+    return kept[:max_faces]
+
+
+def _find(rgb: np.ndarray, max_faces: int, confidence: float) -> list[FaceFinding]:
+    small, factor = _downscale(rgb)
+    findings: list[FaceFinding] = []
+    # Detector false positives are cheap to reject but each costs a mesh run: cap them.
+    for box, score in _detect(small, confidence)[: 2 * max_faces + 2]:
+        pts = _mesh_in_box(rgb, small, factor, box, confidence)
+        if pts is not None:
+            findings.append(_measure(pts, score))
+    if not findings:
+        # Close-ups can defeat both detectors while FaceMesh's own pipeline still copes. It
+        # gives no score; the detection threshold it passed is a lower bound.
+        for pts in _mesh(small, _graph(f"mesh{max_faces}", confidence)):
+            box = (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+            refined = _mesh_in_box(rgb, small, factor, box, confidence)
+            if refined is None:
+                refined = (pts * factor).astype(np.float32)
+            findings.append(_measure(refined, confidence))
+    return findings

@@ -1,0 +1,122 @@
+"""One frame, start to finish, in a worker process: store the original, decode once, measure,
+align, store the preview and crops. Pure with respect to the database: results go back to the
+coordinator, which writes them."""
+
+from __future__ import annotations
+
+import io
+import logging
+import resource
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ingest.align import align_face, ffhq_quad
+from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview
+from ingest.exif import CameraMetadata
+from ingest.faces import find_faces
+from likeness.blobstore import BlobStore
+
+log = logging.getLogger(__name__)
+
+CROP_PNG_COMPRESSION = 1  # fast; crops are lossless either way
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    path: Path
+    relative_path: str
+    sha256: str
+    blob_url: str
+    align_size: int
+    preview_size: int
+    max_pixels: int
+
+
+@dataclass
+class FaceRecord:
+    finding: dict[str, Any]
+    quad: list[list[float]]
+    crop_sha256: str
+    crop_size: int
+
+
+@dataclass
+class FrameResult:
+    job: FrameJob
+    file_format: str
+    file_size: int
+    width: int
+    height: int
+    orientation: int
+    metadata: CameraMetadata
+    white_balance: list[float] | None
+    preview_sha256: str
+    preview_source: str
+    faces: list[FaceRecord] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+
+@dataclass
+class FrameFailure:
+    job: FrameJob
+    kind: str
+    reason: str
+    peak_rss_mb: float = 0.0
+
+
+@lru_cache(maxsize=4)
+def _store(url: str) -> BlobStore:
+    return BlobStore(url)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def process_frame(job: FrameJob) -> FrameResult | FrameFailure:
+    """Never raises for a bad file: every problem becomes a FrameFailure with its reason."""
+    try:
+        return _process(job)
+    except FrameError as error:
+        return FrameFailure(job, error.kind, error.reason, peak_rss_mb())
+    except MemoryError:
+        return FrameFailure(job, "too_large", "not enough memory to decode this frame", peak_rss_mb())
+
+
+def _process(job: FrameJob) -> FrameResult:
+    blobs = _store(job.blob_url)
+    decoded = decode_frame(job.path, max_pixels=job.max_pixels)
+    # The original is stored only once it is known to decode: a failed file leaves no blob.
+    blobs.put_file(job.path, job.sha256)
+    preview_sha, preview_source = _store_preview(blobs, decoded, job.preview_size)
+    faces = [
+        _store_face(blobs, decoded.rgb, finding.to_json(), finding.landmarks, job.align_size)
+        for finding in find_faces(decoded.rgb)
+    ]
+    height, width = decoded.rgb.shape[:2]
+    return FrameResult(
+        job=job, file_format=decoded.file_format, file_size=job.path.stat().st_size, width=width, height=height,
+        orientation=decoded.orientation, metadata=decoded.metadata, white_balance=decoded.white_balance,
+        preview_sha256=preview_sha, preview_source=preview_source, faces=faces, peak_rss_mb=peak_rss_mb(),
+    )
+
+
+def _store_preview(blobs: BlobStore, decoded: DecodedFrame, long_edge: int) -> tuple[str, str]:
+    if decoded.preview is not None:
+        return blobs.put_bytes(make_preview(decoded.preview, long_edge)), decoded.preview_source or "embedded"
+    return blobs.put_bytes(make_preview(Image.fromarray(decoded.rgb), long_edge)), "decoded"
+
+
+def _store_face(blobs: BlobStore, rgb: np.ndarray, finding: dict[str, Any], landmarks: np.ndarray, size: int) -> FaceRecord:
+    quad = ffhq_quad(landmarks)
+    crop = align_face(rgb, quad, size)
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG", compress_level=CROP_PNG_COMPRESSION)
+    return FaceRecord(
+        finding=finding, quad=np.round(quad, 2).tolist(), crop_sha256=blobs.put_bytes(buffer.getvalue()), crop_size=size
+    )

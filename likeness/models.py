@@ -1,0 +1,256 @@
+"""The ORM data model. The schema changes only through Alembic migrations (migrations/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# Blob columns carry info={"blob": ...}: `likeness doctor` finds every reference through it.
+# "required": the row is meaningless without the file; "optional": the file can be dropped.
+Sha256 = Annotated[str, mapped_column(String(64))]
+Timestamp = Annotated[dt.datetime, mapped_column(DateTime(timezone=True), default=utcnow)]
+
+
+def blob_column(*, required: bool, **kwargs: Any) -> Any:
+    return mapped_column(
+        String(64), nullable=not required, info={"blob": "required" if required else "optional"}, **kwargs
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Role(str, enum.Enum):
+    photographer = "photographer"
+    labeler = "labeler"
+    reviewer = "reviewer"
+    admin = "admin"
+
+
+class ShotStatus(str, enum.Enum):
+    accepted = "accepted"
+    quarantined = "quarantined"
+    rejected = "rejected"
+
+
+class Scope(str, enum.Enum):
+    ai_training = "ai_training"
+    commercial = "commercial"
+    editorial = "editorial"
+
+
+def _in(column: str, values: type[enum.Enum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Person(Base):
+    """A sitter, known everywhere by a pseudonymous code."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[Timestamp]
+
+    releases: Mapped[list[Release]] = relationship(back_populates="person", order_by="Release.id")
+    personal: Mapped[PersonalData | None] = relationship(uselist=False)
+
+
+class PersonalData(Base):
+    """Who the sitter is. Only the admin role may read this table."""
+
+    __tablename__ = "personal_data"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    date_of_birth: Mapped[dt.date | None] = mapped_column(Date)
+    # The sitter's own statement from the release intake; never inferred.
+    self_identified: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Release(Base):
+    """A signed model release. Its validity for a shot depends on the shot's capture date."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    document_sha256: Mapped[str] = blob_column(required=True)
+    document_name: Mapped[str] = mapped_column(String(255))
+    document_type: Mapped[str] = mapped_column(String(50))
+    signed_on: Mapped[dt.date] = mapped_column(Date)
+    expires_on: Mapped[dt.date | None] = mapped_column(Date)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    guardian_name: Mapped[str | None] = mapped_column(String(200))
+    witness_name: Mapped[str | None] = mapped_column(String(200))
+    revoked_on: Mapped[dt.date | None] = mapped_column(Date)
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Timestamp]
+
+    person: Mapped[Person] = relationship(back_populates="releases")
+
+
+class Shoot(Base):
+    """One studio session, described by the shoot folder's shoot.toml."""
+
+    __tablename__ = "shoots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    shoot_date: Mapped[dt.date] = mapped_column(Date)
+    studio: Mapped[str | None] = mapped_column(String(200))
+    photographer: Mapped[str | None] = mapped_column(String(200))
+    camera: Mapped[str | None] = mapped_column(String(200))
+    lighting_preset: Mapped[str | None] = mapped_column(String(200))
+    reference_frame: Mapped[str | None] = mapped_column(String(500))
+    sitters: Mapped[list[Any]] = mapped_column(default=list)
+    plan: Mapped[list[Any]] = mapped_column(default=list)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Timestamp]
+
+
+class Shot(Base):
+    """One captured file, stored once by content hash."""
+
+    __tablename__ = "shots"
+    __table_args__ = (CheckConstraint(_in("status", ShotStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = blob_column(required=True, unique=True)
+    shoot_id: Mapped[int] = mapped_column(ForeignKey("shoots.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    sitter_code: Mapped[str | None] = mapped_column(String(32))
+    relative_path: Mapped[str] = mapped_column(Text)
+    file_format: Mapped[str] = mapped_column(String(16))
+    file_size: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    orientation: Mapped[int] = mapped_column(default=1)
+    make: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(100))
+    lens: Mapped[str | None] = mapped_column(String(200))
+    serial: Mapped[str | None] = mapped_column(String(100))
+    iso: Mapped[float | None]
+    shutter_s: Mapped[float | None]
+    aperture: Mapped[float | None]
+    focal_length_mm: Mapped[float | None]
+    captured_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
+    capture_date: Mapped[dt.date] = mapped_column(Date)
+    white_balance: Mapped[list[Any] | None] = mapped_column(JSON)
+    exif: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    preview_sha256: Mapped[str | None] = blob_column(required=False)
+    preview_source: Mapped[str | None] = mapped_column(String(16))
+    face_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    reason_detail: Mapped[str | None] = mapped_column(Text)
+    qa: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="shot", order_by="Face.face_index", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Face(Base):
+    """A face found in a shot: landmarks, pose, eye measures and the aligned crop."""
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("shot_id", "face_index", name="uq_faces_shot_face"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id", ondelete="CASCADE"), index=True)
+    face_index: Mapped[int]
+    box: Mapped[list[Any]] = mapped_column(JSON)
+    score: Mapped[float]
+    landmarks: Mapped[list[Any]] = mapped_column(JSON)
+    yaw: Mapped[float | None]
+    pitch: Mapped[float | None]
+    roll: Mapped[float | None]
+    ear_right: Mapped[float | None]
+    ear_left: Mapped[float | None]
+    iris_right: Mapped[float | None]
+    iris_left: Mapped[float | None]
+    quad: Mapped[list[Any]] = mapped_column(JSON)
+    crop_sha256: Mapped[str | None] = blob_column(required=False)
+    crop_size: Mapped[int]
+    qa: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    shot: Mapped[Shot] = relationship(back_populates="faces")
+
+
+class IngestFailure(Base):
+    """A file in a shoot folder that could not be ingested, with the reason. One row per path."""
+
+    __tablename__ = "ingest_failures"
+    __table_args__ = (UniqueConstraint("shoot_id", "relative_path", name="uq_ingest_failures_shoot_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shoot_id: Mapped[int] = mapped_column(ForeignKey("shoots.id", ondelete="CASCADE"), index=True)
+    relative_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    last_seen_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
+
+
+class User(Base):
+    """A person who logs in to the workbench."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[Timestamp]
+
+
+class AuditEvent(Base):
+    """Who did what to which row, kept forever."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[Timestamp]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
