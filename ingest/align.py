@@ -7,13 +7,10 @@ top edge parallel to the eye line as corrected by the mouth direction.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import cv2
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 # Six eye contour points each, like the 68-point scheme FFHQ was built on: the image-left eye
 # is the subject's right eye.
@@ -25,7 +22,7 @@ MOUTH_LEFT, MOUTH_RIGHT = 61, 291
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     """Oriented crop quad (4, 2) in image pixels: top-left, bottom-left, bottom-right, top-right.
 
-    ``landmarks`` is the (478, 3) or (468+, 2+) FaceMesh array from :mod:`ingest.faces`.
+    ``landmarks`` is a FaceMesh array (468 or 478 points, x and y first) from :mod:`ingest.faces`.
     """
     lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
     # Eye contours rather than iris centres: the crop must not move when the gaze does.
@@ -55,6 +52,8 @@ def align_face(rgb: np.ndarray, quad: np.ndarray, size: int = 1024) -> np.ndarra
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"expected uint8 RGB, got {rgb.dtype}")
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     quad = np.asarray(quad, dtype=np.float64).reshape(4, 2)
@@ -92,8 +91,7 @@ def align_face(rgb: np.ndarray, quad: np.ndarray, size: int = 1024) -> np.ndarra
     dst_pts = np.array([[-0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]], np.float32)
     matrix = cv2.getAffineTransform(src_pts, dst_pts)
     border = cv2.BORDER_REFLECT if min(region.shape[:2]) > 1 else cv2.BORDER_REPLICATE
-    out = cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
-    return out.astype(np.uint8, copy=False)
+    return cv2.warpAffine(region, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
 def _nearest_span(coords: np.ndarray, extent: int) -> tuple[int, int]:

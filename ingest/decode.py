@@ -56,14 +56,24 @@ def decode_frame(path: Path, *, max_pixels: int) -> DecodedFrame:
         return _decode_raster(path, max_pixels=max_pixels)
     try:
         return _decode_raw(path, max_pixels=max_pixels, file_size=size)
-    except FrameError as error:
-        if error.kind != "unsupported_format":
+    except FrameError:
+        # A RAW container that LibRaw refuses stays refused (Pillow would read only its preview);
+        # anything else may be a misnamed JPEG or PNG and deserves a try.
+        if _looks_like_raw(path):
             raise
-        # A misnamed JPEG/PNG/TIFF still deserves to be read; a real RAW LibRaw refuses stays refused.
-        try:
-            return _decode_raster(path, max_pixels=max_pixels)
-        except FrameError:
-            raise error from None
+    return _decode_raster(path, max_pixels=max_pixels)
+
+
+# Leading bytes of RAW containers: TIFF (DNG, NEF, CR2, ARW, PEF...), Canon CIFF, Fujifilm,
+# Olympus, Panasonic, Minolta, Sigma; ISO-BMFF (CR3) has "ftyp" at offset 4.
+_RAW_MAGIC = (b"II*\x00", b"MM\x00*", b"II\x1a\x00\x00\x00HEAPCCDR", b"FUJIFILM", b"IIRO", b"IIRS", b"MMOR",
+              b"IIU\x00", b"\x00MRM", b"FOVb")
+
+
+def _looks_like_raw(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return head.startswith(_RAW_MAGIC) or head[4:8] == b"ftyp"
 
 
 def _checked_size(path: Path) -> int:
@@ -180,7 +190,7 @@ def _decode_raster(path: Path, *, max_pixels: int) -> DecodedFrame:
     except FrameError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise FrameError("too_large", str(exc)) from None
+        raise FrameError("too_large", f"refused as a decompression bomb, over the pixel limit: {exc}") from None
     except UnidentifiedImageError:
         raise FrameError("not_an_image", "not an image or RAW file that LibRaw or Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:

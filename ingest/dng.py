@@ -36,13 +36,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["write_dng", "BLACK_LEVEL", "WHITE_LEVEL", "MAX_WIDTH", "MAX_HEIGHT"]
+__all__ = ["write_dng", "BLACK_LEVEL", "WHITE_LEVEL", "MAX_SIDE", "MIN_SIDE"]
 
 BLACK_LEVEL = 512
 WHITE_LEVEL = 16383  # 14-bit sensor
-MAX_WIDTH = 6000
-MAX_HEIGHT = 6000
-MIN_SIZE = 32  # LibRaw refuses frames smaller than ~22 px
+MAX_SIDE = 6000  # a 24 MP body, either way up
+MIN_SIDE = 32  # LibRaw refuses frames smaller than ~22 px
 
 VALID_ORIENTATIONS = (1, 3, 6, 8)
 
@@ -56,8 +55,6 @@ _XYZ_TO_SRGB = (
 # TIFF field types.
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL = 1, 2, 3, 4, 5
 _UNDEFINED, _SRATIONAL = 7, 10
-_TYPE_SIZE = {_BYTE: 1, _ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _UNDEFINED: 1, _SRATIONAL: 8}
-_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I"}
 
 # Tags used below.
 _NEW_SUBFILE_TYPE = 254
@@ -265,10 +262,10 @@ def _validate_rgb(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     # Bayer quads need even dimensions; drop a trailing row/column.
     h, w = h - (h & 1), w - (w & 1)
-    if h < MIN_SIZE or w < MIN_SIZE:
-        raise ValueError(f"image too small for a raw frame: {w}x{h} (minimum {MIN_SIZE}x{MIN_SIZE})")
-    if max(h, w) > MAX_WIDTH or min(h, w) > MAX_HEIGHT:
-        raise ValueError(f"image too large: {w}x{h} (maximum {MAX_WIDTH}x{MAX_HEIGHT})")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(f"image too small for a raw frame: {w}x{h} (minimum {MIN_SIDE}x{MIN_SIDE})")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"image too large: {w}x{h} (maximum {MAX_SIDE} px per side)")
     return rgb[:h, :w]
 
 
@@ -280,6 +277,16 @@ def _validate_text(name: str, value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"{name} must be ASCII (TIFF ASCII field): {value!r}") from None
     return value
+
+
+def _as_float(name: str, value: float, *, positive: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or (positive and number <= 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number, got {value!r}")
+    return number
 
 
 def _as_ratio(name: str, value: tuple[int, int]) -> tuple[int, int]:
@@ -337,19 +344,18 @@ def write_dng(
         raise ValueError(f"white_balance must be three numbers, got {white_balance!r}") from None
     if multipliers.shape != (3,) or not np.all(np.isfinite(multipliers)) or np.any(multipliers <= 0):
         raise ValueError(f"white_balance must be three positive finite numbers, got {white_balance!r}")
-    if not np.isfinite(exposure_ev) or abs(exposure_ev) > 10:
+    exposure_ev = _as_float("exposure_ev", exposure_ev)
+    if abs(exposure_ev) > 10:
         raise ValueError(f"exposure_ev must be within [-10, 10], got {exposure_ev!r}")
     if orientation not in VALID_ORIENTATIONS:
         raise ValueError(f"orientation must be one of {VALID_ORIENTATIONS}, got {orientation!r}")
     if capture_time is not None and not isinstance(capture_time, datetime):
         raise ValueError(f"capture_time must be a datetime, got {type(capture_time).__name__}")
-    if not isinstance(iso, (int, np.integer)) or not 1 <= iso <= 65535:
+    if isinstance(iso, bool) or not isinstance(iso, (int, np.integer)) or not 1 <= iso <= 65535:
         raise ValueError(f"iso must be an integer in [1, 65535], got {iso!r}")
     exposure_time = _as_ratio("exposure_time", exposure_time)
-    if not f_number > 0 or not np.isfinite(f_number):
-        raise ValueError(f"f_number must be positive, got {f_number!r}")
-    if not focal_length > 0 or not np.isfinite(focal_length):
-        raise ValueError(f"focal_length must be positive, got {focal_length!r}")
+    f_number = _as_float("f_number", f_number, positive=True)
+    focal_length = _as_float("focal_length", focal_length, positive=True)
     if preview_size is not None and (not isinstance(preview_size, (int, np.integer)) or preview_size < 16):
         raise ValueError(f"preview_size must be None or an integer >= 16, got {preview_size!r}")
 
@@ -364,7 +370,7 @@ def write_dng(
 
     preview = None
     if preview_size is not None:
-        preview = _preview_jpeg(rgb, int(preview_size), float(exposure_ev))
+        preview = _preview_jpeg(rgb, int(preview_size), exposure_ev)
 
     when = capture_time or datetime.now()
     stamp = when.strftime("%Y:%m:%d %H:%M:%S")

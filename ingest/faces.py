@@ -1,9 +1,13 @@
 """Find faces in an RGB frame and measure them: 478 landmarks, head pose, eye openness, gaze.
 
-Detection runs on a downscaled copy of the frame with MediaPipe's full-range and short-range
-face detectors; every detected box is then re-cropped from the sharpest source that still has
-enough resolution and handed to FaceMesh, so small faces in large frames get a full-resolution
-mesh. Coordinates are always reported in pixels of the input image.
+MediaPipe's full-range and short-range detectors run on a downscaled copy of the frame (and the
+full-range one also on overlapping tiles of it, for small faces). Each detected box is re-cropped
+from a source with enough resolution, the full frame where needed, and handed to FaceMesh, which
+therefore never sees a whole 24-megapixel frame. Coordinates are in pixels of the input image.
+
+The MediaPipe graphs are built on first use and kept for the life of the process. MediaPipe does
+not survive fork() once used, so worker pools must use the 'spawn' or 'forkserver' start method
+if the parent has searched for faces itself.
 """
 
 from __future__ import annotations
@@ -41,9 +45,13 @@ MIN_TILED_EDGE = 640
 PITCH_BIAS_DEG = 6.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq would compare landmark arrays ambiguously
 class FaceFinding:
     """One face, in pixels of the image given to :func:`find_faces`.
+
+    ``box`` is the extent of the landmarks (x0, y0, x1, y1); ``score`` the detector confidence.
+    ``landmarks`` is FaceMesh's (478, 3) float32 array, z in the same pixel scale as x; where
+    the frame cuts the face, outline points continue past its edge.
 
     Pose sign conventions (degrees, camera looking at the subject, image y pointing down):
 
@@ -70,37 +78,22 @@ class FaceFinding:
     iris_left: float
 
     @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = self.box
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-    @property
     def ear_mean(self) -> float:
         return (self.ear_right + self.ear_left) / 2.0
 
     def to_json(self) -> dict[str, Any]:
-        def num(v: float) -> float | None:
-            return None if math.isnan(v) else round(float(v), 4)
-
-        return {
-            "box": [round(float(v), 2) for v in self.box],
-            "score": num(self.score),
-            "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist(),
-            **{k: num(getattr(self, k)) for k in _MEASURES},
-        }
+        """Plain JSON types; nan becomes None, landmarks are rounded to 0.01 px."""
+        measures = {k: None if math.isnan(v) else round(v, 4)
+                    for k in _MEASURES for v in [float(getattr(self, k))]}
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(self.score, 4),
+                "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist(), **measures}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaceFinding:
-        def num(v: float | None) -> float:
-            return float("nan") if v is None else float(v)
-
-        box = tuple(float(v) for v in data["box"])
-        return cls(
-            box=(box[0], box[1], box[2], box[3]),
-            score=num(data["score"]),
-            landmarks=np.asarray(data["landmarks"], dtype=np.float32).reshape(N_LANDMARKS, 3),
-            **{k: num(data.get(k)) for k in _MEASURES},
-        )
+        x0, y0, x1, y1 = (float(v) for v in data["box"])
+        measures = {k: float("nan") if data.get(k) is None else float(data[k]) for k in _MEASURES}
+        landmarks = np.asarray(data["landmarks"], dtype=np.float32).reshape(N_LANDMARKS, 3)
+        return cls(box=(x0, y0, x1, y1), score=float(data["score"]), landmarks=landmarks, **measures)
 
 
 _MEASURES = ("yaw", "pitch", "roll", "ear_right", "ear_left", "iris_right", "iris_left")
@@ -121,20 +114,15 @@ class ForkedAfterUseError(RuntimeError):
 
 def _graph(kind: str, confidence: float) -> Any:
     global _graphs_pid
-    if _graphs_pid is not None and _graphs_pid != os.getpid():
-        # MediaPipe's global state does not survive fork(): any new graph corrupts the heap.
-        raise ForkedAfterUseError(
-            "faces were searched in the parent before this worker was forked; start worker "
-            "processes with the 'spawn' or 'forkserver' method")
     key = (kind, round(confidence, 3))
     graph = _graphs.get(key)
     if graph is None:
         import mediapipe as mp  # heavy import, kept out of module import time
 
         if kind.startswith("mesh"):
-            graph = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, refine_landmarks=True, max_num_faces=int(kind[4:]),
-                min_detection_confidence=confidence)
+            graph = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                                    max_num_faces=int(kind[4:]),
+                                                    min_detection_confidence=confidence)
         else:
             graph = mp.solutions.face_detection.FaceDetection(
                 model_selection=1 if kind == "full" else 0, min_detection_confidence=confidence)
@@ -143,40 +131,35 @@ def _graph(kind: str, confidence: float) -> Any:
     return graph
 
 
-# --- Geometry ------------------------------------------------------------------------------
-
-
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 1e-9 and math.isfinite(num) and math.isfinite(den) else float("nan")
 
 
 def eye_aspect_ratio(pts: np.ndarray, idx: tuple[int, ...]) -> float:
+    """(|p2-p6| + |p3-p5|) / (2 |p1-p4|) on the image plane, for landmark indices p1..p6."""
     p1, p2, p3, p4, p5, p6 = (pts[i, :2].astype(np.float64) for i in idx)
     vertical = np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)
     return _ratio(float(vertical), 2.0 * float(np.linalg.norm(p1 - p4)))
 
 
 def iris_position(pts: np.ndarray, iris: int, outer: int, inner: int) -> float:
+    """Iris centre projected on the outer->inner corner axis: 0 at the outer corner, 1 at the inner."""
     a, b, c = (pts[i, :2].astype(np.float64) for i in (outer, inner, iris))
     axis = b - a
     return _ratio(float(np.dot(c - a, axis)), float(np.dot(axis, axis)))
 
 
 def head_pose(pts: np.ndarray) -> tuple[float, float, float]:
-    """Yaw, pitch, roll in degrees from an orthonormal frame spanned by the 3D landmarks."""
+    """Yaw, pitch, roll in degrees (see :class:`FaceFinding`) from a face frame in the 3D landmarks."""
     p = pts.astype(np.float64)
     across = (p[263] - p[33]) + (p[362] - p[133])  # towards the subject's left (image right)
     down = p[152] - p[10]  # forehead to chin
-    nan3 = (float("nan"),) * 3
-    nx = np.linalg.norm(across)
-    if not np.isfinite(nx) or nx < 1e-9:
-        return nan3
-    x = across / nx
-    down = down - np.dot(down, x) * x
-    ny = np.linalg.norm(down)
-    if not np.isfinite(ny) or ny < 1e-9:
-        return nan3
-    y = down / ny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = across / np.linalg.norm(across)
+        down = down - np.dot(down, x) * x
+        y = down / np.linalg.norm(down)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return (float("nan"),) * 3
     z = np.cross(x, y)  # into the scene, away from the camera, for a frontal face
     # Columns are the face axes in camera coordinates; decompose as Rz(roll) Ry(yaw) Rx(pitch).
     r = np.stack([x, y, z], axis=1)
@@ -188,32 +171,34 @@ def head_pose(pts: np.ndarray) -> tuple[float, float, float]:
 
 
 def _measure(pts: np.ndarray, score: float) -> FaceFinding:
-    x0, y0 = pts[:, :2].min(axis=0)
-    x1, y1 = pts[:, :2].max(axis=0)
+    (x0, y0), (x1, y1) = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
     yaw, pitch, roll = head_pose(pts)
     return FaceFinding(
-        box=(float(x0), float(y0), float(x1), float(y1)),
-        score=float(score),
-        landmarks=pts,
+        box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), landmarks=pts,
         yaw=yaw, pitch=pitch, roll=roll,
-        ear_right=eye_aspect_ratio(pts, RIGHT_EYE),
-        ear_left=eye_aspect_ratio(pts, LEFT_EYE),
+        ear_right=eye_aspect_ratio(pts, RIGHT_EYE), ear_left=eye_aspect_ratio(pts, LEFT_EYE),
         iris_right=iris_position(pts, RIGHT_IRIS, 33, 133),
         iris_left=iris_position(pts, LEFT_IRIS, 263, 362),
     )
 
 
+def _area(b: tuple[float, ...]) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    inter = _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+    union = _area(a) + _area(b) - inter
     return inter / union if union > 0 else 0.0
 
 
-# --- Pipeline ------------------------------------------------------------------------------
+def _dedup(items: list[Any], box_of: Any) -> list[Any]:
+    """Greedy suppression: keep items in order unless they overlap one already kept."""
+    kept: list[Any] = []
+    for item in items:
+        if all(_iou(box_of(item), box_of(k)) < DEDUP_IOU for k in kept):
+            kept.append(item)
+    return kept
 
 
 def _downscale(rgb: np.ndarray) -> tuple[np.ndarray, int]:
@@ -247,9 +232,9 @@ def _detect(small: np.ndarray, confidence: float) -> list[tuple[tuple[float, ...
     def run(kind: str, image: np.ndarray, ox: int, oy: int) -> None:
         h, w = image.shape[:2]
         for det in _graph(kind, confidence).process(image).detections or []:
-            rb = det.location_data.relative_bounding_box
-            box = (ox + rb.xmin * w, oy + rb.ymin * h,
-                   ox + (rb.xmin + rb.width) * w, oy + (rb.ymin + rb.height) * h)
+            b = det.location_data.relative_bounding_box
+            x0, y0 = ox + b.xmin * w, oy + b.ymin * h
+            box = (x0, y0, x0 + b.width * w, y0 + b.height * h)
             if box[2] - box[0] > 1 and box[3] - box[1] > 1:
                 found.append((box, float(det.score[0])))
 
@@ -258,53 +243,40 @@ def _detect(small: np.ndarray, confidence: float) -> list[tuple[tuple[float, ...
     for x, y, side in _tiles(*small.shape[:2]):
         run("full", np.ascontiguousarray(small[y:y + side, x:x + side]), x, y)
     found.sort(key=lambda bs: -bs[1])
-    kept: list[tuple[tuple[float, ...], float]] = []
-    for box, score in found:
-        if all(_iou(box, k) < DEDUP_IOU for k, _ in kept):
-            kept.append((box, score))
-    return kept
+    return _dedup(found, lambda bs: bs[0])
 
 
-def _square_crop(src: np.ndarray, cx: float, cy: float, side: float
-                 ) -> tuple[np.ndarray, float, float, float, float]:
-    """MESH_SIZE square crop centred on (cx, cy), zero-padded outside ``src``.
+Crop = tuple[np.ndarray, int, int, float]  # pixels, origin x and y in the source, source px per crop px
 
-    Returns the crop and the affine map back to ``src``: x_src = ox + x_crop * sx (same for y).
-    """
+
+def _square_crop(src: np.ndarray, cx: float, cy: float, side: float) -> Crop | None:
+    """MESH_SIZE square showing ``side`` source pixels around (cx, cy), black outside ``src``."""
     h, w = src.shape[:2]
-    side_i = max(1, int(round(side)))
-    x0, y0 = int(round(cx - side_i / 2)), int(round(cy - side_i / 2))
-    ix0, iy0 = max(0, x0), max(0, y0)
-    ix1, iy1 = min(w, x0 + side_i), min(h, y0 + side_i)
-    scale = MESH_SIZE / side_i
-    canvas = np.zeros((MESH_SIZE, MESH_SIZE, 3), np.uint8)
-    if ix1 <= ix0 or iy1 <= iy0:
-        return canvas, float(x0), float(y0), 1 / scale, 1 / scale
-    px, py = int(round((ix0 - x0) * scale)), int(round((iy0 - y0) * scale))
-    rw = max(1, min(MESH_SIZE - px, int(round((ix1 - ix0) * scale))))
-    rh = max(1, min(MESH_SIZE - py, int(round((iy1 - iy0) * scale))))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas[py:py + rh, px:px + rw] = cv2.resize(src[iy0:iy1, ix0:ix1], (rw, rh),
-                                                interpolation=interp)
-    sx, sy = (ix1 - ix0) / rw, (iy1 - iy0) / rh
-    return canvas, ix0 - px * sx, iy0 - py * sy, sx, sy
+    n = max(1, int(round(side)))
+    x0, y0 = int(round(cx - n / 2)), int(round(cy - n / 2))
+    region = src[max(0, y0):max(0, min(h, y0 + n)), max(0, x0):max(0, min(w, x0 + n))]
+    if region.size == 0:
+        return None
+    top, left = max(0, -y0), max(0, -x0)
+    square = cv2.copyMakeBorder(region, top, n - top - region.shape[0], left,
+                                n - left - region.shape[1], cv2.BORDER_CONSTANT, value=0)
+    interp = cv2.INTER_AREA if n > MESH_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(square, (MESH_SIZE, MESH_SIZE), interpolation=interp), x0, y0, n / MESH_SIZE
 
 
 def _mesh(image: np.ndarray, graph: Any) -> list[np.ndarray]:
     """FaceMesh landmarks as (478, 3) arrays in ``image`` pixels (z scaled like x)."""
     h, w = image.shape[:2]
-    result = graph.process(image)
     out = []
-    for face in result.multi_face_landmarks or []:
+    for face in graph.process(image).multi_face_landmarks or []:
         a = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
-        if a.shape != (N_LANDMARKS, 3) or not np.isfinite(a).all():
-            continue
-        out.append(a * np.array([w, h, w]))
+        if a.shape == (N_LANDMARKS, 3) and np.isfinite(a).all():
+            out.append(a * np.array([w, h, w]))
     return out
 
 
-def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int,
-                 box: tuple[float, ...], confidence: float) -> np.ndarray | None:
+def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int, box: tuple[float, ...],
+                 confidence: float) -> np.ndarray | None:
     """Mesh the face in ``box`` (``small`` pixels); landmarks in ``rgb`` pixels, or None."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = CROP_MARGIN * max(box[2] - box[0], box[3] - box[1])
@@ -314,14 +286,13 @@ def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int,
     else:
         src, k = rgb, 1
         cx, cy, side = cx * factor, cy * factor, side * factor
-    crop, ox, oy, sx, sy = _square_crop(src, cx, cy, side)
-    meshes = _mesh(crop, _graph("mesh1", confidence))
+    cropped = _square_crop(src, cx, cy, side)
+    meshes = _mesh(cropped[0], _graph("mesh1", confidence)) if cropped else []
     if not meshes:
         return None
-    pts = meshes[0]
-    pts[:, 0] = (pts[:, 0] * sx + ox) * k
-    pts[:, 1] = (pts[:, 1] * sy + oy) * k
-    pts[:, 2] = pts[:, 2] * sx * k
+    _, ox, oy, scale = cropped
+    pts = meshes[0] * scale + [ox, oy, 0.0]
+    pts *= k
     # A crop can hold a neighbour's face; keep the mesh only if it is centred in the box.
     cxi, cyi = pts[:, 0].mean() / factor, pts[:, 1].mean() / factor
     if not (box[0] <= cxi <= box[2] and box[1] <= cyi <= box[3]):
@@ -330,23 +301,27 @@ def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int,
     return pts.astype(np.float32)
 
 
-def find_faces(rgb: np.ndarray, *, max_faces: int = 5,
-               min_confidence: float = 0.5) -> list[FaceFinding]:
-    """Faces in an orientation-corrected HxWx3 uint8 RGB frame, largest first."""
+def find_faces(rgb: np.ndarray, *, max_faces: int = 5, min_confidence: float = 0.5) -> list[FaceFinding]:
+    """Faces in an orientation-corrected HxWx3 uint8 RGB frame, largest first.
+
+    Frames too small to hold a face give an empty list. In a worker process forked from one
+    that already called this function, raises :class:`ForkedAfterUseError`.
+    """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
     if rgb.dtype != np.uint8:
         raise TypeError(f"expected uint8 RGB, got {rgb.dtype}")
     if min(rgb.shape[:2]) < MIN_IMAGE_EDGE or max_faces < 1:
         return []
+    if _graphs_pid not in (None, os.getpid()):
+        # MediaPipe's global state does not survive fork(): any new graph corrupts the heap.
+        raise ForkedAfterUseError("faces were searched in the parent before this worker was forked; "
+                                  "start worker processes with the 'spawn' or 'forkserver' method")
     rgb = np.ascontiguousarray(rgb)  # MediaPipe and OpenCV want positive strides
     with _graphs_lock:
         findings = _find(rgb, max_faces, min_confidence)
-    findings.sort(key=lambda f: -f.area)
-    kept: list[FaceFinding] = []
-    for f in findings:
-        if all(_iou(f.box, k.box) < DEDUP_IOU for k in kept):
-            kept.append(f)
+    findings.sort(key=lambda f: -_area(f.box))
+    kept = _dedup(findings, lambda f: f.box)
     log.debug("found %d face(s) in %dx%d frame", len(kept), rgb.shape[1], rgb.shape[0])
     return kept[:max_faces]
 

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from likeness.db import Database
+from likeness.errors import ConfigError, ServiceUnavailable
+from likeness.models import Person, Shoot, Shot
+from likeness.workbench import Workbench
+
+
+def test_migration_creates_every_table(workbench: Workbench) -> None:
+    tables = set(inspect(workbench.db.engine).get_table_names())
+    assert {"people", "personal_data", "releases", "shoots", "shots", "faces", "users", "audit_events"} <= tables
+    assert workbench.db.current_revision() == workbench.db.head_revision()
+
+
+def test_empty_database_is_refused_with_the_fix(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(ConfigError, match="likeness db upgrade"):
+        db.require_current()
+    db.upgrade()
+    db.require_current()
+    db.close()
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    db = Database("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ServiceUnavailable, match="127.0.0.1"):
+        db.require_current()
+
+
+def _shot(shoot: Shoot, sha: str, status: str = "accepted") -> Shot:
+    return Shot(
+        sha256=sha, shoot_id=shoot.id, relative_path="a.dng", file_format="DNG", file_size=1, width=1, height=1,
+        capture_date=shoot.shoot_date, status=status,
+    )
+
+
+def test_constraints_hold_on_both_databases(workbench: Workbench) -> None:
+    with workbench.db.unit_of_work() as session:
+        shoot = Shoot(name="s", shoot_date=dt.date(2026, 1, 1))
+        session.add(shoot)
+        session.flush()
+        session.add(_shot(shoot, "a" * 64))
+    with pytest.raises(IntegrityError):
+        with workbench.db.unit_of_work() as session:
+            shoot = session.scalar(select(Shoot))
+            session.add(_shot(shoot, "a" * 64))  # the same content twice
+    with pytest.raises(IntegrityError):
+        with workbench.db.unit_of_work() as session:
+            shoot = session.scalar(select(Shoot))
+            session.add(_shot(shoot, "b" * 64, status="maybe"))
+    with pytest.raises(IntegrityError):
+        with workbench.db.unit_of_work() as session:
+            session.add_all([Person(code="P1"), Person(code="P1")])
+    with workbench.db.unit_of_work() as session:
+        assert session.scalar(select(Shot.sha256)) == "a" * 64

@@ -1,0 +1,115 @@
+"""What every page shares: the workbench, the signed-in user, role checks and error display."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+
+import streamlit as st
+from PIL import Image, ImageOps
+from pydantic import ValidationError
+
+from likeness.blobstore import BlobStore
+from likeness.config import Settings
+from likeness.errors import ConfigError, IntegrityProblem, LikenessError
+from likeness.models import Role
+from likeness.users import SignedIn
+from likeness.workbench import Workbench
+
+log = logging.getLogger(__name__)
+
+USER_KEY = "user"
+# Roles that may upload shoots; everyone signed in may look at contact sheets.
+UPLOADERS = (Role.photographer, Role.admin)
+
+
+def init_state() -> None:
+    """Per-user state, set once per browser session. Only plain values live here, never ORM rows."""
+    st.session_state.setdefault(USER_KEY, None)
+
+
+# -- shared resources ------------------------------------------------------------------------
+
+def _close(workbench: Workbench) -> None:
+    workbench.close()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, on_release=_close)
+def _open_workbench(settings_json: str) -> Workbench:
+    # Engine, session factory and blob store are thread-safe and shared by every browser session.
+    workbench = Workbench.open(Settings.model_validate_json(settings_json))
+    try:
+        workbench.db.require_current()
+    except BaseException:
+        workbench.close()
+        raise
+    return workbench
+
+
+def workbench() -> Workbench:
+    """The workbench for the current LIKENESS_* settings, opened once per process and shared."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"LIKENESS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
+    # Keyed by the settings, so a changed environment (another database) gets its own handles.
+    return _open_workbench(settings.model_dump_json())
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def thumbnail(blob_url: str, sha256: str, long_edge: int) -> bytes:
+    """A small JPEG of a stored image. Blobs never change, so the (store, hash) key is safe."""
+    out = io.BytesIO()
+    with BlobStore(blob_url).open(sha256) as handle:
+        try:
+            with Image.open(handle) as image:
+                image = ImageOps.exif_transpose(image).convert("RGB")
+                image.thumbnail((long_edge, long_edge))
+                image.save(out, format="JPEG", quality=85)
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise IntegrityProblem(f"blob {sha256[:12]}… is not a readable image: {exc}", hint="run `likeness doctor`") from None
+    return out.getvalue()
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def guard(*, stop: bool = False) -> Iterator[None]:
+    """Show a LikenessError as one error line; with `stop`, end the page there."""
+    try:
+        yield
+    except LikenessError as exc:
+        log.info("shown to the user: %s", exc)
+        st.error(" ".join(str(exc).split()), icon=":material/error:")
+        if stop:
+            st.stop()
+
+
+# -- who is signed in ------------------------------------------------------------------------
+
+def current_user() -> SignedIn | None:
+    user = st.session_state.get(USER_KEY)
+    return user if isinstance(user, SignedIn) else None
+
+
+def sign_in(user: SignedIn) -> None:
+    st.session_state[USER_KEY] = user
+
+
+def sign_out() -> None:
+    # Drop everything the last user left behind (selections, summaries, form values).
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    init_state()
+
+
+def require_role(*roles: Role) -> SignedIn:
+    """The signed-in user if their role is one of `roles`; otherwise the page stops here."""
+    user = current_user()
+    if user is None or user.role not in roles:
+        st.error("This page is not available to your role.", icon=":material/block:")
+        st.stop()
+    return user

@@ -1,0 +1,206 @@
+"""Read-only queries behind the pages. Each takes a session and returns plain frozen dataclasses,
+so nothing tied to a session outlives the unit of work that loaded it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from ingest.api import release_status
+from likeness.models import Face, IngestFailure, Person, Release, Role, Scope, Shoot, Shot, ShotStatus, User
+
+
+def active_role(session: Session, user_id: int) -> Role | None:
+    """The user's role now, or None when the account is gone or deactivated."""
+    role = session.scalar(select(User.role).where(User.id == user_id, User.active.is_(True)))
+    return Role(role) if role is not None else None
+
+
+# -- shoots ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShootRow:
+    id: int
+    name: str
+    shoot_date: dt.date
+    studio: str | None
+    photographer: str | None
+    counts: dict[str, int] = field(default_factory=dict)  # status -> shots
+    failed: int = 0
+
+    @property
+    def shots(self) -> int:
+        return sum(self.counts.values())
+
+    def label(self) -> str:
+        parts = [f"{self.counts.get(s.value, 0)} {s.value}" for s in ShotStatus if self.counts.get(s.value)]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return f"{self.name} · {self.shoot_date} · {', '.join(parts) or 'no frames'}"
+
+
+def list_shoots(session: Session) -> list[ShootRow]:
+    """Every shoot, newest first, with its shots counted per status and its failed files."""
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for shoot_id, status, n in session.execute(
+        select(Shot.shoot_id, Shot.status, func.count()).group_by(Shot.shoot_id, Shot.status)
+    ):
+        counts[shoot_id][status] = n
+    failed = dict(
+        session.execute(select(IngestFailure.shoot_id, func.count()).group_by(IngestFailure.shoot_id)).tuples()
+    )
+    return [
+        ShootRow(
+            id=s.id, name=s.name, shoot_date=s.shoot_date, studio=s.studio, photographer=s.photographer,
+            counts=counts.get(s.id, {}), failed=failed.get(s.id, 0),
+        )
+        for s in session.scalars(select(Shoot).order_by(Shoot.shoot_date.desc(), Shoot.name))
+    ]
+
+
+@dataclass(frozen=True)
+class FaceCard:
+    crop_sha256: str | None
+    ear_right: float | None
+    ear_left: float | None
+    iris_right: float | None
+    iris_left: float | None
+    yaw: float | None
+    pitch: float | None
+    roll: float | None
+
+
+@dataclass(frozen=True)
+class ShotCard:
+    id: int
+    relative_path: str
+    sitter_code: str | None
+    status: str
+    reason: str | None
+    reason_detail: str | None
+    preview_sha256: str | None
+    width: int
+    height: int
+    faces: tuple[FaceCard, ...] = ()
+
+
+def count_shots(session: Session, shoot_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Shot).where(Shot.shoot_id == shoot_id)) or 0
+
+
+def contact_sheet(session: Session, shoot_id: int, *, offset: int = 0, limit: int = 24) -> list[ShotCard]:
+    """One page of a shoot's shots in file order, with the measures of their faces."""
+    shots = session.execute(
+        select(
+            Shot.id, Shot.relative_path, Shot.sitter_code, Shot.status, Shot.reason, Shot.reason_detail,
+            Shot.preview_sha256, Shot.width, Shot.height,
+        )
+        .where(Shot.shoot_id == shoot_id)
+        .order_by(Shot.relative_path, Shot.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    faces: dict[int, list[FaceCard]] = defaultdict(list)
+    if shots:
+        # Columns only: the 478 landmarks per face are not needed here.
+        for row in session.execute(
+            select(
+                Face.shot_id, Face.crop_sha256, Face.ear_right, Face.ear_left, Face.iris_right, Face.iris_left,
+                Face.yaw, Face.pitch, Face.roll,
+            )
+            .where(Face.shot_id.in_([s.id for s in shots]))
+            .order_by(Face.shot_id, Face.face_index)
+        ):
+            faces[row.shot_id].append(FaceCard(*row[1:]))
+    return [ShotCard(*shot, faces=tuple(faces.get(shot.id, ()))) for shot in shots]
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    relative_path: str
+    kind: str
+    reason: str
+
+
+def ingest_failures(session: Session, shoot_id: int) -> list[FailureRow]:
+    return [
+        FailureRow(*row)
+        for row in session.execute(
+            select(IngestFailure.relative_path, IngestFailure.kind, IngestFailure.reason)
+            .where(IngestFailure.shoot_id == shoot_id)
+            .order_by(IngestFailure.relative_path)
+        )
+    ]
+
+
+# -- people (admin only: these rows carry personal data) -------------------------------------
+
+@dataclass(frozen=True)
+class PersonRow:
+    code: str
+    legal_name: str | None
+    date_of_birth: dt.date | None
+    email: str | None
+    phone: str | None
+    releases: int
+    ai_training_today: str
+
+
+def people_with_personal_data(session: Session, *, today: dt.date) -> list[PersonRow]:
+    """Every sitter with their personal data and whether a release covers ai_training today."""
+    rows = []
+    for person in session.scalars(
+        select(Person).options(selectinload(Person.releases), selectinload(Person.personal)).order_by(Person.code)
+    ):
+        status = release_status(person, today, Scope.ai_training)
+        personal = person.personal
+        rows.append(
+            PersonRow(
+                code=person.code,
+                legal_name=personal.legal_name if personal else None,
+                date_of_birth=personal.date_of_birth if personal else None,
+                email=personal.email if personal else None,
+                phone=personal.phone if personal else None,
+                releases=len(person.releases),
+                ai_training_today=status.state.value if status.valid else f"{status.state.value}: {status.detail}",
+            )
+        )
+    return rows
+
+
+def person_codes(session: Session) -> list[str]:
+    return list(session.scalars(select(Person.code).order_by(Person.code)))
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    id: int
+    person: str
+    signed_on: dt.date
+    expires_on: dt.date | None
+    scopes: str
+    guardian: str | None
+    witness: str | None
+    document: str
+    revoked_on: dt.date | None
+    revoked_reason: str | None
+
+    def label(self) -> str:
+        return f"#{self.id} · {self.person} · signed {self.signed_on} · {self.scopes}"
+
+
+def list_releases(session: Session) -> list[ReleaseRow]:
+    return [
+        ReleaseRow(
+            id=r.id, person=code, signed_on=r.signed_on, expires_on=r.expires_on, scopes=", ".join(r.scopes or []),
+            guardian=r.guardian_name, witness=r.witness_name, document=f"{r.document_name} ({r.document_type})",
+            revoked_on=r.revoked_on, revoked_reason=r.revoked_reason,
+        )
+        for r, code in session.execute(
+            select(Release, Person.code).join(Person, Release.person_id == Person.id).order_by(Person.code, Release.id)
+        ).tuples()
+    ]
