@@ -41,15 +41,20 @@ def ingest_folder(
     workers: int | None = typer.Option(None, help="Worker processes (default: LIKENESS_WORKERS or all cores)."),
 ) -> None:
     """Ingest every frame of a shoot folder (safe to re-run; resumes after a crash)."""
-    with open_workbench() as wb:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"ingest {path}", total=None)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar = Progress(*columns, console=console, transient=True)
+    task = bar.add_task(f"ingest {path}", total=None)
 
-            def progress(done: int, total: int, _path: str) -> None:
-                bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int, _path: str) -> None:
+        bar.start()  # only once the folder is known to be a shoot: errors stay one line
+        bar.update(task, completed=done, total=total)
 
+    try:
+        with open_workbench() as wb:
             summary = api.ingest_folder(workbench=wb, path=path, actor=ACTOR, workers=workers, progress=progress)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     print_summary(summary)
     if not summary.ok:
         raise typer.Exit(1)

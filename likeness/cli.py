@@ -8,7 +8,6 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,25 +24,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class UserError(click.ClickException):
-    """A LikenessError on its way out: one line on stderr, exit 1."""
-
-    exit_code = 1
-
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"error: {self.message}", err=True)
-
-
 class LikenessGroup(TyperGroup):
-    """Turns our own errors into one clear line (or a traceback with --debug)."""
+    """Turns our own errors into one clear line on stderr and exit 1 (a traceback with --debug)."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except LikenessError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            raise UserError(str(exc)) from exc
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from exc
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -52,7 +43,7 @@ class DefaultCommandGroup(TyperGroup):
 
     default_command = ""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -50,9 +51,12 @@ def list_shoots(session: Session) -> list[ShootRow]:
         select(Shot.shoot_id, Shot.status, func.count()).group_by(Shot.shoot_id, Shot.status)
     ):
         counts[shoot_id][status] = n
-    failed = dict(
-        session.execute(select(IngestFailure.shoot_id, func.count()).group_by(IngestFailure.shoot_id)).tuples()
-    )
+    failed = {
+        shoot_id: n
+        for shoot_id, n in session.execute(
+            select(IngestFailure.shoot_id, func.count()).group_by(IngestFailure.shoot_id)
+        )
+    }
     return [
         ShootRow(
             id=s.id, name=s.name, shoot_date=s.shoot_date, studio=s.studio, photographer=s.photographer,
@@ -86,6 +90,12 @@ class ShotCard:
     width: int
     height: int
     faces: tuple[FaceCard, ...] = ()
+
+
+def shoot_uses_folder(session: Session, folder: Path) -> bool:
+    """Whether a stored shoot was ingested from `folder` (its source_path)."""
+    source = str(folder.resolve())
+    return session.scalar(select(func.count()).select_from(Shoot).where(Shoot.source_path == source)) > 0
 
 
 def count_shots(session: Session, shoot_id: int) -> int:
@@ -202,5 +212,5 @@ def list_releases(session: Session) -> list[ReleaseRow]:
         )
         for r, code in session.execute(
             select(Release, Person.code).join(Person, Release.person_id == Person.id).order_by(Person.code, Release.id)
-        ).tuples()
+        )
     ]

@@ -155,3 +155,8 @@ def stage_upload(upload_dir: Path, uploads: Sequence[Upload], fields: ShootField
         raise
     return folder
 
+
+
+def discard(folder: Path) -> None:
+    """Remove a staged folder that no shoot refers to."""
+    shutil.rmtree(folder, ignore_errors=True)

@@ -16,12 +16,12 @@ with st.form("login"):
     submitted = st.form_submit_button("Sign in", type="primary")
 
 if submitted:
-    user = None
-    with guard(), workbench().db.unit_of_work() as session:
-        user = authenticate(session=session, username=username, password=password)
-    if user is None:
-        # Never say which of the two was wrong.
-        st.error("Wrong username or password.", icon=":material/error:")
-    else:
-        sign_in(user)
-        st.rerun()  # outside the unit of work: the rerun exception would roll it back
+    with guard():
+        with workbench().db.unit_of_work() as session:
+            user = authenticate(session=session, username=username, password=password)
+        if user is None:
+            # Never say which of the two was wrong.
+            st.error("Wrong username or password.", icon=":material/error:")
+        else:
+            sign_in(user)
+            st.rerun()  # outside the unit of work: the rerun exception would roll it back

@@ -1,0 +1,108 @@
+"""People: sitters with their personal data and model releases. Admins only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import streamlit as st
+
+from ingest.api import add_person, add_release, revoke_release
+from likeness.errors import InvalidInput
+from likeness.models import Role, Scope
+from ui import queries
+from ui._common import guard, require_role, workbench
+from ui.staging import safe_name
+
+DOCUMENT_TYPES = ["pdf", "png", "jpg", "jpeg", "tif", "tiff"]
+COLUMNS = {
+    "code": "Code", "legal_name": "Legal name", "date_of_birth": "Date of birth", "email": "Email", "phone": "Phone",
+    "releases": "Releases", "ai_training_today": "ai_training today", "id": "#", "person": "Person",
+    "signed_on": "Signed", "expires_on": "Expires", "scopes": "Scopes", "guardian": "Guardian", "witness": "Witness",
+    "document": "Document", "revoked_on": "Revoked", "revoked_reason": "Revocation reason",
+}
+
+user = require_role(Role.admin)
+wb = workbench()
+today = dt.date.today()
+st.title("People")
+tables = st.container()  # filled last, so it already shows what the forms below just wrote
+add_tab, release_tab, revoke_tab = st.tabs(["Add a person", "Add a release", "Revoke a release"])
+
+with add_tab, st.form("add_person", clear_on_submit=True):
+    code = st.text_input("Person code", key="person_code", placeholder="P0042")
+    legal_name = st.text_input("Legal name", key="person_legal_name")
+    date_of_birth = st.date_input(
+        "Date of birth", value=None, min_value=dt.date(1900, 1, 1), max_value=today, key="person_date_of_birth"
+    )
+    email = st.text_input("Email", key="person_email")
+    phone = st.text_input("Phone", key="person_phone")
+    if st.form_submit_button("Add person", type="primary"):
+        with guard():
+            with wb.db.unit_of_work() as session:
+                added = add_person(
+                    session=session, code=code, legal_name=legal_name.strip() or None, date_of_birth=date_of_birth,
+                    email=email.strip() or None, phone=phone.strip() or None, actor=user.username,
+                ).code
+            st.success(f"Added {added}.")
+
+with guard(stop=True), wb.db.unit_of_work() as session:
+    codes = queries.person_codes(session)
+with release_tab, st.form("add_release", clear_on_submit=True):
+    release_person = st.selectbox("Person", codes, index=None, key="release_person")
+    document = st.file_uploader("Signed document (PDF or scan)", type=DOCUMENT_TYPES, key="release_document")
+    signed_on = st.date_input("Signed on", value=today, min_value=dt.date(1990, 1, 1), max_value=today, key="release_signed")
+    expires_on = st.date_input("Expires on", value=None, min_value=dt.date(1990, 1, 1), key="release_expires")
+    scopes = st.multiselect("Scopes", [s.value for s in Scope], default=[Scope.ai_training.value], key="release_scopes")
+    guardian = st.text_input("Guardian (for a minor)", key="release_guardian")
+    witness = st.text_input("Witness", key="release_witness")
+    if st.form_submit_button("Add release", type="primary"):
+        with guard():
+            if release_person is None or document is None:
+                raise InvalidInput("a release needs a person and its signed document")
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / safe_name(document.name)
+                path.write_bytes(document.getvalue())
+                with wb.db.unit_of_work() as session:
+                    release_id = add_release(
+                        session=session, blobs=wb.blobs, person_code=release_person, document=path,
+                        signed_on=signed_on, expires_on=expires_on, scopes=scopes,
+                        guardian_name=guardian.strip() or None, witness_name=witness.strip() or None,
+                        actor=user.username,
+                    ).id
+            st.success(f"Release #{release_id} added for {release_person}.")
+
+with guard(stop=True), wb.db.unit_of_work() as session:
+    open_releases = {r.id: r for r in queries.list_releases(session) if r.revoked_on is None}
+with revoke_tab, st.form("revoke_release", clear_on_submit=True):
+    release_id = st.selectbox(
+        "Release", list(open_releases), index=None, format_func=lambda i: open_releases[i].label(), key="revoke_id"
+    )
+    reason = st.text_input("Reason", key="revoke_reason")
+    revoked_on = st.date_input("Revoked on", value=today, min_value=dt.date(1990, 1, 1), max_value=today, key="revoke_on")
+    if st.form_submit_button("Revoke release"):
+        with guard():
+            if release_id is None:
+                raise InvalidInput("choose the release to revoke")
+            with wb.db.unit_of_work() as session:
+                result = revoke_release(
+                    session=session, release_id=release_id, reason=reason, revoked_on=revoked_on, actor=user.username
+                )
+            st.success(f"Release #{release_id} revoked; {result.quarantined} shots quarantined.")
+
+with tables, guard(stop=True):
+    with wb.db.unit_of_work() as session:
+        people = queries.people_with_personal_data(session, today=today)
+        releases = queries.list_releases(session)
+    st.subheader("Sitters")
+    if people:
+        st.dataframe([asdict(p) for p in people], hide_index=True, column_config=COLUMNS, width="stretch")
+    else:
+        st.info("No sitters registered yet.")
+    st.subheader("Releases")
+    if releases:
+        st.dataframe([asdict(r) for r in releases], hide_index=True, column_config=COLUMNS, width="stretch")
+    else:
+        st.info("No releases recorded yet.")

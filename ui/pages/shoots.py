@@ -1,0 +1,148 @@
+"""Shoots: upload a shoot (photographers and admins) and look through contact sheets (every role).
+
+Only admins see the gate's reason details: they can state a sitter's age, which comes from the
+admin-only personal data. Everyone else sees sitter codes, statuses and reason codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict
+
+import streamlit as st
+
+from ingest.api import IngestSummary, ingest_folder
+from likeness.errors import LikenessError
+from likeness.models import Role
+from ui import queries
+from ui._common import UPLOADERS, guard, require_role, thumbnail, workbench
+from ui.staging import UPLOAD_TYPES, ShootFields, discard, stage_upload
+
+PER_PAGE = 24
+PER_ROW = 4
+STATUS_COLOURS = {"accepted": "green", "quarantined": "orange", "rejected": "red"}
+
+user = require_role(*Role)
+wb = workbench()
+blob_url = wb.blobs.url
+st.title("Shoots")
+
+
+def show_summary(summary: IngestSummary) -> None:
+    quarantined = sum(len(paths) for paths in summary.quarantined.values())
+    line = (
+        f"**{summary.shoot}**: {summary.files} files in {summary.elapsed_s:.1f} s: {len(summary.accepted)} accepted, "
+        f"{quarantined} quarantined, {len(summary.duplicates)} duplicates skipped, "
+        f"{len(summary.already_stored)} already stored, {len(summary.failed)} failed"
+    )
+    (st.warning if summary.failed or quarantined else st.success)(line)
+    lines = [f"- quarantined ({reason}): {', '.join(paths)}" for reason, paths in sorted(summary.quarantined.items())]
+    lines += [f"- duplicate: {path} repeats {of}" for path, of in summary.duplicates]
+    lines += [f"- failed: {path}: {reason} ({kind})" for path, kind, reason in summary.failed]
+    if lines:
+        st.markdown("\n".join(lines))
+
+
+def show_card(card: queries.ShotCard) -> None:
+    if card.preview_sha256:
+        with guard():
+            st.image(thumbnail(blob_url, card.preview_sha256, 480), width="stretch")
+    st.caption(f"{card.relative_path} · {card.sitter_code or 'no sitter'} · {card.width}×{card.height}")
+    colour = STATUS_COLOURS.get(card.status, "gray")
+    st.markdown(f":{colour}[**{card.status}**]" + (f" · {card.reason}" if card.reason else ""))
+    if card.reason_detail and user.role is Role.admin:
+        st.caption(card.reason_detail)
+    for face in card.faces:
+        crop, measures = st.columns([1, 2], vertical_alignment="center")
+        if face.crop_sha256:
+            with crop, guard():
+                st.image(thumbnail(blob_url, face.crop_sha256, 160), width=96)
+        measures.caption(
+            f"EAR R {_n(face.ear_right, 2)} / L {_n(face.ear_left, 2)}  \n"
+            f"iris R {_n(face.iris_right, 2)} / L {_n(face.iris_left, 2)}  \n"
+            f"yaw {_n(face.yaw, 0)}° pitch {_n(face.pitch, 0)}° roll {_n(face.roll, 0)}°"
+        )
+
+
+def ingest_upload(files: list, fields: ShootFields) -> IngestSummary:
+    folder = stage_upload(wb.settings.resolved_upload_dir, files, fields)
+    bar = st.progress(0.0, text="ingesting …")
+    try:
+        summary = ingest_folder(
+            workbench=wb, path=folder, actor=user.username, workers=wb.settings.workers,
+            progress=lambda done, total, path: bar.progress(done / max(total, 1), text=f"{done}/{total} · {path}"),
+        )
+    except LikenessError:
+        # Refused before anything was stored (a bad manifest, a name taken): drop the staging folder.
+        with wb.db.unit_of_work() as session:
+            if not queries.shoot_uses_folder(session, folder):
+                discard(folder)
+        raise
+    finally:
+        bar.empty()
+    return summary
+
+
+def _n(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+# -- upload ----------------------------------------------------------------------------------
+if user.role in UPLOADERS:
+    with st.expander("Upload a shoot", icon=":material/upload:"):
+        with st.form("upload", clear_on_submit=True):
+            files = st.file_uploader(
+                "Frames (RAW, JPEG, PNG, TIFF), optionally with a shoot.toml",
+                type=list(UPLOAD_TYPES), accept_multiple_files=True, key="upload_files",
+            )
+            st.caption("Without a shoot.toml these fields describe the shoot; the sitter code applies to every frame.")
+            left, right = st.columns(2)
+            name = left.text_input("Shoot name", key="upload_name")
+            date = right.date_input("Shoot date", key="upload_date", min_value=dt.date(2000, 1, 1))
+            studio = left.text_input("Studio", key="upload_studio")
+            sitter = right.text_input("Sitter code", key="upload_sitter", placeholder="P0042")
+            submitted = st.form_submit_button("Ingest", type="primary", icon=":material/upload:")
+        if submitted:
+            with guard():
+                fields = ShootFields(name=name, date=date, studio=studio, sitter_code=sitter, photographer=user.username)
+                summary = ingest_upload(files or [], fields)
+                st.session_state["last_ingest"] = summary
+                st.session_state["shoot_id"] = summary.shoot_id
+    if "last_ingest" in st.session_state:
+        show_summary(st.session_state["last_ingest"])
+
+# -- contact sheets --------------------------------------------------------------------------
+with guard(stop=True), wb.db.unit_of_work() as session:
+    shoots = queries.list_shoots(session)
+if not shoots:
+    st.info("No shoots stored yet." + (" Upload one above." if user.role in UPLOADERS else ""))
+    st.stop()
+by_id = {s.id: s for s in shoots}
+if st.session_state.get("shoot_id") not in by_id:
+    st.session_state["shoot_id"] = shoots[0].id
+shoot_id = st.selectbox("Shoot", list(by_id), format_func=lambda i: by_id[i].label(), key="shoot_id")
+
+with guard(stop=True), wb.db.unit_of_work() as session:
+    total = queries.count_shots(session, shoot_id)
+pages = max(1, math.ceil(total / PER_PAGE))
+page = st.number_input("Page", 1, pages, key=f"page_{shoot_id}") if pages > 1 else 1
+with guard(stop=True), wb.db.unit_of_work() as session:
+    cards = queries.contact_sheet(session, shoot_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
+    failures = queries.ingest_failures(session, shoot_id)
+
+shoot = by_id[shoot_id]
+st.caption(
+    f"{shoot.shoot_date} · {shoot.studio or 'studio not given'} · photographer {shoot.photographer or 'not given'} · "
+    f"{total} frames stored"
+)
+if not cards:
+    st.info("No frames of this shoot are stored.")
+for start in range(0, len(cards), PER_ROW):
+    for column, card in zip(st.columns(PER_ROW), cards[start : start + PER_ROW]):
+        with column.container(border=True):
+            show_card(card)
+
+if failures:
+    st.subheader("Files that could not be ingested")
+    st.dataframe([asdict(f) for f in failures], hide_index=True, width="stretch")
