@@ -1,0 +1,835 @@
+"""Ingest benchmark: the whole ingest against a LibRaw-only floor on full-size DNGs.
+
+    python -m bench.ingest [--files 24] [--workers 2] [--size 6000x4000] [--repeats 2] [--keep DIR]
+
+What it does, in one run:
+
+1. Builds ``--files`` full-size Bayer DNGs (``ingest.dng.write_dng``, with a 1024 px embedded JPEG
+   preview as a camera or DNG converter writes) from real photographs: ``skimage.data.astronaut()``
+   re-framed with ``ingest.sample_shoot.render_portrait_frame``, plus, when the shared test data is
+   there (``$LIKENESS_TESTDATA``, default ``<repo>/../shared/testdata``), the open-eyed portraits in
+   ``faces/open`` that hold exactly one face, cropped and zoomed differently for every frame. Every
+   frame has its own framing, exposure and white balance, so no two files share a hash; each
+   rendered frame is checked to show exactly one face. The build runs in a process pool and is
+   reported but not counted.
+2. For each repeat, in turn (a, b, c, a, b, c ...):
+
+   a. the floor: the same files decoded by rawpy alone,
+      ``rawpy.imread(path).postprocess(**RAW_POSTPROCESS)``, in a 'spawn' process pool of the same
+      size as the ingest's, timed from pool creation to the last result;
+   b. the whole ingest: ``ingest.api.ingest_folder`` on the shoot folder, into a fresh SQLite
+      database and local blob store (so nothing is skipped as already stored), with the sitters
+      registered and released beforehand so every frame is accepted;
+   c. a contact sheet: ``ingest.decode.quick_preview(path, 1024)`` for every file in a pool of the
+      same size, timed from pool creation until the sheet (one PIL image of all previews) is written.
+
+3. Prints a table (min and median of each figure, files/s, the ratio (b)/(a) against its 1.3 target,
+   peak RSS per worker against 1500 MB, contact-sheet time) and, as the last line of stdout, the
+   figures as JSON (also written to ``--json PATH``).
+
+``--profile K`` then ingests K of the frames in this process (workers=0) under cProfile and prints
+where an ingest's time goes per frame, step by step, next to the rawpy-only decode of the same
+frames.
+
+Everything happens in a temporary folder that is removed afterwards, unless ``--keep DIR`` names
+an empty (or new) folder to keep it all in.
+"""
+
+from __future__ import annotations
+
+# Only the standard library at module level: spawned pool workers import this module again (as
+# __mp_main__), and the floor workers must not pay for, or hold the memory of, the ingest's
+# imports. Heavy modules are imported inside the functions that need them.
+import argparse
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RATIO_TARGET = 1.3  # ingest time / rawpy-only floor, with 2 workers
+RSS_TARGET_MB = 1500.0  # peak resident memory per worker process
+CONTACT_LONG_EDGE = 1024  # quick_preview size for the contact sheet
+CONTACT_CELL = 256  # long edge of one picture on the sheet
+ASTRONAUT = "skimage:astronaut"
+MIN_SOURCE_EDGE = 256  # smaller photographs hold too little detail to stand for a 24 MP frame
+MAX_LOOK_ATTEMPTS = 6  # new framings tried when a rendered frame does not show exactly one face
+SHOOT_NAME = "bench-shoot"
+ACTOR = "bench"
+
+
+# -------------------------------------------------------------------------------------------------
+# Pool tasks (top level, so spawned workers can unpickle them)
+# -------------------------------------------------------------------------------------------------
+
+
+def _floor_task(path: str, postprocess: dict[str, Any]) -> tuple[tuple[int, ...], float]:
+    """Decode one file with rawpy alone; return the output shape and this worker's peak RSS (MB)."""
+    import rawpy
+
+    with rawpy.imread(path) as raw:
+        shape = tuple(raw.postprocess(**postprocess).shape)
+    return shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _preview_task(path: str, long_edge: int) -> bytes | None:
+    from ingest.decode import quick_preview
+
+    return quick_preview(Path(path), long_edge)
+
+
+def _probe_task(source: str) -> dict[str, Any]:
+    """Size and faces of a source photograph, as the ingest's detector sees it."""
+    import numpy as np
+
+    from ingest.faces import find_faces
+
+    photo = _load_photo(source)
+    faces = find_faces(photo)
+    astronaut = _load_photo(ASTRONAUT)
+    same_as_astronaut = source != ASTRONAUT and photo.shape == astronaut.shape and bool(np.array_equal(photo, astronaut))
+    return {
+        "source": source,
+        "width": int(photo.shape[1]),
+        "height": int(photo.shape[0]),
+        "faces": len(faces),
+        "face_box": [float(v) for v in faces[0].box] if len(faces) == 1 else None,
+        "same_as_astronaut": same_as_astronaut,
+    }
+
+
+def _build_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Render one frame from its source photograph and write it as a DNG."""
+    import numpy as np
+
+    from ingest.dng import write_dng
+    from ingest.faces import find_faces
+    from ingest.sample_shoot import MAKE, MODEL, SERIAL
+
+    started = time.perf_counter()
+    photo = _load_photo(spec["source"])
+    rng = np.random.default_rng(spec["seed"])
+    for attempt in range(1, MAX_LOOK_ATTEMPTS + 1):
+        look = _draw_look(spec, photo, rng)
+        faces = len(find_faces(look["display"]))
+        if faces == 1:
+            break
+    else:
+        raise RuntimeError(
+            f"{spec['relative_path']}: no framing of {spec['source']} showed exactly one face "
+            f"in {MAX_LOOK_ATTEMPTS} tries (last: {faces})"
+        )
+    path = Path(spec["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_dng(
+        path,
+        _to_stored(look["display"], look["orientation"]),
+        make=MAKE,
+        model=MODEL,
+        serial=SERIAL,
+        white_balance=look["white_balance"],
+        exposure_ev=look["exposure_ev"],
+        orientation=look["orientation"],
+        capture_time=dt.datetime.fromisoformat(spec["capture_time"]),
+        iso=int(rng.choice([100, 100, 200, 400])),
+        exposure_time=(1, int(rng.choice([125, 160, 200]))),
+        f_number=float(rng.choice([5.6, 8.0, 11.0])),
+        focal_length=85.0,
+        preview_size=spec["preview_size"],
+    )
+    return {
+        "relative_path": spec["relative_path"],
+        "source": spec["source"],
+        "seconds": time.perf_counter() - started,
+        "attempts": attempt,
+        "orientation": look["orientation"],
+        "exposure_ev": round(look["exposure_ev"], 3),
+        "white_balance": [round(v, 3) for v in look["white_balance"]],
+        "bytes": path.stat().st_size,
+    }
+
+
+# -------------------------------------------------------------------------------------------------
+# Rendering frames from photographs
+# -------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _load_photo(source: str):  # -> np.ndarray (H, W, 3) uint8, upright
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    if source == ASTRONAUT:
+        from skimage import data as skdata
+
+        return skdata.astronaut()
+    with Image.open(source) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def _draw_look(spec: dict[str, Any], photo, rng) -> dict[str, Any]:
+    """One framing of the photograph, with its exposure and as-shot white balance."""
+    from ingest.sample_shoot import render_portrait_frame
+
+    width, height = spec["size"]
+    exposure_ev = float(rng.uniform(-0.7, 0.7))
+    white_balance = (float(rng.uniform(1.7, 2.4)), 1.0, float(rng.uniform(1.3, 1.9)))
+    if spec["source"] == ASTRONAUT:
+        # A camera turned for a portrait frame now and then, as in a real session.
+        orientation = 6 if spec["index"] % 4 == 2 else 1
+        display_size = (height, width) if orientation == 6 else (width, height)
+        display = render_portrait_frame(
+            photo,
+            display_size,
+            face_centre=(float(rng.uniform(0.36, 0.64)), float(rng.uniform(0.38, 0.52))),
+            face_width=float(rng.uniform(0.18, 0.36)),
+            rng=rng,
+        )
+    else:
+        orientation = 6 if photo.shape[0] > photo.shape[1] else 1
+        display_size = (height, width) if orientation == 6 else (width, height)
+        display = _frame_photo(photo, display_size, spec["face_box"], rng)
+    return {"display": display, "orientation": orientation, "exposure_ev": exposure_ev, "white_balance": white_balance}
+
+
+def _frame_photo(photo, size: tuple[int, int], face_box: list[float], rng):
+    """Crop ``photo`` to the aspect of ``size`` (zoomed in by a random amount, the face placed
+    somewhere near the middle but always wholly inside) and scale it to ``size``."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    ih, iw = photo.shape[:2]
+    aspect = width / height
+    if iw / ih > aspect:
+        max_w, max_h = ih * aspect, float(ih)
+    else:
+        max_w, max_h = float(iw), iw / aspect
+    x0, y0, x1, y1 = face_box
+    fw, fh = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    max_zoom = max(1.0, min(1.6, max_w / (2.2 * fw), max_h / (2.2 * fh)))
+    zoom = float(rng.uniform(1.0, max_zoom))
+    ww, wh = max_w / zoom, max_h / zoom
+
+    def place(start: float, lo_face: float, hi_face: float, extent: float, window: float) -> float:
+        # Keep the window inside the photo and the face inside the window.
+        lo, hi = max(0.0, hi_face - window), min(extent - window, lo_face)
+        if lo > hi:  # the face is larger than the window: centre on it
+            return float(np.clip((lo_face + hi_face - window) / 2, 0.0, extent - window))
+        return float(np.clip(start, lo, hi))
+
+    left = place((x0 + x1) / 2 - float(rng.uniform(0.38, 0.62)) * ww, x0, x1, iw, ww)
+    top = place((y0 + y1) / 2 - float(rng.uniform(0.32, 0.5)) * wh, y0, y1, ih, wh)
+    frame = Image.fromarray(photo).resize(
+        (width, height), Image.Resampling.LANCZOS, box=(left, top, left + ww, top + wh)
+    )
+    return np.asarray(frame)
+
+
+def _to_stored(display, orientation: int):
+    """Pixels as the sensor records them, given how they are displayed (Orientation 1 or 6)."""
+    import numpy as np
+
+    if orientation == 1:
+        return display
+    if orientation == 6:  # displayed = stored rotated 90 degrees clockwise
+        return np.ascontiguousarray(np.rot90(display, k=1))
+    raise ValueError(f"unsupported orientation {orientation}")
+
+
+# -------------------------------------------------------------------------------------------------
+# The shoot
+# -------------------------------------------------------------------------------------------------
+
+
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # The same start method as ingest.coordinator.make_executor.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _testdata_dir() -> Path:
+    return Path(os.environ.get("LIKENESS_TESTDATA") or REPO.parent / "shared" / "testdata")
+
+
+def _candidate_sources() -> list[str]:
+    sources = [ASTRONAUT]
+    folder = _testdata_dir() / "faces" / "open"
+    if folder.is_dir():
+        sources += sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    return sources
+
+
+def _source_label(source: str) -> str:
+    return "skimage.data.astronaut()" if source == ASTRONAUT else Path(source).name
+
+
+def build_shoot(dest: Path, *, files: int, size: tuple[int, int], preview_size: int, seed: int,
+                shoot_date: dt.date, say) -> dict[str, Any]:
+    """Probe the sources, then render ``files`` frames into ``dest`` (one sitter per source)."""
+    started = time.perf_counter()
+    build_workers = max(1, min(os.cpu_count() or 1, files))
+    with _spawn_pool(build_workers) as pool:
+        probes = list(pool.map(_probe_task, _candidate_sources()))
+        sources, skipped = [], {}
+        for probe in probes:
+            label = _source_label(probe["source"])
+            if probe["same_as_astronaut"]:
+                skipped[label] = "the same picture as skimage.data.astronaut()"
+            elif min(probe["width"], probe["height"]) < MIN_SOURCE_EDGE:
+                skipped[label] = f"{probe['width']}x{probe['height']} is under {MIN_SOURCE_EDGE} px"
+            elif probe["source"] != ASTRONAUT and probe["faces"] != 1:
+                skipped[label] = f"{probe['faces']} faces found, not exactly one"
+            else:
+                sources.append(probe)
+        for label, why in skipped.items():
+            say(f"  source skipped: {label} ({why})")
+        sitters = {probe["source"]: f"P{number:04d}" for number, probe in enumerate(sources, start=1)}
+        clock = dt.datetime.combine(shoot_date, dt.time(10, 0, 0))
+        specs = []
+        for index in range(files):
+            probe = sources[index % len(sources)]
+            relative = f"{sitters[probe['source']]}/frame_{index + 1:03d}.dng"
+            specs.append({
+                "index": index, "source": probe["source"], "face_box": probe["face_box"],
+                "relative_path": relative, "path": str(dest / relative), "size": list(size),
+                "seed": seed * 100_003 + index, "preview_size": preview_size,
+                "capture_time": (clock + dt.timedelta(seconds=17 * index)).isoformat(),
+            })
+        say(f"  rendering {files} frames of {size[0]}x{size[1]} from {len(sources)} photographs "
+            f"in {build_workers} processes …")
+        frames = []
+        for outcome in pool.map(_build_task, specs):
+            frames.append(outcome)
+            say(f"    {outcome['relative_path']}  {_source_label(outcome['source'])}  "
+                f"EV {outcome['exposure_ev']:+.2f}  orientation {outcome['orientation']}  {outcome['seconds']:.1f} s")
+    codes = sorted(set(sitters[s["source"]] for s in specs))
+    manifest = [
+        f'name = "{SHOOT_NAME}"',
+        f"date = {shoot_date.isoformat()}",
+        'studio = "Benchmark"',
+        'camera = "Likeness Studio Simulator"',
+        "sitters = [" + ", ".join(f'"{code}"' for code in codes) + "]",
+    ]
+    (dest / "shoot.toml").write_text("\n".join(manifest) + "\n", encoding="utf-8")
+    return {
+        "path": dest,
+        "files": [dest / f["relative_path"] for f in frames],
+        "frames": frames,
+        "sitters": codes,
+        "sources": {_source_label(s): sitters[s] for s in sitters},
+        "skipped_sources": skipped,
+        "bytes": sum(f["bytes"] for f in frames),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def open_workbench(root: Path, *, workers: int, sitters: list[str], shoot_date: dt.date):
+    """A fresh SQLite database and local blob store under ``root``, schema upgraded, with every
+    sitter registered and holding an ai_training release signed on the shoot date."""
+    from ingest import api
+    from ingest.sample_shoot import write_release_document
+    from likeness.config import Settings
+    from likeness.workbench import Workbench
+
+    defaults = Settings.model_fields
+    # Every setting explicitly: LIKENESS_* variables in the environment must not change the run.
+    settings = Settings(
+        data_dir=root,
+        database_url=f"sqlite:///{(root / 'likeness.db').resolve()}",
+        blob_url=str((root / "blobs").resolve()),
+        workers=workers,
+        align_size=defaults["align_size"].default,
+        preview_size=defaults["preview_size"].default,
+        batch_size=defaults["batch_size"].default,
+        max_pixels=defaults["max_pixels"].default,
+    )
+    workbench = Workbench.open(settings)
+    try:
+        workbench.db.upgrade()
+        with workbench.db.unit_of_work() as session:
+            for code in sitters:
+                api.add_person(session=session, code=code, actor=ACTOR)
+                document = write_release_document(
+                    root / "releases" / f"{code}.pdf", person_code=code, signed_on=shoot_date, scopes=["ai_training"]
+                )
+                api.add_release(
+                    session=session, blobs=workbench.blobs, person_code=code, document=document,
+                    signed_on=shoot_date, scopes=["ai_training"], actor=ACTOR,
+                )
+    except BaseException:
+        workbench.close()
+        raise
+    return workbench
+
+
+# -------------------------------------------------------------------------------------------------
+# The three timed runs
+# -------------------------------------------------------------------------------------------------
+
+
+def run_floor(files: list[Path], workers: int) -> dict[str, Any]:
+    """(a) rawpy alone, same pool size and start method as the ingest."""
+    from ingest.decode import RAW_POSTPROCESS
+
+    params = dict(RAW_POSTPROCESS)
+    os.sync()
+    started = time.perf_counter()
+    pool = _spawn_pool(workers)
+    try:
+        futures = [pool.submit(_floor_task, str(path), params) for path in files]
+        shapes, peak = set(), 0.0
+        for future in as_completed(futures):
+            shape, rss = future.result()
+            shapes.add(shape)
+            peak = max(peak, rss)
+        elapsed = time.perf_counter() - started
+    finally:
+        pool.shutdown(wait=True)
+    return {"seconds": elapsed, "peak_worker_rss_mb": peak, "shapes": sorted(shapes)}
+
+
+def run_ingest(shoot: dict[str, Any], root: Path, workers: int, shoot_date: dt.date) -> dict[str, Any]:
+    """(b) the whole ingest into a fresh database and blob store."""
+    from ingest.api import ingest_folder
+
+    workbench = open_workbench(root, workers=workers, sitters=shoot["sitters"], shoot_date=shoot_date)
+    try:
+        os.sync()
+        started = time.perf_counter()
+        summary = ingest_folder(workbench=workbench, path=shoot["path"], actor=ACTOR, workers=workers)
+        elapsed = time.perf_counter() - started
+    finally:
+        workbench.close()
+    return {
+        "seconds": elapsed,
+        "summary_elapsed_s": summary.elapsed_s,
+        "peak_worker_rss_mb": summary.peak_worker_rss_mb,
+        "files": summary.files,
+        "accepted": len(summary.accepted),
+        "quarantined": {reason: len(paths) for reason, paths in summary.quarantined.items()},
+        "duplicates": len(summary.duplicates),
+        "already_stored": len(summary.already_stored),
+        "failed": [list(f) for f in summary.failed],
+    }
+
+
+def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict[str, Any]:
+    """(c) previews of every file, in a pool, pasted into one sheet and written out."""
+    import io
+
+    from PIL import Image
+
+    os.sync()
+    started = time.perf_counter()
+    pool = _spawn_pool(workers)
+    try:
+        futures = [pool.submit(_preview_task, str(path), CONTACT_LONG_EDGE) for path in files]
+        previews = [future.result() for future in futures]
+        previews_s = time.perf_counter() - started
+        columns = max(1, round(math.sqrt(len(previews) * 1.5)))
+        rows = math.ceil(len(previews) / columns)
+        gap = 8
+        sheet = Image.new("RGB", (columns * (CONTACT_CELL + gap) + gap, rows * (CONTACT_CELL + gap) + gap), (32, 32, 32))
+        missing = 0
+        for index, data in enumerate(previews):
+            if data is None:
+                missing += 1
+                continue
+            with Image.open(io.BytesIO(data)) as picture:
+                picture.thumbnail((CONTACT_CELL, CONTACT_CELL))
+                x = gap + (index % columns) * (CONTACT_CELL + gap) + (CONTACT_CELL - picture.width) // 2
+                y = gap + (index // columns) * (CONTACT_CELL + gap) + (CONTACT_CELL - picture.height) // 2
+                sheet.paste(picture.convert("RGB"), (x, y))
+        sheet.save(sheet_path, format="JPEG", quality=85)
+        elapsed = time.perf_counter() - started
+    finally:
+        pool.shutdown(wait=True)
+    return {"seconds": elapsed, "previews_s": previews_s, "missing": missing, "sheet": f"{sheet.width}x{sheet.height}"}
+
+
+# -------------------------------------------------------------------------------------------------
+# Profile: where one ingest's time goes, frame by frame
+# -------------------------------------------------------------------------------------------------
+
+# (label, file suffix, function, indented under the previous top-level step)
+_PROFILE_STEPS: tuple[tuple[str, str, str, bool], ...] = (
+    ("hash (SHA-256 of the file)", "ingest/coordinator.py", "_hash", False),
+    ("decode_frame (all of it)", "ingest/decode.py", "decode_frame", False),
+    ("TIFF extent check (tifffile)", "ingest/decode.py", "_check_tiff_extent", True),
+    ("EXIF: exifread", "ingest/exif.py", "read_exif", True),
+    ("EXIF: LibRaw fill", "ingest/exif.py", "fill_from_libraw", True),
+    ("embedded preview extract + JPEG decode", "ingest/decode.py", "_embedded_preview", True),
+    ("store original (copy + fsync)", "likeness/blobstore.py", "put_file", False),
+    ("preview (resize + JPEG + store)", "ingest/frame.py", "_store_preview", False),
+    ("find_faces (all of it)", "ingest/faces.py", "find_faces", False),
+    ("MediaPipe graph build (once per process)", "ingest/faces.py", "_graph", True),
+    ("align + PNG encode + store crop", "ingest/frame.py", "_store_face", False),
+    ("align_face (warp)", "ingest/align.py", "align_face", True),
+    ("DB: batch rows (_write_batch)", "ingest/coordinator.py", "_write_batch", False),
+    ("DB: transactions (begin/commit)", "likeness/db.py", "unit_of_work", False),
+    ("DB: shoot row + known hashes", "ingest/coordinator.py", "_upsert_shoot", False),
+)
+
+
+def _profile_cum(stats: Any, suffix: str, name: str) -> float:
+    best = 0.0
+    for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+        if func == name and filename.replace("\\", "/").endswith(suffix):
+            best = max(best, ct)
+    return best
+
+
+def _profile_builtin(stats: Any, needle: str) -> float:
+    return sum(ct for (filename, _l, func), (_cc, _nc, _tt, ct, _c) in stats.stats.items() if filename == "~" and needle in func)
+
+
+def _profile_from(stats: Any, callee_suffix: str, callee: str, caller: str) -> float:
+    total = 0.0
+    for (filename, _line, func), (_cc, _nc, _tt, _ct, callers) in stats.stats.items():
+        if func != callee or not filename.replace("\\", "/").endswith(callee_suffix):
+            continue
+        for (_cf, _cl, cname), timing in callers.items():
+            if cname == caller:
+                total += timing[3] if isinstance(timing, tuple) else 0.0
+    return total
+
+
+def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.date) -> dict[str, Any]:
+    """Ingest ``count`` frames in this process under cProfile; also time rawpy alone on them."""
+    import cProfile
+    import pstats
+
+    from ingest.api import ingest_folder
+    from ingest.decode import RAW_POSTPROCESS
+
+    files = shoot["files"][:count]
+    folder = root / "shoot"
+    for path in files:
+        target = folder / path.relative_to(shoot["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    shutil.copyfile(shoot["path"] / "shoot.toml", folder / "shoot.toml")
+
+    os.sync()
+    floor = []
+    for path in files:
+        started = time.perf_counter()
+        _floor_task(str(path), dict(RAW_POSTPROCESS))
+        floor.append(time.perf_counter() - started)
+
+    workbench = open_workbench(root / "data", workers=0, sitters=shoot["sitters"], shoot_date=shoot_date)
+    try:
+        os.sync()
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        summary = ingest_folder(workbench=workbench, path=folder, actor=ACTOR, workers=0)
+        profiler.disable()
+        wall = time.perf_counter() - started
+    finally:
+        workbench.close()
+    stats = pstats.Stats(profiler)
+    profiler.dump_stats(str(root / "ingest.prof"))
+    steps = []
+    top_total = 0.0
+    for label, suffix, name, nested in _PROFILE_STEPS:
+        seconds = _profile_cum(stats, suffix, name)
+        if name == "_upsert_shoot":
+            seconds += _profile_cum(stats, "ingest/coordinator.py", "_known_hashes")
+        if name == "find_faces":  # the graph build is shown on its own
+            seconds -= _profile_cum(stats, "ingest/faces.py", "_graph")
+        steps.append({"step": label, "seconds": seconds, "nested": nested})
+        if not nested:
+            top_total += seconds
+    decode = next(s for s in steps if s["step"].startswith("decode_frame"))["seconds"]
+    decode_parts = sum(s["seconds"] for s in steps[2:6])
+    graph = next(s for s in steps if s["step"].startswith("MediaPipe"))
+    # The remaining decode time is LibRaw itself: open, unpack and demosaic (postprocess).
+    steps.insert(6, {"step": "LibRaw open + unpack + postprocess (rest)", "seconds": decode - decode_parts, "nested": True})
+    postprocess = _profile_builtin(stats, "postprocess")
+    if postprocess:
+        steps.insert(7, {"step": "  of which RawPy.postprocess", "seconds": postprocess, "nested": True})
+    png = _profile_from(stats, "PIL/Image.py", "save", "_store_face")
+    crop_store = _profile_from(stats, "likeness/blobstore.py", "put_bytes", "_store_face")
+    at = next(i for i, s in enumerate(steps) if s["step"].startswith("align_face")) + 1
+    steps[at:at] = [
+        {"step": "PNG encode of the crop", "seconds": png, "nested": True},
+        {"step": "store crop", "seconds": crop_store, "nested": True},
+    ]
+    # The graph build moves to the top level: it is paid once per worker, not per frame.
+    graph["nested"] = False
+    top_total += graph["seconds"]
+    steps.append({"step": "everything else", "seconds": max(0.0, wall - top_total), "nested": False})
+    return {
+        "frames": len(files),
+        "accepted": len(summary.accepted),
+        "wall_s": wall,
+        "floor_s": sum(floor),
+        "floor_per_frame_s": sum(floor) / len(files),
+        "steps": steps,
+        "profile_file": str(root / "ingest.prof"),
+    }
+
+
+# -------------------------------------------------------------------------------------------------
+# Report
+# -------------------------------------------------------------------------------------------------
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict], ingests: list[dict],
+              sheets: list[dict]) -> dict[str, Any]:
+    import rawpy
+
+    files = len(shoot["files"])
+    floor = _stats([r["seconds"] for r in floors])
+    ingest = _stats([r["seconds"] for r in ingests])
+    contact = _stats([r["seconds"] for r in sheets])
+    ratio_median = ingest["median"] / floor["median"]
+    ratio_min = ingest["min"] / floor["min"]
+    rss_floor = max(r["peak_worker_rss_mb"] for r in floors)
+    rss_ingest = max(r["peak_worker_rss_mb"] for r in ingests)
+    all_accepted = all(r["accepted"] == files and not r["failed"] for r in ingests)
+    return {
+        "files": files,
+        "workers": args.workers,
+        "size": f"{args.size[0]}x{args.size[1]}",
+        "repeats": args.repeats,
+        "preview_size": args.preview_size,
+        "set_bytes": shoot["bytes"],
+        "build_s": shoot["seconds"],
+        "sources": shoot["sources"],
+        "skipped_sources": shoot["skipped_sources"],
+        "floor_s": [r["seconds"] for r in floors],
+        "ingest_s": [r["seconds"] for r in ingests],
+        "contact_sheet_s": [r["seconds"] for r in sheets],
+        "contact_previews_s": [r["previews_s"] for r in sheets],
+        "floor": floor,
+        "ingest": ingest,
+        "contact_sheet": contact,
+        "floor_files_per_s": {"best": files / floor["min"], "median": files / floor["median"]},
+        "ingest_files_per_s": {"best": files / ingest["min"], "median": files / ingest["median"]},
+        "ratio_of_medians": ratio_median,
+        "ratio_of_mins": ratio_min,
+        "ratio_target": RATIO_TARGET,
+        "ratio_pass": ratio_median <= RATIO_TARGET,
+        "floor_peak_worker_rss_mb": rss_floor,
+        "ingest_peak_worker_rss_mb": rss_ingest,
+        "rss_target_mb": RSS_TARGET_MB,
+        "rss_pass": rss_ingest <= RSS_TARGET_MB,
+        "contact_sheet_ratio_to_floor": contact["median"] / floor["median"],
+        "ingest_runs": [{k: v for k, v in r.items() if k != "seconds"} for r in ingests],
+        "all_accepted": all_accepted,
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "rawpy": rawpy.__version__,
+            "libraw": ".".join(str(v) for v in rawpy.libraw_version),
+        },
+    }
+
+
+def print_report(console: Any, figures: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def verdict(ok: bool) -> str:
+        return "[bold green]PASS[/]" if ok else "[bold red]MISS[/]"
+
+    def span(s: dict[str, float], fmt: str = "{:.1f}") -> str:
+        return f"{fmt.format(s['min'])} / {fmt.format(s['median'])}"
+
+    machine = figures["machine"]
+    table = Table(
+        title=f"Ingest benchmark — {figures['files']} DNGs of {figures['size']}, {figures['workers']} workers, "
+              f"{figures['repeats']} repeats",
+        caption=f"{machine['cpu']}, {machine['cpus']} CPUs; Python {machine['python']}, rawpy {machine['rawpy']} "
+                f"(LibRaw {machine['libraw']})",
+        show_lines=False,
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("result", justify="center")
+    floor, ingest, contact = figures["floor"], figures["ingest"], figures["contact_sheet"]
+    table.add_row("files", str(figures["files"]), "", "")
+    table.add_row("workers", str(figures["workers"]), "", "")
+    table.add_row("(a) floor: rawpy only, s (min / median)", span(floor), "", "")
+    table.add_row("(b) whole ingest, s (min / median)", span(ingest), "", "")
+    fps_a, fps_b = figures["floor_files_per_s"], figures["ingest_files_per_s"]
+    table.add_row("(a) floor, files/s (best / median)", f"{fps_a['best']:.2f} / {fps_a['median']:.2f}", "", "")
+    table.add_row("(b) ingest, files/s (best / median)", f"{fps_b['best']:.2f} / {fps_b['median']:.2f}", "", "")
+    table.add_row("ratio (b)/(a), of medians", f"{figures['ratio_of_medians']:.2f}",
+                  f"≤ {figures['ratio_target']:.1f}", verdict(figures["ratio_pass"]))
+    table.add_row("ratio (b)/(a), of mins", f"{figures['ratio_of_mins']:.2f}",
+                  f"≤ {figures['ratio_target']:.1f}", verdict(figures["ratio_of_mins"] <= figures["ratio_target"]))
+    table.add_row("peak RSS per worker, floor (a), MB", f"{figures['floor_peak_worker_rss_mb']:.0f}", "", "")
+    table.add_row("peak RSS per worker, ingest (b), MB", f"{figures['ingest_peak_worker_rss_mb']:.0f}",
+                  f"≤ {figures['rss_target_mb']:.0f}", verdict(figures["rss_pass"]))
+    table.add_row("contact sheet from embedded previews, s (min / median)", span(contact, "{:.2f}"), "", "")
+    table.add_row("contact sheet / floor (medians)", f"{figures['contact_sheet_ratio_to_floor']:.3f}", "", "")
+    accepted = ", ".join(f"{r['accepted']}/{r['files']}" for r in figures["ingest_runs"])
+    table.add_row("frames accepted per ingest run", accepted, "all", verdict(figures["all_accepted"]))
+    console.print(table)
+    console.print(
+        "floor runs s: " + ", ".join(f"{v:.1f}" for v in figures["floor_s"])
+        + " | ingest runs s: " + ", ".join(f"{v:.1f}" for v in figures["ingest_s"])
+        + " | contact sheet runs s: " + ", ".join(f"{v:.2f}" for v in figures["contact_sheet_s"])
+    )
+
+
+def print_profile(console: Any, profile: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    frames = profile["frames"]
+    floor = profile["floor_per_frame_s"]
+    table = Table(
+        title=f"Where one frame's ingest time goes — {frames} frames ingested in-process (workers=0) under cProfile",
+        caption=f"rawpy-only decode of the same frames: {floor:.2f} s per frame; profiled ingest wall "
+                f"{profile['wall_s'] / frames:.2f} s per frame ({profile['accepted']}/{frames} accepted)",
+    )
+    table.add_column("step")
+    table.add_column("s per frame", justify="right")
+    table.add_column("× rawpy decode", justify="right")
+    for step in profile["steps"]:
+        per_frame = step["seconds"] / frames
+        label = ("   " + step["step"]) if step["nested"] else step["step"]
+        table.add_row(label, f"{per_frame:.3f}", f"{per_frame / floor:.3f}")
+    console.print(table)
+
+
+# -------------------------------------------------------------------------------------------------
+# Command line
+# -------------------------------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 6000x4000, got {text!r}") from None
+    if not (128 <= width <= 6000 and 128 <= height <= 6000) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text}: each side must be even and between 128 and 6000 px")
+    return width, height
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description="Time the whole ingest against a rawpy-only floor on full-size DNGs rendered from real photographs.",
+    )
+    parser.add_argument("--files", type=_positive, default=24, help="DNGs to build and ingest (default 24)")
+    parser.add_argument("--workers", type=_positive, default=2, help="worker processes for every pool (default 2)")
+    parser.add_argument("--size", type=_size, default=(6000, 4000), help="sensor WIDTHxHEIGHT (default 6000x4000)")
+    parser.add_argument("--repeats", type=_positive, default=2, help="floor/ingest/contact-sheet rounds (default 2)")
+    parser.add_argument("--preview-size", type=_positive, default=1024,
+                        help="long edge of the JPEG preview embedded in each DNG (default 1024)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for framings, exposures and white balances")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR (new or empty) and keep everything")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    parser.add_argument("--profile", type=int, default=0, metavar="K",
+                        help="afterwards, profile the ingest of K frames in-process, step by step")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rich.console import Console
+
+    log = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+    def say(text: str) -> None:
+        log.print(text, markup=False)
+
+    if args.keep:
+        workspace = args.keep.resolve()
+        if workspace.exists() and any(workspace.iterdir()):
+            log.print(f"[red]--keep {workspace}: the folder is not empty[/]")
+            return 2
+        workspace.mkdir(parents=True, exist_ok=True)
+    else:
+        workspace = Path(tempfile.mkdtemp(prefix="likeness-bench-"))
+
+    # Import the ingest before anything is timed, as a running ingest would have.
+    import ingest.api  # noqa: F401
+    import ingest.decode  # noqa: F401
+
+    shoot_date = dt.date.today()
+    try:
+        say(f"workspace {workspace}")
+        say("building the shoot (not timed) …")
+        shoot = build_shoot(workspace / SHOOT_NAME, files=args.files, size=args.size, preview_size=args.preview_size,
+                            seed=args.seed, shoot_date=shoot_date, say=say)
+        say(f"  built {len(shoot['files'])} files, {shoot['bytes'] / 1e9:.2f} GB, in {shoot['seconds']:.1f} s")
+        floors, ingests, sheets = [], [], []
+        for repeat in range(1, args.repeats + 1):
+            floor = run_floor(shoot["files"], args.workers)
+            floors.append(floor)
+            say(f"repeat {repeat}: (a) floor   {floor['seconds']:7.1f} s  peak RSS/worker {floor['peak_worker_rss_mb']:.0f} MB")
+            root = workspace / f"ingest-{repeat}"
+            ingest_run = run_ingest(shoot, root, args.workers, shoot_date)
+            ingests.append(ingest_run)
+            say(f"repeat {repeat}: (b) ingest  {ingest_run['seconds']:7.1f} s  peak RSS/worker "
+                f"{ingest_run['peak_worker_rss_mb']:.0f} MB  accepted {ingest_run['accepted']}/{ingest_run['files']}"
+                + (f"  quarantined {ingest_run['quarantined']}" if ingest_run["quarantined"] else "")
+                + (f"  failed {ingest_run['failed']}" if ingest_run["failed"] else ""))
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)  # 1 GB+ of blobs per run
+            sheet = run_contact_sheet(shoot["files"], args.workers, workspace / f"contact-sheet-{repeat}.jpg")
+            sheets.append(sheet)
+            say(f"repeat {repeat}: (c) contact sheet {sheet['seconds']:.2f} s ({sheet['sheet']}, previews back "
+                f"after {sheet['previews_s']:.2f} s)")
+        figures = summarise(args, shoot, floors, ingests, sheets)
+        print_report(out, figures)
+        if args.profile > 0:
+            say(f"profiling the ingest of {min(args.profile, len(shoot['files']))} frames in-process …")
+            profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date)
+            figures["profile"] = profile
+            print_profile(out, profile)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workspace, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    print(json.dumps(figures, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

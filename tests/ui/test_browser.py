@@ -1,0 +1,154 @@
+"""The workbench in a real browser: `streamlit run` as a server, driven by Debian's chromium.
+
+Skips when /usr/bin/chromium or Playwright is missing; set LIKENESS_REQUIRE_BROWSER=1 to make
+that a failure instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ingest import api
+from ingest.sample_shoot import build_sample_shoot, write_release_document
+from likeness.models import Role, Shoot, Shot
+from likeness.users import create_user
+from likeness.workbench import Workbench
+from tests.conftest import skip_or_fail
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+PASSWORD = "correct horse battery"
+SITTER = "P0001"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer on {url} within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def app_url(env_workbench: Workbench, tmp_path: Path) -> Iterator[str]:
+    """The app served on a free localhost port, on the test's database (LIKENESS_* from the env)."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} not found (Debian package chromium)", "LIKENESS_REQUIRE_BROWSER")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_or_fail("the playwright package is not installed", "LIKENESS_REQUIRE_BROWSER")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]
+    env = {**os.environ, "LIKENESS_WORKERS": "0"}
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+
+
+def test_photographer_uploads_a_shoot_and_sees_its_contact_sheet(
+    app_url: str, env_workbench: Workbench, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    wb = env_workbench
+    signed = dt.date(2020, 1, 1)
+    document = write_release_document(tmp_path / "release.pdf", person_code=SITTER, signed_on=signed, scopes=["ai_training"])
+    with wb.db.unit_of_work() as session:
+        create_user(session=session, username="ana", password=PASSWORD, role=Role.photographer, actor="test")
+        api.add_person(session=session, code=SITTER, legal_name="Browser Sitter", actor="test")
+        api.add_release(
+            session=session, blobs=wb.blobs, person_code=SITTER, document=document, signed_on=signed,
+            scopes=["ai_training"], actor="test",
+        )
+    shoot = build_sample_shoot(tmp_path / "card", sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
+    frames = [shoot.path / relative for relative in shoot.good_frames]
+    assert len(frames) == 2 and len({f.name for f in frames}) == 2
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(app_url)
+            page.get_by_role("textbox", name="Username").fill("ana")
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Shoots")).to_be_visible(timeout=60_000)
+
+            page.get_by_text("Upload a shoot").click()
+            page.locator("input[type=file]").first.set_input_files([str(f) for f in frames])
+            for frame in frames:
+                expect(page.get_by_text(frame.name, exact=True)).to_be_visible()
+            page.get_by_label("Shoot name").fill("browser shoot")
+            page.get_by_label("Sitter code").fill(SITTER)
+            page.get_by_role("button", name="Ingest").click()
+
+            summary = page.get_by_text("browser shoot: 2 files")
+            expect(summary).to_be_visible(timeout=180_000)
+            expect(summary).to_contain_text("2 accepted")
+            expect(summary).to_contain_text("0 failed")
+
+            images = page.locator("[data-testid=stImage] img")
+            expect(images).to_have_count(4, timeout=60_000)  # two previews, two face crops
+            loaded = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+            assert loaded == [True] * 4
+            expect(page.get_by_text("accepted", exact=True)).to_have_count(2)
+            expect(page.get_by_text(f"{SITTER}/{frames[0].name}", exact=False)).to_be_visible()
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    with wb.db.unit_of_work() as session:
+        stored = session.scalar(select(Shoot).where(Shoot.name == "browser shoot"))
+        assert stored is not None and stored.photographer == "ana"
+        statuses = session.scalars(select(Shot.status).where(Shot.shoot_id == stored.id)).all()
+        assert statuses == ["accepted", "accepted"]
