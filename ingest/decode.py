@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 RASTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 # The same LibRaw settings everywhere (ingest and its benchmark floor): camera white balance,
-# 8-bit sRGB output, LibRaw's default AHD demosaic.
-RAW_POSTPROCESS = {"use_camera_wb": True, "output_bps": 8}
+# no automatic brightening (exposure must stay comparable across a session), 8-bit output,
+# LibRaw's default AHD demosaic.
+RAW_POSTPROCESS = {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 8}
 PREVIEW_QUALITY = 85
 
 # LibRaw's flip codes -> the PIL transpose that makes the picture upright.

@@ -254,3 +254,64 @@ class AuditEvent(Base):
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Thumb(str, enum.Enum):
+    up = "up"
+    down = "down"
+
+
+class DefectReason(str, enum.Enum):
+    """Why a reviewer turned a face down."""
+
+    closed_eyes = "closed_eyes"
+    crossed_eyes = "crossed_eyes"
+    crater = "crater"  # a hole or wound artifact
+    background = "background"
+    ears = "ears"
+    headwear = "headwear"
+    collar = "collar"
+    teeth = "teeth"
+    hands = "hands"
+    asymmetry = "asymmetry"
+    other = "other"
+
+
+class ReviewItem(Base):
+    """An image with a face waiting for reviewers: a shot's aligned crop now, generated faces later."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_sha256: Mapped[str] = blob_column(required=True, unique=True)
+    source: Mapped[str] = mapped_column(String(20))
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    # What the automatic detector says; flagged items are shown to reviewers first.
+    flag: Mapped[str | None] = mapped_column(String(30))
+    flag_confidence: Mapped[float | None]
+    measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[Timestamp]
+
+    votes: Mapped[list[Review]] = relationship(back_populates="item", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Review(Base):
+    """One reviewer's vote on one item; the database allows one per reviewer per item."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("item_id", "reviewer_id", name="uq_reviews_item_reviewer"),
+        CheckConstraint(_in("thumb", Thumb), name="thumb"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    thumb: Mapped[str] = mapped_column(String(4))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
+
+    item: Mapped[ReviewItem] = relationship(back_populates="votes")

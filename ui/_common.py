@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import logging
@@ -60,18 +61,28 @@ def workbench() -> Workbench:
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def thumbnail(blob_url: str, sha256: str, long_edge: int) -> bytes:
-    """A small JPEG of a stored image. Blobs never change, so the (store, hash) key is safe."""
+def thumbnail(blob_url: str, sha256: str, size: tuple[int, int], *, pad: bool = False) -> str:
+    """A JPEG of a stored image fitted into `size`, as a data: URL ready for st.image. With `pad`
+    it is centred on a white canvas of exactly `size`, so the cells of a grid line up.
+
+    Blobs never change, so (store, hash, size) is a safe cache key. The image is inlined rather
+    than handed to Streamlit's /media route: with starlette 1.10 that route answers JPEG and PNG
+    requests with HTTP 500 (Streamlit 1.60's gzip responder never sends the response start).
+    """
     out = io.BytesIO()
     with BlobStore(blob_url).open(sha256) as handle:
         try:
             with Image.open(handle) as image:
                 image = ImageOps.exif_transpose(image).convert("RGB")
-                image.thumbnail((long_edge, long_edge))
+                image.thumbnail(size)
+                if pad:
+                    canvas = Image.new("RGB", size, "white")
+                    canvas.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
+                    image = canvas
                 image.save(out, format="JPEG", quality=85)
         except (OSError, Image.DecompressionBombError) as exc:
             raise IntegrityProblem(f"blob {sha256[:12]}… is not a readable image: {exc}", hint="run `likeness doctor`") from None
-    return out.getvalue()
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 # -- errors ----------------------------------------------------------------------------------

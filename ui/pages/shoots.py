@@ -21,6 +21,8 @@ from ui.staging import UPLOAD_TYPES, ShootFields, discard, stage_upload
 
 PER_PAGE = 24
 PER_ROW = 4
+CROP_SIZE = (160, 160)
+PREVIEW_SIZE = (480, 400)  # portrait and landscape frames share one cell height
 STATUS_COLOURS = {"accepted": "green", "quarantined": "orange", "rejected": "red"}
 
 user = require_role(*Role)
@@ -47,7 +49,7 @@ def show_summary(summary: IngestSummary) -> None:
 def show_card(card: queries.ShotCard) -> None:
     if card.preview_sha256:
         with guard():
-            st.image(thumbnail(blob_url, card.preview_sha256, 480), width="stretch")
+            st.image(thumbnail(blob_url, card.preview_sha256, PREVIEW_SIZE, pad=True), width="stretch")
     st.caption(f"{card.relative_path} · {card.sitter_code or 'no sitter'} · {card.width}×{card.height}")
     colour = STATUS_COLOURS.get(card.status, "gray")
     st.markdown(f":{colour}[**{card.status}**]" + (f" · {card.reason}" if card.reason else ""))
@@ -57,7 +59,7 @@ def show_card(card: queries.ShotCard) -> None:
         crop, measures = st.columns([1, 2], vertical_alignment="center")
         if face.crop_sha256:
             with crop, guard():
-                st.image(thumbnail(blob_url, face.crop_sha256, 160), width=96)
+                st.image(thumbnail(blob_url, face.crop_sha256, CROP_SIZE), width=96)
         measures.caption(
             f"EAR R {_n(face.ear_right, 2)} / L {_n(face.ear_left, 2)}  \n"
             f"iris R {_n(face.iris_right, 2)} / L {_n(face.iris_left, 2)}  \n"
@@ -145,4 +147,7 @@ for start in range(0, len(cards), PER_ROW):
 
 if failures:
     st.subheader("Files that could not be ingested")
-    st.dataframe([asdict(f) for f in failures], hide_index=True, width="stretch")
+    st.dataframe(
+        [asdict(f) for f in failures], hide_index=True, width="stretch",
+        column_config={"relative_path": "File", "kind": "Problem", "reason": "Reason"},
+    )

@@ -1,0 +1,195 @@
+"""The QA stage's public API: shot QA, the consistency report and the review queue."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from ingest import api as ingest_api
+from ingest.faces import FaceFinding
+from likeness import audit
+from likeness.blobstore import BlobStore
+from likeness.errors import NotFound
+from likeness.models import Face, Person, Shoot, Shot, ShotStatus
+from qa.eyes import classify_face
+from qa.review import (
+    ReviewStats,
+    Verdict,
+    cast_vote,
+    enqueue,
+    next_items,
+    retract_vote,
+    review_stats,
+    verdict_of,
+)
+from qa.shot_qa import FrameTone, ShotQaThresholds, measure_shot, sharpness, summarise
+
+__all__ = [
+    "QaResult", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
+    "retract_vote", "review_stats", "run_shot_qa", "verdict_of",
+]
+
+log = logging.getLogger(__name__)
+QA_REASON_PREFIX = "qa_"
+
+
+@dataclass
+class QaResult:
+    shots: int = 0
+    passed: int = 0
+    rejected: int = 0
+    restored: int = 0
+    queued_faces: int = 0
+
+
+def _image(blobs: BlobStore, sha256: str) -> np.ndarray:
+    with blobs.open(sha256) as handle:
+        return np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+
+
+def finding_of(face: Face) -> FaceFinding:
+    """The stored face as the detector sees it (no image decode needed)."""
+    return FaceFinding.from_json(
+        {
+            "box": face.box, "score": face.score, "landmarks": face.landmarks, "yaw": face.yaw, "pitch": face.pitch,
+            "roll": face.roll, "ear_right": face.ear_right, "ear_left": face.ear_left,
+            "iris_right": face.iris_right, "iris_left": face.iris_left,
+        }
+    )
+
+
+def _reference_tone(session: Session, blobs: BlobStore, shoot: Shoot) -> FrameTone | None:
+    if not shoot.reference_frame:
+        return None
+    reference = session.scalar(
+        select(Shot).where(Shot.shoot_id == shoot.id, Shot.relative_path == shoot.reference_frame)
+    )
+    if reference is None or reference.preview_sha256 is None:
+        return None
+    return FrameTone.of(_image(blobs, reference.preview_sha256))
+
+
+def run_shot_qa(
+    *, session: Session, blobs: BlobStore, shoot_id: int | None = None, actor: str,
+    thresholds: ShotQaThresholds = ShotQaThresholds(),
+) -> QaResult:
+    """Measure every shot (of one shoot, or all), store the checks, reject failures, restore shots
+    that pass again, and queue their faces for review with the eye detector's flag."""
+    result = QaResult()
+    shoots = session.scalars(select(Shoot) if shoot_id is None else select(Shoot).where(Shoot.id == shoot_id)).all()
+    if shoot_id is not None and not shoots:
+        raise NotFound(f"no shoot #{shoot_id}")
+    for shoot in shoots:
+        reference = _reference_tone(session, blobs, shoot)
+        shots = session.scalars(
+            select(Shot).where(Shot.shoot_id == shoot.id).options(selectinload(Shot.faces)).order_by(Shot.id)
+        ).all()
+        median = _session_sharpness(blobs, shots)
+        for shot in shots:
+            _qa_one(session, blobs, shot, reference, median, thresholds, result, actor)
+    session.flush()
+    return result
+
+
+MIN_FACES_FOR_MEDIAN = 3
+
+
+def _session_sharpness(blobs: BlobStore, shots: list[Shot]) -> float | None:
+    """The shoot's median face sharpness: what this sitter under this light looks like in focus."""
+    values = [sharpness(_image(blobs, s.faces[0].crop_sha256)) for s in shots if s.faces and s.faces[0].crop_sha256]
+    return float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
+
+
+def _qa_one(
+    session: Session, blobs: BlobStore, shot: Shot, reference: FrameTone | None, session_sharpness: float | None,
+    thresholds: ShotQaThresholds, result: QaResult, actor: str,
+) -> None:
+    if shot.preview_sha256 is None:
+        return
+    face = shot.faces[0] if shot.faces else None
+    eyes = None
+    if face is not None:
+        verdict = classify_face(finding_of(face), image_size=(shot.width, shot.height))
+        eyes = verdict.to_json()
+        face.qa = {**(face.qa or {}), "eyes": eyes}
+        if face.crop_sha256:
+            flagged = verdict.state.value not in ("open", "undetermined")
+            enqueue(
+                session=session, image_sha256=face.crop_sha256, source="shot", face_id=face.id,
+                flag=verdict.state.value if flagged else None,
+                flag_confidence=verdict.confidence if flagged else None, measures=eyes,
+            )
+            result.queued_faces += 1
+    checks = measure_shot(
+        crop=_image(blobs, face.crop_sha256) if face is not None and face.crop_sha256 else None,
+        preview=_image(blobs, shot.preview_sha256),
+        pose=(face.yaw, face.pitch, face.roll) if face is not None else None,
+        eyes=eyes, reference=reference, session_sharpness=session_sharpness, thresholds=thresholds,
+    )
+    shot.qa = summarise(checks)
+    result.shots += 1
+    before = (shot.status, shot.reason)
+    if shot.qa["passed"]:
+        result.passed += 1
+        if shot.status == ShotStatus.rejected.value and (shot.reason or "").startswith(QA_REASON_PREFIX):
+            person = session.scalar(select(Person).where(Person.code == shot.sitter_code)) if shot.sitter_code else None
+            gate = ingest_api.classify(
+                sitter_code=shot.sitter_code, person=person, capture_date=shot.capture_date, face_count=shot.face_count
+            )
+            shot.status, shot.reason, shot.reason_detail = gate.status.value, gate.reason, gate.detail
+            result.restored += 1
+    elif shot.status == ShotStatus.accepted.value or (shot.reason or "").startswith(QA_REASON_PREFIX):
+        failed = [c for c in checks if c.passed is False]
+        shot.status = ShotStatus.rejected.value
+        shot.reason = QA_REASON_PREFIX + failed[0].name
+        shot.reason_detail = "; ".join(f"{c.name} = {c.value} (needs {c.threshold})" for c in failed)
+        result.rejected += 1
+    if (shot.status, shot.reason) != before:
+        audit.record(
+            session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
+            before=list(before), after=[shot.status, shot.reason],
+        )
+
+
+def consistency_report(*, session: Session, shoot_id: int) -> bytes:
+    """A PNG plot of drift across the session: exposure and white balance against the reference
+    frame, face sharpness, frame by frame in capture order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shoot = session.get(Shoot, shoot_id)
+    if shoot is None:
+        raise NotFound(f"no shoot #{shoot_id}")
+    shots = session.scalars(
+        select(Shot).where(Shot.shoot_id == shoot_id).order_by(Shot.captured_at, Shot.relative_path)
+    ).all()
+    series: dict[str, list[float | None]] = {"exposure_shift": [], "white_balance_shift": [], "sharpness": []}
+    labels = []
+    for shot in shots:
+        checks = {c["name"]: c for c in (shot.qa or {}).get("checks", [])}
+        labels.append(shot.relative_path.rsplit("/", 1)[-1])
+        for name in series:
+            value = checks.get(name, {}).get("value")
+            series[name].append(value if isinstance(value, (int, float)) else None)
+    figure, axes = plt.subplots(3, 1, figsize=(max(6, len(shots) * 0.4), 7), sharex=True)
+    units = {"exposure_shift": "stops", "white_balance_shift": "log2 chroma", "sharpness": "Laplacian var"}
+    for axis, (name, values) in zip(axes, series.items()):
+        xs = [i for i, v in enumerate(values) if v is not None]
+        axis.plot(xs, [values[i] for i in xs], marker="o")
+        axis.set_ylabel(f"{name}\n({units[name]})", fontsize=8)
+        axis.grid(alpha=0.3)
+    axes[-1].set_xticks(range(len(labels)), labels, rotation=60, fontsize=7, ha="right")
+    figure.suptitle(f"{shoot.name}: drift across the session")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,146 @@
+"""Shot QA: measured checks on every ingested frame, each with its value, threshold and verdict.
+
+Sharpness and exposure are measured on the face (the aligned crop); white balance and exposure
+drift are measured on the whole frame (its preview) against the shoot's reference frame.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+ANALYSIS_SIZE = 256  # crops are resampled to this side so sharpness compares across crop sizes
+FACE_WINDOW = 0.6  # central share of the aligned crop that is face, not background
+QA_VERSION = 1
+EYES_PASS = ("open", "looking_away")
+
+
+@dataclass(frozen=True)
+class ShotQaThresholds:
+    """Pass limits for shot QA. One place; the eye thresholds live in qa/eye_thresholds.json."""
+
+    # Variance of the Laplacian on the 256 px face window (grey levels²). Its scale depends on
+    # the face and the lighting, so a frame must also reach a share of its session's median.
+    min_sharpness: float = 15.0
+    min_relative_sharpness: float = 0.5
+    max_clipped_highlights: float = 0.02  # share of face pixels at 250+ in any channel
+    max_clipped_shadows: float = 0.05  # share of face pixels with luma at 5 or below
+    min_face_luma: float = 60.0  # mean face luma, 0-255
+    max_face_luma: float = 210.0
+    max_wb_shift: float = 0.15  # |log2| change of R/G or B/G against the reference frame
+    max_exposure_shift: float = 0.5  # |stops| of mean luminance against the reference frame
+    max_yaw: float = 30.0  # degrees
+    max_pitch: float = 20.0
+    max_roll: float = 15.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | str | None
+    threshold: str
+    passed: bool | None  # None: not applicable (no reference frame, no face)
+    detail: str = ""
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def face_window(crop: np.ndarray) -> np.ndarray:
+    side = crop.shape[0]
+    margin = int(side * (1 - FACE_WINDOW) / 2)
+    return crop[margin : side - margin, margin : side - margin]
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the face, at a fixed analysis size."""
+    grey = cv2.cvtColor(face_window(crop), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@dataclass(frozen=True)
+class FrameTone:
+    """Whole-frame colour and brightness, compared against the reference frame."""
+
+    log_rg: float
+    log_bg: float
+    log_luma: float
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> FrameTone:
+        mean = rgb.reshape(-1, 3).astype(np.float64).mean(axis=0) + 1e-6
+        return cls(math.log2(mean[0] / mean[1]), math.log2(mean[2] / mean[1]), math.log2(float(_luma(mean[None, :])[0])))
+
+
+def measure_shot(
+    *,
+    crop: np.ndarray | None,
+    preview: np.ndarray,
+    pose: tuple[float | None, float | None, float | None] | None,
+    eyes: dict[str, Any] | None,
+    reference: FrameTone | None,
+    session_sharpness: float | None = None,
+    thresholds: ShotQaThresholds = ShotQaThresholds(),
+) -> list[Check]:
+    """Every check for one frame; a frame without a face gets the frame-level checks only."""
+    t = thresholds
+    checks: list[Check] = []
+    if crop is not None:
+        face = face_window(crop)
+        luma = _luma(face.astype(np.float64))
+        sharp = sharpness(crop)
+        highlights = float((face >= 250).any(axis=2).mean())
+        shadows = float((luma <= 5).mean())
+        mean_luma = float(luma.mean())
+        floor = t.min_sharpness
+        if session_sharpness:
+            floor = max(floor, t.min_relative_sharpness * session_sharpness)
+        checks += [
+            Check("sharpness", round(sharp, 1), f">= {floor:.1f}", sharp >= floor,
+                  f"session median {session_sharpness:.1f}" if session_sharpness else ""),
+            Check("clipped_highlights", round(highlights, 4), f"<= {t.max_clipped_highlights}", highlights <= t.max_clipped_highlights),
+            Check("clipped_shadows", round(shadows, 4), f"<= {t.max_clipped_shadows}", shadows <= t.max_clipped_shadows),
+            Check("face_luma", round(mean_luma, 1), f"{t.min_face_luma}..{t.max_face_luma}", t.min_face_luma <= mean_luma <= t.max_face_luma),
+        ]
+    if pose is not None:
+        for name, value, limit in zip(("yaw", "pitch", "roll"), pose, (t.max_yaw, t.max_pitch, t.max_roll)):
+            ok = None if value is None or math.isnan(value) else abs(value) <= limit
+            checks.append(Check(f"head_{name}", None if ok is None else round(value, 1), f"|x| <= {limit}", ok))
+    if eyes is not None:
+        state = eyes.get("state")
+        undetermined = state == "undetermined"
+        # Gaze to one side is a pose, not a defect; shut, half-shut or crossed eyes are.
+        checks.append(
+            Check("eyes", state, "open or looking_away", None if undetermined else state in EYES_PASS, eyes.get("reason") or "")
+        )
+    tone = FrameTone.of(preview)
+    if reference is None:
+        checks += [
+            Check("white_balance_shift", None, f"<= {t.max_wb_shift}", None, "the shoot has no reference frame"),
+            Check("exposure_shift", None, f"<= {t.max_exposure_shift}", None, "the shoot has no reference frame"),
+        ]
+    else:
+        wb = max(abs(tone.log_rg - reference.log_rg), abs(tone.log_bg - reference.log_bg))
+        ev = tone.log_luma - reference.log_luma
+        checks += [
+            Check("white_balance_shift", round(wb, 3), f"<= {t.max_wb_shift}", wb <= t.max_wb_shift),
+            Check("exposure_shift", round(ev, 2), f"|x| <= {t.max_exposure_shift}", abs(ev) <= t.max_exposure_shift),
+        ]
+    return checks
+
+
+def summarise(checks: list[Check]) -> dict[str, Any]:
+    failed = [c.name for c in checks if c.passed is False]
+    return {"version": QA_VERSION, "passed": not failed, "failed": failed, "checks": [asdict(c) for c in checks]}
