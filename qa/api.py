@@ -143,14 +143,17 @@ def _qa_one(
                 sitter_code=shot.sitter_code, person=person, capture_date=shot.capture_date, face_count=shot.face_count
             )
             shot.status, shot.reason, shot.reason_detail = gate.status.value, gate.reason, gate.detail
-            result.restored += 1
     elif shot.status == ShotStatus.accepted.value or (shot.reason or "").startswith(QA_REASON_PREFIX):
+        # Consent problems outrank QA: a quarantined frame keeps its quarantine reason.
         failed = [c for c in checks if c.passed is False]
         shot.status = ShotStatus.rejected.value
         shot.reason = QA_REASON_PREFIX + failed[0].name
         shot.reason_detail = "; ".join(f"{c.name} = {c.value} (needs {c.threshold})" for c in failed)
-        result.rejected += 1
     if (shot.status, shot.reason) != before:
+        if shot.status == ShotStatus.rejected.value:
+            result.rejected += 1
+        elif before[0] == ShotStatus.rejected.value:
+            result.restored += 1
         audit.record(
             session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
             before=list(before), after=[shot.status, shot.reason],

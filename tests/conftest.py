@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from likeness.config import Settings
 from likeness.db import Database
 from likeness.workbench import Workbench
+from ingest.sample_shoot import SampleShoot, build_sample_shoot
 from tests.postgres_server import PostgresServer, find_pg_bin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +139,15 @@ def env_workbench(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("LIKENESS_PREVIEW_SIZE", "512")
     with Workbench.open(settings) as wb:
         yield wb
+
+
+# -- sample data --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sample_shoot_template(tmp_path_factory: pytest.TempPathFactory) -> SampleShoot:
+    return build_sample_shoot(tmp_path_factory.mktemp("shoot") / "demo-shoot", n_good=4, frame_size=(768, 512))
+
+
+@pytest.fixture
+def sample_shoot(sample_shoot_template: SampleShoot) -> SampleShoot:
+    return sample_shoot_template

@@ -13,7 +13,7 @@ from likeness import doctor
 from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Shot
 from likeness.workbench import Workbench
-from tests.ingest.conftest import register_sitter, write_shoot_toml
+from tests.factories import register_sitter, write_shoot_toml
 
 
 def _state(workbench: Workbench) -> tuple[list[tuple], set[str]]:
@@ -93,7 +93,7 @@ def test_frames_wait_in_quarantine_until_sitter_and_release_exist(
 
 def register_sitter_release_only(workbench: Workbench, tmp_path: Path) -> None:
     from ingest.sample_shoot import write_release_document
-    from tests.ingest.conftest import SHOOT_DATE
+    from tests.factories import SHOOT_DATE
 
     document = write_release_document(tmp_path / "late.pdf", person_code="P0001", signed_on=SHOOT_DATE, scopes=["ai_training"])
     with workbench.db.unit_of_work() as session:

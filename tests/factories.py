@@ -1,27 +1,15 @@
-"""Fixtures for ingest tests: sample shoots rendered from a real portrait, a released sitter."""
+"""Builders for test data: sample shoots rendered from a real portrait, sitters with releases."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from ingest import api
-from ingest.sample_shoot import SampleShoot, build_sample_shoot, write_release_document
+from ingest.sample_shoot import write_release_document
 from likeness.workbench import Workbench
 
 SHOOT_DATE = dt.date(2026, 11, 20)
-
-
-@pytest.fixture(scope="session")
-def sample_shoot_template(tmp_path_factory: pytest.TempPathFactory) -> SampleShoot:
-    return build_sample_shoot(tmp_path_factory.mktemp("shoot") / "demo-shoot", n_good=4, frame_size=(768, 512))
-
-
-@pytest.fixture
-def sample_shoot(sample_shoot_template: SampleShoot) -> SampleShoot:
-    return sample_shoot_template
 
 
 def register_sitter(workbench: Workbench, tmp_path: Path, code: str = "P0001", *, release: bool = True) -> None:

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from sqlalchemy import select
+
+from ingest import api as ingest_api
+from ingest.sample_shoot import SampleShoot
+from likeness.models import AuditEvent, ReviewItem, Shot
+from likeness.workbench import Workbench
+from qa import api
+from tests.factories import register_sitter
+
+
+def _ingest(workbench: Workbench, shoot: SampleShoot, tmp_path: Path) -> int:
+    register_sitter(workbench, tmp_path)
+    return ingest_api.ingest_folder(workbench=workbench, path=shoot.path, actor="test").shoot_id
+
+
+def test_shot_qa_on_a_real_shoot(workbench: Workbench, sample_shoot: SampleShoot, tmp_path: Path) -> None:
+    shoot_id = _ingest(workbench, sample_shoot, tmp_path)
+    with workbench.db.unit_of_work() as session:
+        result = api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=shoot_id, actor="test")
+    with workbench.db.unit_of_work() as session:
+        shots = {s.relative_path: s for s in session.scalars(select(Shot))}
+        for relative in sample_shoot.good_frames:
+            qa = shots[relative].qa
+            names = {c["name"] for c in qa["checks"]}
+            assert {"sharpness", "clipped_highlights", "face_luma", "head_yaw", "eyes", "white_balance_shift",
+                    "exposure_shift"} <= names
+            assert all("threshold" in c and "value" in c for c in qa["checks"])
+            eyes = next(c for c in qa["checks"] if c["name"] == "eyes")
+            assert eyes["value"] == "open"  # the astronaut's eyes are open in every frame
+        reference = shots["P0001/frame_01.dng"].qa["checks"]
+        assert next(c for c in reference if c["name"] == "exposure_shift")["value"] == 0.0
+        statuses = {p: (s.status, s.reason) for p, s in shots.items()}
+        rejected = {p for p, (status, _) in statuses.items() if status == "rejected"}
+        assert rejected == {p for p, s in shots.items() if not s.qa["passed"] and p in sample_shoot.good_frames}
+        for path in rejected:
+            assert statuses[path][1].startswith("qa_") and shots[path].reason_detail
+        # The frame rendered one stop brighter than the reference fails on exposure.
+        brightest = max(sample_shoot.good_frames, key=lambda p: next(
+            c["value"] for c in shots[p].qa["checks"] if c["name"] == "exposure_shift"))
+        assert brightest in rejected
+        items = session.scalars(select(ReviewItem)).all()
+        assert len(items) == result.queued_faces >= len(sample_shoot.good_frames)
+        assert session.scalar(select(AuditEvent).where(AuditEvent.action == "shot.status")) is not None
+    # Running QA again changes nothing.
+    with workbench.db.unit_of_work() as session:
+        again = api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=shoot_id, actor="test")
+    assert (again.rejected, again.restored) == (0, 0)
+    with workbench.db.unit_of_work() as session:
+        assert len(session.scalars(select(ReviewItem)).all()) == len(items)
+
+
+def test_consistency_report_is_a_plot(workbench: Workbench, sample_shoot: SampleShoot, tmp_path: Path) -> None:
+    shoot_id = _ingest(workbench, sample_shoot, tmp_path)
+    with workbench.db.unit_of_work() as session:
+        api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=shoot_id, actor="test")
+        png = api.consistency_report(session=session, shoot_id=shoot_id)
+    path = tmp_path / "report.png"
+    path.write_bytes(png)
+    image = Image.open(path)
+    assert image.format == "PNG" and image.width >= 600 and image.height >= 600
