@@ -6,7 +6,7 @@ import streamlit as st
 
 from likeness.models import Role
 from ui import queries
-from ui._common import current_user, guard, init_state, sign_in, sign_out, workbench
+from ui._common import current_user, guard, init_state, plain, sign_in, sign_out, workbench
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         pages["Admin"] = [people]
     if user is not None:
         with st.sidebar:
-            st.caption(f"Signed in as **{user.username}** ({user.role.value})")
+            st.caption(f"Signed in as **{plain(user.username)}** ({user.role.value})")
             st.button("Sign out", key="sign_out", on_click=sign_out, icon=":material/logout:")
 
     st.navigation(pages).run()

@@ -27,9 +27,13 @@ What it does, in one run:
    peak RSS per worker against 1500 MB, contact-sheet time) and, as the last line of stdout, the
    figures as JSON (also written to ``--json PATH``).
 
-``--profile K`` then ingests K of the frames in this process (workers=0) under cProfile and prints
-where an ingest's time goes per frame, step by step, next to the rawpy-only decode of the same
-frames.
+``--profile K`` then ingests K of the frames in this process (workers=0) with a timer (wall and
+CPU) on each step, and prints where an ingest's time goes per frame, next to the rawpy-only decode
+of the same frames and the start-up cost of a worker of either kind.
+
+Every timed run also records its CPU time (the pool workers' and this process's) and how busy the
+rest of the machine was meanwhile (from /proc/stat): on a shared machine the wall-clock figures
+move with other people's load, the CPU ratio much less; the table flags runs that were disturbed.
 
 Everything happens in a temporary folder that is removed afterwards, unless ``--keep DIR`` names
 an empty (or new) folder to keep it all in.
@@ -61,6 +65,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 1.3  # ingest time / rawpy-only floor, with 2 workers
 RSS_TARGET_MB = 1500.0  # peak resident memory per worker process
+QUIET_LOAD = 0.05  # other processes' share of the machine above which timings are flagged
 CONTACT_LONG_EDGE = 1024  # quick_preview size for the contact sheet
 CONTACT_CELL = 256  # long edge of one picture on the sheet
 ASTRONAUT = "skimage:astronaut"
@@ -250,6 +255,56 @@ def _to_stored(display, orientation: int):
 
 
 # -------------------------------------------------------------------------------------------------
+# CPU accounting: this benchmark's own CPU time, and everybody else's while it runs
+# -------------------------------------------------------------------------------------------------
+
+
+def _own_cpu_s() -> float:
+    """User + system CPU of this process and of its reaped children (the pool workers, once the
+    pool is shut down), all threads included."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Wall time, own CPU time and other processes' CPU time between start() and stop().
+
+    The machine may be shared: ``other_load`` (the other processes' CPU as a share of all CPUs
+    over the run) says how much a figure may be disturbed; ``cpu_s`` hardly depends on it.
+    """
+
+    def start(self) -> CpuMeter:
+        self._wall, self._own, self._busy = time.perf_counter(), _own_cpu_s(), _machine_busy_s()
+        return self
+
+    def stop(self) -> dict[str, float | None]:
+        wall = time.perf_counter() - self._wall
+        own = _own_cpu_s() - self._own
+        busy = _machine_busy_s()
+        other = None if busy is None or self._busy is None else max(0.0, busy - self._busy - own)
+        cpus = os.cpu_count() or 1
+        return {
+            "cpu_s": own,
+            "other_cpu_s": other,
+            "other_load": None if other is None or wall <= 0 else other / (wall * cpus),
+        }
+
+
+# -------------------------------------------------------------------------------------------------
 # The shoot
 # -------------------------------------------------------------------------------------------------
 
@@ -385,6 +440,7 @@ def run_floor(files: list[Path], workers: int) -> dict[str, Any]:
 
     params = dict(RAW_POSTPROCESS)
     os.sync()
+    meter = CpuMeter().start()
     started = time.perf_counter()
     pool = _spawn_pool(workers)
     try:
@@ -396,8 +452,8 @@ def run_floor(files: list[Path], workers: int) -> dict[str, Any]:
             peak = max(peak, rss)
         elapsed = time.perf_counter() - started
     finally:
-        pool.shutdown(wait=True)
-    return {"seconds": elapsed, "peak_worker_rss_mb": peak, "shapes": sorted(shapes)}
+        pool.shutdown(wait=True)  # the workers are reaped: their CPU time is counted
+    return {"seconds": elapsed, "peak_worker_rss_mb": peak, "shapes": sorted(shapes), **meter.stop()}
 
 
 def run_ingest(shoot: dict[str, Any], root: Path, workers: int, shoot_date: dt.date) -> dict[str, Any]:
@@ -407,13 +463,16 @@ def run_ingest(shoot: dict[str, Any], root: Path, workers: int, shoot_date: dt.d
     workbench = open_workbench(root, workers=workers, sitters=shoot["sitters"], shoot_date=shoot_date)
     try:
         os.sync()
+        meter = CpuMeter().start()
         started = time.perf_counter()
         summary = ingest_folder(workbench=workbench, path=shoot["path"], actor=ACTOR, workers=workers)
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()  # ingest_folder has shut its pool down: the workers are reaped
     finally:
         workbench.close()
     return {
         "seconds": elapsed,
+        **cpu,
         "summary_elapsed_s": summary.elapsed_s,
         "peak_worker_rss_mb": summary.peak_worker_rss_mb,
         "files": summary.files,
@@ -432,6 +491,7 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
     from PIL import Image
 
     os.sync()
+    meter = CpuMeter().start()
     started = time.perf_counter()
     pool = _spawn_pool(workers)
     try:
@@ -456,61 +516,141 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
         elapsed = time.perf_counter() - started
     finally:
         pool.shutdown(wait=True)
-    return {"seconds": elapsed, "previews_s": previews_s, "missing": missing, "sheet": f"{sheet.width}x{sheet.height}"}
+    return {**meter.stop(), "seconds": elapsed, "previews_s": previews_s, "missing": missing, "sheet": f"{sheet.width}x{sheet.height}"}
 
 
 # -------------------------------------------------------------------------------------------------
-# Profile: where one ingest's time goes, frame by frame
+# Profile: where one ingest's time goes, step by step
 # -------------------------------------------------------------------------------------------------
 
-# (label, file suffix, function, indented under the previous top-level step)
-_PROFILE_STEPS: tuple[tuple[str, str, str, bool], ...] = (
-    ("hash (SHA-256 of the file)", "ingest/coordinator.py", "_hash", False),
-    ("decode_frame (all of it)", "ingest/decode.py", "decode_frame", False),
-    ("TIFF extent check (tifffile)", "ingest/decode.py", "_check_tiff_extent", True),
-    ("EXIF: exifread", "ingest/exif.py", "read_exif", True),
-    ("EXIF: LibRaw fill", "ingest/exif.py", "fill_from_libraw", True),
-    ("embedded preview extract + JPEG decode", "ingest/decode.py", "_embedded_preview", True),
-    ("store original (copy + fsync)", "likeness/blobstore.py", "put_file", False),
-    ("preview (resize + JPEG + store)", "ingest/frame.py", "_store_preview", False),
-    ("find_faces (all of it)", "ingest/faces.py", "find_faces", False),
-    ("MediaPipe graph build (once per process)", "ingest/faces.py", "_graph", True),
-    ("align + PNG encode + store crop", "ingest/frame.py", "_store_face", False),
-    ("align_face (warp)", "ingest/align.py", "align_face", True),
-    ("DB: batch rows (_write_batch)", "ingest/coordinator.py", "_write_batch", False),
-    ("DB: transactions (begin/commit)", "likeness/db.py", "unit_of_work", False),
-    ("DB: shoot row + known hashes", "ingest/coordinator.py", "_upsert_shoot", False),
+# (step, module, attribute, parent step or None). Each is wrapped with a timer for the profiled
+# run only and restored afterwards; a dozen timers per frame cost nothing measurable (cProfile,
+# which traces every Python call, would inflate the Python-heavy steps such as imports).
+_STEP_TIMERS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("hash (SHA-256 of the file)", "ingest.coordinator", "_hash", None),
+    ("decode_frame", "ingest.frame", "decode_frame", None),
+    ("TIFF extent check (tifffile)", "ingest.decode", "_check_tiff_extent", "decode_frame"),
+    ("EXIF: exifread", "ingest.decode", "read_exif", "decode_frame"),
+    ("EXIF: LibRaw fill", "ingest.decode", "fill_from_libraw", "decode_frame"),
+    ("embedded preview: extract + JPEG decode", "ingest.decode", "_embedded_preview", "decode_frame"),
+    ("store original (copy + hash check + fsync)", "likeness.blobstore:BlobStore", "put_file", None),
+    ("preview (resize + JPEG + store)", "ingest.frame", "_store_preview", None),
+    ("find_faces", "ingest.frame", "find_faces", None),
+    ("MediaPipe import + graph build", "ingest.faces", "_graph", "find_faces"),
+    ("align + PNG encode + store crop", "ingest.frame", "_store_face", None),
+    ("ffhq_quad + align_face (warp)", "ingest.frame", "align_face", "align + PNG encode + store crop"),
+    ("PNG encode of the crop", "PIL.Image:Image", "save", "align + PNG encode + store crop"),
+    ("store crop", "likeness.blobstore:BlobStore", "put_bytes", "align + PNG encode + store crop"),
+    ("DB: batch rows (_write_batch)", "ingest.coordinator", "_write_batch", None),
+    ("DB: shoot row + known hashes", "ingest.coordinator", "_upsert_shoot", None),
+    ("DB: shoot row + known hashes", "ingest.coordinator", "_known_hashes", None),
+    ("DB: transactions (begin + commit)", "likeness.db:Database", "unit_of_work", None),
 )
 
 
-def _profile_cum(stats: Any, suffix: str, name: str) -> float:
-    best = 0.0
-    for (filename, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        if func == name and filename.replace("\\", "/").endswith(suffix):
-            best = max(best, ct)
-    return best
+class _StepClock:
+    """Accumulates wall and CPU seconds per step while the wrapped functions run."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}  # step -> [wall, cpu, calls]
+        self.active: list[str] = []
+
+    def add(self, step: str, wall: float, cpu: float) -> None:
+        entry = self.totals.setdefault(step, [0.0, 0.0, 0])
+        entry[0] += wall
+        entry[1] += cpu
+        entry[2] += 1
+
+    def wrap(self, step: str, parent: str | None, fn: Any) -> Any:
+        """``fn`` timed as ``step``; with a parent step, only the calls made inside that step."""
+        import functools
+
+        clock = self
+
+        if fn.__name__ == "unit_of_work":  # a context manager: time its enter and exit, not the body
+            @functools.wraps(fn)
+            def transaction(*args: Any, **kwargs: Any) -> Any:
+                return _TimedContext(clock, step, fn(*args, **kwargs))
+
+            return transaction
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if step in clock.active or (parent is not None and parent not in clock.active):
+                return fn(*args, **kwargs)  # a recursive call, or one made outside the parent step
+            if fn.__name__ == "save":  # PIL's Image.save: only the crop's PNG encode
+                fmt = kwargs.get("format") or (args[2] if len(args) > 2 else None)
+                if str(fmt).upper() != "PNG":
+                    return fn(*args, **kwargs)
+            clock.active.append(step)
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                clock.add(step, time.perf_counter() - wall, time.process_time() - cpu)
+                clock.active.pop()
+
+        return timed
 
 
-def _profile_builtin(stats: Any, needle: str) -> float:
-    return sum(ct for (filename, _l, func), (_cc, _nc, _tt, ct, _c) in stats.stats.items() if filename == "~" and needle in func)
+class _TimedContext:
+    """A unit of work whose begin and commit are timed; inside another timed step (a lookup that
+    opens its own transaction) that step already counts them."""
+
+    def __init__(self, clock: _StepClock, step: str, context: Any) -> None:
+        self.clock, self.step, self.context = clock, step, context
+
+    def _timed(self, action: Any) -> Any:
+        if self.clock.active:
+            return action()
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return action()
+        finally:
+            self.clock.add(self.step, time.perf_counter() - wall, time.process_time() - cpu)
+
+    def __enter__(self) -> Any:
+        return self._timed(self.context.__enter__)
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._timed(lambda: self.context.__exit__(*exc))
 
 
-def _profile_from(stats: Any, callee_suffix: str, callee: str, caller: str) -> float:
-    total = 0.0
-    for (filename, _line, func), (_cc, _nc, _tt, _ct, callers) in stats.stats.items():
-        if func != callee or not filename.replace("\\", "/").endswith(callee_suffix):
-            continue
-        for (_cf, _cl, cname), timing in callers.items():
-            if cname == caller:
-                total += timing[3] if isinstance(timing, tuple) else 0.0
-    return total
+def _instrument(clock: _StepClock) -> list[tuple[Any, str, Any]]:
+    """Wrap every step's function; returns what to restore."""
+    import importlib
+
+    restore = []
+    for step, target, attribute, parent in _STEP_TIMERS:
+        module_name, _, class_name = target.partition(":")
+        owner = importlib.import_module(module_name)
+        if class_name:
+            owner = getattr(owner, class_name)
+        original = owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+        restore.append((owner, attribute, original))
+        setattr(owner, attribute, clock.wrap(step, parent, original))
+    return restore
 
 
-def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.date, *, keep: bool) -> dict[str, Any]:
-    """Ingest ``count`` frames in this process under cProfile; also time rawpy alone on them."""
-    import cProfile
-    import pstats
+def _startup_task(module: str) -> float:
+    import importlib
 
+    importlib.import_module(module)
+    return time.process_time()
+
+
+def _worker_startup(module: str) -> dict[str, float]:
+    """Wall time from creating a one-worker spawn pool to having ``module`` imported in it."""
+    started = time.perf_counter()
+    with _spawn_pool(1) as pool:
+        cpu = pool.submit(_startup_task, module).result()
+        wall = time.perf_counter() - started
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.date) -> dict[str, Any]:
+    """Ingest ``count`` frames in this process (workers=0) with a timer on every step; also decode
+    the same frames with rawpy alone, and time a worker's start-up for each."""
     from ingest.api import ingest_folder
     from ingest.decode import RAW_POSTPROCESS
 
@@ -525,66 +665,70 @@ def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.da
             shutil.copyfile(path, target)
     shutil.copyfile(shoot["path"] / "shoot.toml", folder / "shoot.toml")
 
+    startup = {"floor": _worker_startup("rawpy"), "ingest": _worker_startup("ingest.frame")}
+
     os.sync()
-    floor = []
+    floor_wall, floor_cpu = 0.0, 0.0
     for path in files:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         _floor_task(str(path), dict(RAW_POSTPROCESS))
-        floor.append(time.perf_counter() - started)
+        floor_wall += time.perf_counter() - wall
+        floor_cpu += time.process_time() - cpu
 
     workbench = open_workbench(root / "data", workers=0, sitters=shoot["sitters"], shoot_date=shoot_date)
+    clock = _StepClock()
+    restore = _instrument(clock)
     try:
         os.sync()
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
+        wall, cpu = time.perf_counter(), time.process_time()
         summary = ingest_folder(workbench=workbench, path=folder, actor=ACTOR, workers=0)
-        profiler.disable()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
+        for owner, attribute, original in reversed(restore):
+            setattr(owner, attribute, original)
         workbench.close()
-    stats = pstats.Stats(profiler)
-    if keep:  # for snakeviz, pstats and friends
-        profiler.dump_stats(str(root / "ingest.prof"))
-    steps = []
-    top_total = 0.0
-    for label, suffix, name, nested in _PROFILE_STEPS:
-        seconds = _profile_cum(stats, suffix, name)
-        if name == "_upsert_shoot":
-            seconds += _profile_cum(stats, "ingest/coordinator.py", "_known_hashes")
-        if name == "find_faces":  # the graph build is shown on its own
-            seconds -= _profile_cum(stats, "ingest/faces.py", "_graph")
-        steps.append({"step": label, "seconds": seconds, "nested": nested})
-        if not nested:
-            top_total += seconds
-    decode = next(s for s in steps if s["step"].startswith("decode_frame"))["seconds"]
-    decode_parts = sum(s["seconds"] for s in steps[2:6])
-    graph = next(s for s in steps if s["step"].startswith("MediaPipe"))
-    # The remaining decode time is LibRaw itself: open, unpack and demosaic (postprocess).
-    steps.insert(6, {"step": "LibRaw open + unpack + postprocess (rest)", "seconds": decode - decode_parts, "nested": True})
-    postprocess = _profile_builtin(stats, "postprocess")
-    if postprocess:
-        steps.insert(7, {"step": "  of which RawPy.postprocess", "seconds": postprocess, "nested": True})
-    png = _profile_from(stats, "PIL/Image.py", "save", "_store_face")
-    crop_store = _profile_from(stats, "likeness/blobstore.py", "put_bytes", "_store_face")
-    at = next(i for i, s in enumerate(steps) if s["step"].startswith("align_face")) + 1
-    steps[at:at] = [
-        {"step": "PNG encode of the crop", "seconds": png, "nested": True},
-        {"step": "store crop", "seconds": crop_store, "nested": True},
-    ]
-    # The graph build moves to the top level: it is paid once per worker process, not per frame.
-    graph["nested"] = False
-    graph["once"] = True
-    top_total += graph["seconds"]
-    steps.append({"step": "everything else", "seconds": max(0.0, wall - top_total), "nested": False})
+
+    def seconds(step: str) -> tuple[float, float]:
+        wall_s, cpu_s, _calls = clock.totals.get(step, (0.0, 0.0, 0))
+        return wall_s, cpu_s
+
+    steps: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for step, _target, _attribute, parent in _STEP_TIMERS:
+        if step in seen:
+            continue
+        seen.add(step)
+        step_wall, step_cpu = seconds(step)
+        steps.append({"step": step, "wall_s": step_wall, "cpu_s": step_cpu, "parent": parent})
+    by_name = {s["step"]: s for s in steps}
+    # What decode_frame spends outside its timed parts is LibRaw: open, unpack and postprocess.
+    decode = by_name["decode_frame"]
+    parts = [s for s in steps if s["parent"] == "decode_frame"]
+    libraw = {
+        "step": "LibRaw open + unpack + postprocess (the rest)",
+        "wall_s": decode["wall_s"] - sum(s["wall_s"] for s in parts),
+        "cpu_s": decode["cpu_s"] - sum(s["cpu_s"] for s in parts),
+        "parent": "decode_frame",
+    }
+    steps.insert(steps.index(parts[-1]) + 1, libraw)
+    # The MediaPipe import and graph build are paid once per worker process, not per frame.
+    graph = by_name["MediaPipe import + graph build"]
+    find = by_name["find_faces"]
+    find["wall_s"] -= graph["wall_s"]
+    find["cpu_s"] -= graph["cpu_s"]
+    graph["parent"], graph["once"] = None, True
+    top = [s for s in steps if s["parent"] is None]
+    steps.append({"step": "everything else", "wall_s": max(0.0, wall - sum(s["wall_s"] for s in top)),
+                  "cpu_s": max(0.0, cpu - sum(s["cpu_s"] for s in top)), "parent": None})
     return {
         "frames": len(files),
         "accepted": len(summary.accepted),
         "wall_s": wall,
-        "floor_s": sum(floor),
-        "floor_per_frame_s": sum(floor) / len(files),
+        "cpu_s": cpu,
+        "floor_wall_s": floor_wall,
+        "floor_cpu_s": floor_cpu,
+        "worker_startup": startup,
         "steps": steps,
-        "profile_file": str(root / "ingest.prof") if keep else None,
     }
 
 
@@ -620,6 +764,9 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
     rss_floor = max(r["peak_worker_rss_mb"] for r in floors)
     rss_ingest = max(r["peak_worker_rss_mb"] for r in ingests)
     all_accepted = all(r["accepted"] == files and not r["failed"] for r in ingests)
+    floor_cpu = _stats([r["cpu_s"] for r in floors])
+    ingest_cpu = _stats([r["cpu_s"] for r in ingests])
+    loads = [r["other_load"] for r in floors + ingests + sheets if r.get("other_load") is not None]
     return {
         "files": files,
         "workers": args.workers,
@@ -648,6 +795,17 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
         "rss_target_mb": RSS_TARGET_MB,
         "rss_pass": rss_ingest <= RSS_TARGET_MB,
         "contact_sheet_ratio_to_floor": contact["median"] / floor["median"],
+        "floor_cpu_s": [r["cpu_s"] for r in floors],
+        "ingest_cpu_s": [r["cpu_s"] for r in ingests],
+        "floor_cpu": floor_cpu,
+        "ingest_cpu": ingest_cpu,
+        "cpu_ratio_of_medians": ingest_cpu["median"] / floor_cpu["median"],
+        "other_load": {
+            "floor": [r.get("other_load") for r in floors],
+            "ingest": [r.get("other_load") for r in ingests],
+            "contact_sheet": [r.get("other_load") for r in sheets],
+            "max": max(loads) if loads else None,
+        },
         "ingest_runs": [{k: v for k, v in r.items() if k != "seconds"} for r in ingests],
         "all_accepted": all_accepted,
         "machine": {
@@ -698,9 +856,20 @@ def print_report(console: Any, figures: dict[str, Any]) -> None:
                   f"≤ {figures['rss_target_mb']:.0f}", verdict(figures["rss_pass"]))
     table.add_row("contact sheet from embedded previews, s (min / median)", span(contact, "{:.2f}"), "", "")
     table.add_row("contact sheet / floor (medians)", f"{figures['contact_sheet_ratio_to_floor']:.3f}", "", "")
+    table.add_row("(a) floor CPU s, workers + parent (min / median)", span(figures["floor_cpu"]), "", "")
+    table.add_row("(b) ingest CPU s, workers + parent (min / median)", span(figures["ingest_cpu"]), "", "")
+    table.add_row("CPU ratio (b)/(a), of medians", f"{figures['cpu_ratio_of_medians']:.2f}", "", "")
+    busiest = figures["other_load"]["max"]
+    if busiest is not None:
+        quiet = busiest <= QUIET_LOAD
+        table.add_row("other processes' CPU during the runs, % of machine (max)", f"{100 * busiest:.0f} %",
+                      f"≤ {100 * QUIET_LOAD:.0f} %", "quiet" if quiet else "[bold yellow]BUSY[/]")
     accepted = ", ".join(f"{r['accepted']}/{r['files']}" for r in figures["ingest_runs"])
     table.add_row("frames accepted per ingest run", accepted, "all", verdict(figures["all_accepted"]))
     console.print(table)
+    if busiest is not None and busiest > QUIET_LOAD:
+        console.print(f"[yellow]other processes used up to {100 * busiest:.0f} % of the machine during a timed run: "
+                      "wall-clock figures are disturbed; the CPU ratio is the steadier one[/]")
     console.print(
         "floor runs s: " + ", ".join(f"{v:.1f}" for v in figures["floor_s"])
         + " | ingest runs s: " + ", ".join(f"{v:.1f}" for v in figures["ingest_s"])
@@ -712,22 +881,35 @@ def print_profile(console: Any, profile: dict[str, Any]) -> None:
     from rich.table import Table
 
     frames = profile["frames"]
-    floor = profile["floor_per_frame_s"]
+    floor_cpu = profile["floor_cpu_s"] / frames
     table = Table(
-        title=f"Where one frame's ingest time goes — {frames} frames ingested in-process (workers=0) under cProfile",
-        caption=f"rawpy-only decode of the same frames: {floor:.2f} s per frame; profiled ingest wall "
-                f"{profile['wall_s'] / frames:.2f} s per frame ({profile['accepted']}/{frames} accepted)",
+        title=f"Where an ingest's time goes — {frames} frames ingested in this process (workers=0), per frame",
+        caption=(
+            f"rawpy-only decode of the same frames: {floor_cpu:.2f} CPU s, {profile['floor_wall_s'] / frames:.2f} s "
+            f"wall per frame; whole ingest: {profile['cpu_s'] / frames:.2f} CPU s, {profile['wall_s'] / frames:.2f} s "
+            f"wall per frame ({profile['accepted']}/{frames} accepted). CPU s: all threads of the process "
+            f"(LibRaw decodes with OpenMP threads)."
+        ),
     )
     table.add_column("step")
-    table.add_column("s per frame", justify="right")
-    table.add_column("× rawpy decode", justify="right")
+    table.add_column("CPU s", justify="right")
+    table.add_column("wall s", justify="right")
+    table.add_column("CPU × rawpy decode", justify="right")
     for step in profile["steps"]:
-        label = ("   " + step["step"]) if step["nested"] else step["step"]
-        if step.get("once"):  # not a per-frame cost: shown as paid, once
-            table.add_row(label + f" — {step['seconds']:.2f} s once", "", "")
+        label = ("   " + step["step"]) if step["parent"] else step["step"]
+        if step.get("once"):
             continue
-        per_frame = step["seconds"] / frames
-        table.add_row(label, f"{per_frame:.3f}", f"{per_frame / floor:.2f}")
+        cpu, wall = step["cpu_s"] / frames, step["wall_s"] / frames
+        table.add_row(label, f"{cpu:.3f}", f"{wall:.3f}", f"{cpu / floor_cpu:.3f}")
+    table.add_section()
+    for step in profile["steps"]:
+        if step.get("once"):
+            table.add_row(f"{step['step']} (once per worker)", f"{step['cpu_s']:.2f}", f"{step['wall_s']:.2f}", "")
+    startup = profile["worker_startup"]
+    table.add_row("worker start-up, floor: spawn + import rawpy (once per worker)",
+                  f"{startup['floor']['cpu_s']:.2f}", f"{startup['floor']['wall_s']:.2f}", "")
+    table.add_row("worker start-up, ingest: spawn + import ingest.frame (once per worker)",
+                  f"{startup['ingest']['cpu_s']:.2f}", f"{startup['ingest']['wall_s']:.2f}", "")
     console.print(table)
 
 
@@ -768,8 +950,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR (new or empty) and keep everything")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
-                        help="afterwards, profile the ingest of K frames in-process, step by step")
+                        help="afterwards, time the ingest of K frames in this process step by step")
     return parser.parse_args(argv)
+
+
+def _load_note(run: dict[str, Any]) -> str:
+    load = run.get("other_load")
+    return "" if load is None else f"  (other processes: {100 * load:.0f} % of the machine)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -809,12 +996,14 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(1, args.repeats + 1):
             floor = run_floor(shoot["files"], args.workers)
             floors.append(floor)
-            say(f"repeat {repeat}: (a) floor   {floor['seconds']:7.1f} s  peak RSS/worker {floor['peak_worker_rss_mb']:.0f} MB")
+            say(f"repeat {repeat}: (a) floor   {floor['seconds']:7.1f} s  CPU {floor['cpu_s']:6.1f} s  "
+                f"peak RSS/worker {floor['peak_worker_rss_mb']:.0f} MB{_load_note(floor)}")
             root = workspace / f"ingest-{repeat}"
             ingest_run = run_ingest(shoot, root, args.workers, shoot_date)
             ingests.append(ingest_run)
-            say(f"repeat {repeat}: (b) ingest  {ingest_run['seconds']:7.1f} s  peak RSS/worker "
-                f"{ingest_run['peak_worker_rss_mb']:.0f} MB  accepted {ingest_run['accepted']}/{ingest_run['files']}"
+            say(f"repeat {repeat}: (b) ingest  {ingest_run['seconds']:7.1f} s  CPU {ingest_run['cpu_s']:6.1f} s  "
+                f"peak RSS/worker {ingest_run['peak_worker_rss_mb']:.0f} MB  "
+                f"accepted {ingest_run['accepted']}/{ingest_run['files']}{_load_note(ingest_run)}"
                 + (f"  quarantined {ingest_run['quarantined']}" if ingest_run["quarantined"] else "")
                 + (f"  failed {ingest_run['failed']}" if ingest_run["failed"] else ""))
             if not args.keep:
@@ -822,13 +1011,12 @@ def main(argv: list[str] | None = None) -> int:
             sheet = run_contact_sheet(shoot["files"], args.workers, workspace / f"contact-sheet-{repeat}.jpg")
             sheets.append(sheet)
             say(f"repeat {repeat}: (c) contact sheet {sheet['seconds']:.2f} s ({sheet['sheet']}, previews back "
-                f"after {sheet['previews_s']:.2f} s)")
+                f"after {sheet['previews_s']:.2f} s){_load_note(sheet)}")
         figures = summarise(args, shoot, floors, ingests, sheets)
         print_report(out, figures)
         if args.profile > 0:
             say(f"profiling the ingest of {min(args.profile, len(shoot['files']))} frames in-process …")
-            profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date,
-                                  keep=bool(args.keep))
+            profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date)
             figures["profile"] = profile
             print_profile(out, profile)
     finally:

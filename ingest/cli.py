@@ -14,6 +14,7 @@ from ingest import api
 from ingest.coordinator import IngestSummary
 from likeness.cli import DefaultCommandGroup, console, open_workbench, sub_app
 from likeness.models import Person, Release, Shoot
+from qa import api as qa_api
 
 
 class _IngestGroup(DefaultCommandGroup):
@@ -39,8 +40,9 @@ def _date(value: str | None, option: str) -> dt.date | None:
 def ingest_folder(
     path: Path = typer.Argument(..., help="Shoot folder holding shoot.toml and the frames."),
     workers: int | None = typer.Option(None, help="Worker processes (default: LIKENESS_WORKERS or all cores)."),
+    qa: bool = typer.Option(True, "--qa/--no-qa", help="Run shot QA on the shoot afterwards."),
 ) -> None:
-    """Ingest every frame of a shoot folder (safe to re-run; resumes after a crash)."""
+    """Ingest every frame of a shoot folder (safe to re-run; resumes after a crash), then run shot QA."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     bar = Progress(*columns, console=console, transient=True)
     task = bar.add_task(f"ingest {path}", total=None)
@@ -52,10 +54,16 @@ def ingest_folder(
     try:
         with open_workbench() as wb:
             summary = api.ingest_folder(workbench=wb, path=path, actor=ACTOR, workers=workers, progress=progress)
+            if bar.live.is_started:
+                bar.stop()
+            print_summary(summary)
+            if qa:
+                with wb.db.unit_of_work() as session:
+                    checked = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=summary.shoot_id, actor=ACTOR)
+                console.print(f"shot QA: {checked.passed} of {checked.shots} frames pass, {checked.rejected} newly rejected")
     finally:
         if bar.live.is_started:
             bar.stop()
-    print_summary(summary)
     if not summary.ok:
         raise typer.Exit(1)
 

@@ -132,7 +132,9 @@ def _upsert_shoot(session: Session, folder: ShootFolder, actor: str) -> int:
         action = "shoot.update"
     shoot.studio, shoot.photographer, shoot.camera = manifest.studio, manifest.photographer, manifest.camera
     shoot.lighting_preset, shoot.reference_frame = manifest.lighting_preset, manifest.reference_frame
-    shoot.sitters, shoot.plan, shoot.source_path = manifest.sitters, manifest.plan, str(folder.root.resolve())
+    # A shoot may arrive in several uploads (one per sitter): sitters accumulate.
+    shoot.sitters = sorted(set(shoot.sitters or []) | set(manifest.sitters))
+    shoot.plan, shoot.source_path = manifest.plan or shoot.plan, str(folder.root.resolve())
     session.flush()
     audit.record(session, actor=actor, action=action, subject_type="shoot", subject_id=shoot.id, source=shoot.source_path)
     return shoot.id

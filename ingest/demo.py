@@ -16,6 +16,7 @@ from likeness import users
 from likeness.cli import app_command, console, sub_app
 from likeness.models import Person, Role, User
 from likeness.workbench import Workbench
+from qa import api as qa_api
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ def prepare_demo(workbench: Workbench) -> None:
             )
     summary = api.ingest_folder(workbench=workbench, path=shoot_dir, actor="demo")
     print_summary(summary)
+    with workbench.db.unit_of_work() as session:
+        checked = qa_api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=summary.shoot_id, actor="demo")
+    console.print(f"shot QA: {checked.passed} of {checked.shots} frames pass; {checked.queued_faces} faces queued for review")
 
 
 @demo_app.callback(invoke_without_command=True)

@@ -1,0 +1,1 @@
+"""Shot QA: frame metrics, the eye-state detector (:mod:`qa.eyes`) and the review queue."""

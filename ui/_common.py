@@ -6,6 +6,7 @@ import base64
 import contextlib
 import io
 import logging
+import re
 from collections.abc import Iterator
 
 import streamlit as st
@@ -83,6 +84,15 @@ def thumbnail(blob_url: str, sha256: str, size: tuple[int, int], *, pad: bool = 
         except (OSError, Image.DecompressionBombError) as exc:
             raise IntegrityProblem(f"blob {sha256[:12]}… is not a readable image: {exc}", hint="run `likeness doctor`") from None
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+_MARKDOWN_SPECIALS = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|~$:]")
+
+
+def plain(text: str) -> str:
+    """`text` escaped for st.markdown and st.caption: file and shoot names are not markup
+    (a `$` would start LaTeX, a `*` emphasis)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\g<0>", text)
 
 
 # -- errors ----------------------------------------------------------------------------------

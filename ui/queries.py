@@ -89,6 +89,7 @@ class ShotCard:
     preview_sha256: str | None
     width: int
     height: int
+    qa: dict | None
     faces: tuple[FaceCard, ...] = ()
 
 
@@ -107,7 +108,7 @@ def contact_sheet(session: Session, shoot_id: int, *, offset: int = 0, limit: in
     shots = session.execute(
         select(
             Shot.id, Shot.relative_path, Shot.sitter_code, Shot.status, Shot.reason, Shot.reason_detail,
-            Shot.preview_sha256, Shot.width, Shot.height,
+            Shot.preview_sha256, Shot.width, Shot.height, Shot.qa,
         )
         .where(Shot.shoot_id == shoot_id)
         .order_by(Shot.relative_path, Shot.id)

@@ -7,16 +7,17 @@ import streamlit as st
 from likeness.users import authenticate
 from ui._common import guard, sign_in, workbench
 
-st.title("likeness")
-st.caption("Studio capture, ingest and labeling workbench")
+_, middle, _ = st.columns([1, 2, 1])  # a narrow form in the wide layout
+middle.title("likeness")
+middle.caption("Studio capture, ingest and labeling workbench")
 
-with st.form("login"):
+with middle.form("login"):
     username = st.text_input("Username", key="login_username", autocomplete="username")
     password = st.text_input("Password", key="login_password", type="password", autocomplete="current-password")
-    submitted = st.form_submit_button("Sign in", type="primary")
+    submitted = st.form_submit_button("Sign in", type="primary", key="login_submit")
 
 if submitted:
-    with guard():
+    with middle, guard():
         with workbench().db.unit_of_work() as session:
             user = authenticate(session=session, username=username, password=password)
         if user is None:

@@ -32,14 +32,15 @@ tables = st.container()  # filled last, so it already shows what the forms below
 add_tab, release_tab, revoke_tab = st.tabs(["Add a person", "Add a release", "Revoke a release"])
 
 with add_tab, st.form("add_person", clear_on_submit=True):
-    code = st.text_input("Person code", key="person_code", placeholder="P0042")
-    legal_name = st.text_input("Legal name", key="person_legal_name")
-    date_of_birth = st.date_input(
+    left, right = st.columns(2)
+    code = left.text_input("Person code", key="person_code", placeholder="P0042")
+    legal_name = right.text_input("Legal name", key="person_legal_name")
+    date_of_birth = left.date_input(
         "Date of birth", value=None, min_value=dt.date(1900, 1, 1), max_value=today, key="person_date_of_birth"
     )
-    email = st.text_input("Email", key="person_email")
-    phone = st.text_input("Phone", key="person_phone")
-    if st.form_submit_button("Add person", type="primary"):
+    email = right.text_input("Email", key="person_email")
+    phone = left.text_input("Phone", key="person_phone")
+    if st.form_submit_button("Add person", type="primary", key="add_person_submit"):
         with guard():
             with wb.db.unit_of_work() as session:
                 added = add_person(
@@ -51,14 +52,15 @@ with add_tab, st.form("add_person", clear_on_submit=True):
 with guard(stop=True), wb.db.unit_of_work() as session:
     codes = queries.person_codes(session)
 with release_tab, st.form("add_release", clear_on_submit=True):
-    release_person = st.selectbox("Person", codes, index=None, key="release_person")
     document = st.file_uploader("Signed document (PDF or scan)", type=DOCUMENT_TYPES, key="release_document")
-    signed_on = st.date_input("Signed on", value=today, min_value=dt.date(1990, 1, 1), max_value=today, key="release_signed")
-    expires_on = st.date_input("Expires on", value=None, min_value=dt.date(1990, 1, 1), key="release_expires")
-    scopes = st.multiselect("Scopes", [s.value for s in Scope], default=[Scope.ai_training.value], key="release_scopes")
-    guardian = st.text_input("Guardian (for a minor)", key="release_guardian")
-    witness = st.text_input("Witness", key="release_witness")
-    if st.form_submit_button("Add release", type="primary"):
+    left, right = st.columns(2)
+    release_person = left.selectbox("Person", codes, index=None, key="release_person")
+    scopes = right.multiselect("Scopes", [s.value for s in Scope], default=[Scope.ai_training.value], key="release_scopes")
+    signed_on = left.date_input("Signed on", value=today, min_value=dt.date(1990, 1, 1), max_value=today, key="release_signed")
+    expires_on = right.date_input("Expires on", value=None, min_value=dt.date(1990, 1, 1), key="release_expires")
+    guardian = left.text_input("Guardian (for a minor)", key="release_guardian")
+    witness = right.text_input("Witness", key="release_witness")
+    if st.form_submit_button("Add release", type="primary", key="add_release_submit"):
         with guard():
             if release_person is None or document is None:
                 raise InvalidInput("a release needs a person and its signed document")
@@ -82,7 +84,7 @@ with revoke_tab, st.form("revoke_release", clear_on_submit=True):
     )
     reason = st.text_input("Reason", key="revoke_reason")
     revoked_on = st.date_input("Revoked on", value=today, min_value=dt.date(1990, 1, 1), max_value=today, key="revoke_on")
-    if st.form_submit_button("Revoke release"):
+    if st.form_submit_button("Revoke release", key="revoke_submit"):
         with guard():
             if release_id is None:
                 raise InvalidInput("choose the release to revoke")

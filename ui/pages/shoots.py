@@ -13,10 +13,11 @@ from dataclasses import asdict
 import streamlit as st
 
 from ingest.api import IngestSummary, ingest_folder
+from qa import api as qa_api
 from likeness.errors import LikenessError
 from likeness.models import Role
 from ui import queries
-from ui._common import UPLOADERS, guard, require_role, thumbnail, workbench
+from ui._common import UPLOADERS, guard, plain, require_role, thumbnail, workbench
 from ui.staging import UPLOAD_TYPES, ShootFields, discard, stage_upload
 
 PER_PAGE = 24
@@ -34,14 +35,16 @@ st.title("Shoots")
 def show_summary(summary: IngestSummary) -> None:
     quarantined = sum(len(paths) for paths in summary.quarantined.values())
     line = (
-        f"**{summary.shoot}**: {summary.files} files in {summary.elapsed_s:.1f} s: {len(summary.accepted)} accepted, "
+        f"**{plain(summary.shoot)}**: {summary.files} files in {summary.elapsed_s:.1f} s: {len(summary.accepted)} accepted, "
         f"{quarantined} quarantined, {len(summary.duplicates)} duplicates skipped, "
         f"{len(summary.already_stored)} already stored, {len(summary.failed)} failed"
     )
     (st.warning if summary.failed or quarantined else st.success)(line)
-    lines = [f"- quarantined ({reason}): {', '.join(paths)}" for reason, paths in sorted(summary.quarantined.items())]
-    lines += [f"- duplicate: {path} repeats {of}" for path, of in summary.duplicates]
-    lines += [f"- failed: {path}: {reason} ({kind})" for path, kind, reason in summary.failed]
+    lines = [
+        f"- quarantined ({reason}): {plain(', '.join(paths))}" for reason, paths in sorted(summary.quarantined.items())
+    ]
+    lines += [f"- duplicate: {plain(path)} repeats {plain(of)}" for path, of in summary.duplicates]
+    lines += [f"- failed: {plain(path)}: {plain(reason)} ({kind})" for path, kind, reason in summary.failed]
     if lines:
         st.markdown("\n".join(lines))
 
@@ -50,11 +53,17 @@ def show_card(card: queries.ShotCard) -> None:
     if card.preview_sha256:
         with guard():
             st.image(thumbnail(blob_url, card.preview_sha256, PREVIEW_SIZE, pad=True), width="stretch")
-    st.caption(f"{card.relative_path} · {card.sitter_code or 'no sitter'} · {card.width}×{card.height}")
+    st.caption(f"{plain(card.relative_path)} · {card.sitter_code or 'no sitter'} · {card.width}×{card.height}")
     colour = STATUS_COLOURS.get(card.status, "gray")
-    st.markdown(f":{colour}[**{card.status}**]" + (f" · {card.reason}" if card.reason else ""))
+    st.markdown(f":{colour}[**{card.status}**]" + (f" · {plain(card.reason)}" if card.reason else ""))
     if card.reason_detail and user.role is Role.admin:
-        st.caption(card.reason_detail)
+        st.caption(plain(card.reason_detail))
+    if card.qa and card.qa.get("checks"):
+        failed = [c for c in card.qa["checks"] if c["passed"] is False]
+        st.caption(
+            "QA: " + ("all checks pass" if not failed else
+                      "; ".join(f"{c['name']} {c['value']} (needs {c['threshold']})" for c in failed))
+        )
     for face in card.faces:
         crop, measures = st.columns([1, 2], vertical_alignment="center")
         if face.crop_sha256:
@@ -83,6 +92,8 @@ def ingest_upload(files: list, fields: ShootFields) -> IngestSummary:
         raise
     finally:
         bar.empty()
+    with wb.db.unit_of_work() as session:
+        qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=summary.shoot_id, actor=user.username)
     return summary
 
 
@@ -104,7 +115,7 @@ if user.role in UPLOADERS:
             date = right.date_input("Shoot date", key="upload_date", min_value=dt.date(2000, 1, 1))
             studio = left.text_input("Studio", key="upload_studio")
             sitter = right.text_input("Sitter code", key="upload_sitter", placeholder="P0042")
-            submitted = st.form_submit_button("Ingest", type="primary", icon=":material/upload:")
+            submitted = st.form_submit_button("Ingest", type="primary", icon=":material/upload:", key="upload_submit")
         if submitted:
             with guard():
                 fields = ShootFields(name=name, date=date, studio=studio, sitter_code=sitter, photographer=user.username)
@@ -135,11 +146,15 @@ with guard(stop=True), wb.db.unit_of_work() as session:
 
 shoot = by_id[shoot_id]
 st.caption(
-    f"{shoot.shoot_date} · {shoot.studio or 'studio not given'} · photographer {shoot.photographer or 'not given'} · "
+    f"{shoot.shoot_date} · {plain(shoot.studio or 'studio not given')} · by {plain(shoot.photographer or 'unknown')} · "
     f"{total} frames stored"
 )
 if not cards:
     st.info("No frames of this shoot are stored.")
+else:
+    with st.expander("Consistency across the session", icon=":material/monitoring:"), guard():
+        with wb.db.unit_of_work() as session:
+            st.image(qa_api.consistency_report(session=session, shoot_id=shoot_id))
 for start in range(0, len(cards), PER_ROW):
     for column, card in zip(st.columns(PER_ROW), cards[start : start + PER_ROW]):
         with column.container(border=True):

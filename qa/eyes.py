@@ -1,0 +1,402 @@
+"""Eye state of a face from its 478 FaceMesh landmarks: open, half-closed, closed, crossed or
+looking away, with a confidence and the measures behind the call.
+
+Openness is the eye aspect ratio (EAR, Soukupová & Čech 2016) of each eye, measured after the
+landmarks are rotated into the face's own frame, so that a turned or tilted head does not
+shorten one eye. Gaze comes from the iris centre between the eye corners, turned into an angle
+with a simple eyeball model that accounts for head yaw; the two eyes' angles give the gaze
+direction (their mean) and their misalignment (their difference: strabismus).
+
+Every threshold of the decision lives in ``qa/eye_thresholds.json`` (written by
+:mod:`qa.calibrate`, which says which numbers are calibrated on labelled faces and which are
+priors); this module keeps only the sanity limits that tell a broken mesh from a face. Input
+that cannot be measured gives :attr:`EyeState.undetermined` with the reason, never an
+exception and never a silent ``open``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.faces import (
+    LEFT_EYE, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_IRIS, FaceFinding, eye_aspect_ratio, find_faces,
+    head_pose, iris_position,
+)
+from likeness.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS_PATH = Path(__file__).with_name("eye_thresholds.json")
+THRESHOLDS_FORMAT = 1
+_EYE_POINTS = (*RIGHT_EYE, *LEFT_EYE, RIGHT_IRIS, LEFT_IRIS)
+_POSE_POINTS = (10, 152)  # forehead and chin: the face frame's vertical axis
+# Eye width over the distance between the eye centres is about 0.45 in a frontal face; far
+# outside this range the mesh has collapsed or is not a face.
+_EYE_WIDTH_RANGE = (0.15, 1.0)
+# Lid points off the corner line, over the eye width: FaceMesh keeps even tightly shut eyes
+# above 0.02, so a flat eye is a broken mesh, not a closed one.
+_MIN_EYE_HEIGHT = 0.005
+
+
+class EyeState(str, Enum):
+    open = "open"
+    half_closed = "half_closed"
+    closed = "closed"
+    crossed = "crossed"
+    looking_away = "looking_away"
+    undetermined = "undetermined"
+
+
+# Image-level verdict = the face with the highest severity. Shut eyes ruin a frame outright;
+# strabismus and half-shut lids nearly always do; a sideways glance may be intended. A face the
+# detector cannot read outranks "open": nobody has checked it yet.
+SEVERITY: dict[EyeState, int] = {
+    EyeState.closed: 5, EyeState.crossed: 4, EyeState.half_closed: 3, EyeState.looking_away: 2,
+    EyeState.undetermined: 1, EyeState.open: 0,
+}
+
+
+@dataclass(frozen=True)
+class EyeThresholds:
+    """The detector's numbers; see ``qa/eye_thresholds.json`` and :mod:`qa.calibrate`."""
+
+    # Calibrated on labelled faces.
+    ear_closed: float  # openness below this: closed
+    ear_open: float  # openness at or above this: open (in between: half-closed)
+    vergence_deg: float  # |misalignment of the two eyes| at or above this: crossed
+    gaze_deg: float  # |gaze off the camera axis| at or above this: looking away
+    iris_baseline: float  # iris position (0 outer .. 1 inner corner) of an eye looking ahead
+    # Priors: anatomy, measurement limits and the confidence scale.
+    eye_width_over_iris_radius: float  # palpebral fissure ~30 mm / iris-plane radius ~10 mm
+    corner_depth_over_iris_radius: float  # eye-corner midpoint sits ~4 mm in front of the eyeball centre
+    both_eyes_max_yaw_deg: float  # beyond this the far eye is foreshortened and half hidden by the nose
+    max_yaw_deg: float  # beyond this (near profile) no eye is measurable
+    max_pitch_deg: float  # beyond this the lids are seen edge-on
+    min_eye_px: float  # narrower eyes: lids and iris are one or two pixels, nothing to measure
+    min_gaze_eye_px: float  # narrower eyes: openness is judged, gaze is not
+    ear_softness: float  # EAR distance from a threshold that gives confidence ~0.73
+    angle_softness_deg: float  # the same for gaze and misalignment angles
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EyeThresholds:
+        if data.get("format") != THRESHOLDS_FORMAT:
+            raise ValueError(f"unknown thresholds format {data.get('format')!r}")
+        values = {**data["calibrated"], **data["priors"]}
+        names = {f.name for f in fields(cls)} - {"provenance"}
+        if missing := names - values.keys():
+            raise ValueError(f"missing {sorted(missing)}")
+        return cls(**{n: float(values[n]) for n in names}, provenance=dict(data.get("provenance", {})))
+
+    def to_json(self) -> dict[str, Any]:
+        values = {k: v for k, v in asdict(self).items() if k != "provenance"}
+        calibrated = ("ear_closed", "ear_open", "vergence_deg", "gaze_deg", "iris_baseline")
+        return {
+            "format": THRESHOLDS_FORMAT,
+            "calibrated": {k: values[k] for k in calibrated},
+            "priors": {k: v for k, v in values.items() if k not in calibrated},
+            "provenance": self.provenance,
+        }
+
+
+def load_thresholds(path: Path | str | None = None) -> EyeThresholds:
+    """Thresholds from ``path`` (default: the calibrated ``qa/eye_thresholds.json``)."""
+    path = Path(path) if path is not None else THRESHOLDS_PATH
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)  # a rewritten file is read again
+    except OSError:
+        stamp = (-1, -1)
+    return _load_thresholds(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_thresholds(path: Path, stamp: tuple[int, int]) -> EyeThresholds:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"eye thresholds file {path} not found",
+                       hint="regenerate it with `likeness qa calibrate-eyes LABELS.csv`") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"eye thresholds file {path} cannot be read: {exc}") from exc
+    try:
+        return EyeThresholds.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"eye thresholds file {path} is malformed: {exc}",
+                           hint="regenerate it with `likeness qa calibrate-eyes LABELS.csv`") from exc
+
+
+@dataclass(frozen=True)
+class EyeMeasures:
+    """What the verdict rests on. Angles in degrees; ``nan`` where a measure was not taken.
+
+    ``ear_*`` is the eye aspect ratio on the image, ``ear_*_corrected`` the same after rotating
+    the landmarks into the face frame (head yaw, pitch and roll removed); ``openness`` is their
+    visibility-weighted mean. ``iris_*``: 0 outer corner, 1 inner corner. ``vergence`` is
+    ``iris_right + iris_left - 1`` (negative: eyes turned out, exotropia; positive: turned in,
+    esotropia; about ``2 * iris_baseline - 1`` for parallel eyes) and ``conjugate`` is
+    ``iris_right - iris_left`` (both eyes the same way; positive towards the image right).
+    ``gaze_deg`` is the gaze direction off the camera axis, positive towards the image right;
+    ``vergence_deg`` the misalignment, with the sign of ``vergence``. ``eye_px``: the narrower
+    eye's width in image pixels. Head pose as in :class:`ingest.faces.FaceFinding`.
+    """
+
+    ear_right: float
+    ear_left: float
+    ear_right_corrected: float
+    ear_left_corrected: float
+    openness: float
+    iris_right: float
+    iris_left: float
+    vergence: float
+    conjugate: float
+    gaze_deg: float
+    vergence_deg: float
+    eye_px: float
+    yaw: float
+    pitch: float
+    roll: float
+
+    def to_json(self) -> dict[str, float | None]:
+        return {k: None if math.isnan(v) else round(v, 4) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class EyeVerdict:
+    """One face's eye state. ``confidence`` is in [0, 1] (0 when undetermined); ``reason`` says
+    why the state is not a plain ``open``, or what was left unjudged."""
+
+    state: EyeState
+    confidence: float
+    measures: EyeMeasures | None
+    reason: str | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value, "confidence": round(self.confidence, 4), "reason": self.reason,
+            "measures": self.measures.to_json() if self.measures is not None else None,
+            "box": [round(v, 2) for v in self.box] if self.box is not None else None,
+        }
+
+
+class Unmeasurable(ValueError):
+    """The landmarks do not allow the eyes to be measured; the message says why."""
+
+
+# --- Measuring -----------------------------------------------------------------------------------
+
+
+def face_axes(pts: np.ndarray) -> np.ndarray | None:
+    """Rotation whose columns are the face's right, down and forward axes in image coordinates
+    (the frame :func:`ingest.faces.head_pose` decomposes); None when degenerate."""
+    across = (pts[263] - pts[33]) + (pts[362] - pts[133])
+    down = pts[152] - pts[10]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = across / np.linalg.norm(across)
+        down = down - np.dot(down, x) * x
+        y = down / np.linalg.norm(down)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    return np.stack([x, y, np.cross(x, y)], axis=1)
+
+
+def gaze_angles(iris_right: float, iris_left: float, yaw: float, *, thresholds: EyeThresholds,
+                use_right: bool = True, use_left: bool = True) -> tuple[float, float]:
+    """(gaze, vergence) in degrees from iris positions, with the eyeball model of the thresholds.
+
+    The iris sits ``R`` in front of the eyeball centre and the corner midpoint ``c`` in front of
+    it, so with head direction ``h`` and gaze ``g`` (camera frame) the iris shows an offset
+    ``s = (R sin g - c sin h) / (W cos h)`` eye widths from the corners' centre. Solved for g.
+    """
+    k, c = thresholds.eye_width_over_iris_radius, thresholds.corner_depth_over_iris_radius
+    h = math.radians(-yaw)  # image-x sense: positive when the nose points to the image right
+    offsets = {"right": iris_right - thresholds.iris_baseline, "left": thresholds.iris_baseline - iris_left}
+    angles = {
+        eye: math.degrees(math.asin(max(-1.0, min(1.0, k * s * math.cos(h) + c * math.sin(h)))))
+        for eye, s in offsets.items() if (use_right if eye == "right" else use_left)
+    }
+    if len(angles) == 2:
+        return (angles["right"] + angles["left"]) / 2.0, angles["right"] - angles["left"]
+    return (next(iter(angles.values())) if angles else math.nan), math.nan
+
+
+def _height(eye: np.ndarray) -> float:
+    """Largest distance of an eye's p1..p6 points from its corner line p1-p4."""
+    axis = eye[3] - eye[0]
+    normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
+    return float(np.abs((eye - eye[0]) @ normal).max())
+
+
+def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = None,
+                 thresholds: EyeThresholds | None = None) -> EyeMeasures:
+    """Measures of one face from its landmarks alone (the finding's stored measures are not
+    trusted: they may come from old JSON). ``image_size`` is (width, height) of the image the
+    landmarks are in. Raises :class:`Unmeasurable` with the reason."""
+    t = thresholds or load_thresholds()
+    raw = finding.landmarks
+    if raw is None or np.ndim(raw) != 2 or np.shape(raw)[0] < N_LANDMARKS or np.shape(raw)[1] < 3:
+        raise Unmeasurable(f"missing landmarks: expected ({N_LANDMARKS}, 3), got {np.shape(raw)}")
+    pts = np.asarray(raw, dtype=np.float64)[:N_LANDMARKS, :3]
+    needed = [*_EYE_POINTS, *_POSE_POINTS]
+    if not np.isfinite(pts[needed]).all():
+        raise Unmeasurable("eye or head landmarks are not finite (NaN or infinite)")
+    if image_size is not None:
+        w, h = image_size
+        eyes = pts[list(_EYE_POINTS), :2]
+        if (eyes < 0).any() or (eyes[:, 0] > w).any() or (eyes[:, 1] > h).any():
+            raise Unmeasurable(f"eye landmarks fall outside the {w}x{h} image: the frame cuts the face")
+    widths = [float(np.linalg.norm(pts[e[0], :2] - pts[e[3], :2])) for e in (RIGHT_EYE, LEFT_EYE)]
+    if min(widths) <= 1e-6:
+        raise Unmeasurable("zero-width eye: its corner landmarks coincide")
+    for name, eye, width in (("right", RIGHT_EYE, widths[0]), ("left", LEFT_EYE, widths[1])):
+        if _height(pts[list(eye), :2]) < _MIN_EYE_HEIGHT * width:
+            raise Unmeasurable(f"zero-area {name} eye: its landmarks lie on one line")
+    axes = face_axes(pts)
+    if axes is None:
+        raise Unmeasurable("head pose undefined: the face landmarks are degenerate")
+    frontal = pts @ axes  # landmarks in the face's own frame: the face seen from straight ahead
+    between = float(np.linalg.norm(frontal[list(RIGHT_EYE)].mean(0)[:2] - frontal[list(LEFT_EYE)].mean(0)[:2]))
+    for name, eye in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
+        ratio = float(np.linalg.norm(frontal[eye[0], :2] - frontal[eye[3], :2])) / between if between > 0 else 0.0
+        if not _EYE_WIDTH_RANGE[0] <= ratio <= _EYE_WIDTH_RANGE[1]:
+            raise Unmeasurable(f"{name} eye is {ratio:.2f} of the eye spacing wide: the mesh is not a plausible face")
+
+    yaw, pitch, roll = head_pose(pts)
+    ear_r, ear_l = eye_aspect_ratio(pts, RIGHT_EYE), eye_aspect_ratio(pts, LEFT_EYE)
+    cor_r, cor_l = eye_aspect_ratio(frontal, RIGHT_EYE), eye_aspect_ratio(frontal, LEFT_EYE)
+    iris_r = iris_position(pts, RIGHT_IRIS, 33, 133)
+    iris_l = iris_position(pts, LEFT_IRIS, 263, 362)
+    values = (yaw, pitch, roll, ear_r, ear_l, cor_r, cor_l, iris_r, iris_l)
+    if not all(math.isfinite(v) for v in values):
+        raise Unmeasurable("a measure is undefined (NaN): degenerate eye or head geometry")
+
+    # Past both_eyes_max_yaw only the near eye counts: yaw > 0 turns the subject's left eye
+    # (image right) towards the camera.
+    both = abs(yaw) <= t.both_eyes_max_yaw_deg
+    use_right, use_left = both or yaw < 0, both or yaw > 0
+    used = [c for c, u in ((cor_r, use_right), (cor_l, use_left)) if u]
+    gaze, vergence_deg = gaze_angles(iris_r, iris_l, yaw, thresholds=t, use_right=use_right, use_left=use_left)
+    return EyeMeasures(
+        ear_right=ear_r, ear_left=ear_l, ear_right_corrected=cor_r, ear_left_corrected=cor_l,
+        openness=sum(used) / len(used), iris_right=iris_r, iris_left=iris_l,
+        vergence=iris_r + iris_l - 1.0, conjugate=iris_r - iris_l, gaze_deg=gaze, vergence_deg=vergence_deg,
+        eye_px=min(w for w, u in zip(widths, (use_right, use_left)) if u), yaw=yaw, pitch=pitch, roll=roll,
+    )
+
+
+# --- Deciding ------------------------------------------------------------------------------------
+
+
+def _sure(margin: float, softness: float) -> float:
+    """Logistic confidence of a call ``margin`` beyond its threshold: 0.5 on the line."""
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, margin / softness))))
+
+
+def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | None]:
+    if abs(m.yaw) > t.max_yaw_deg:
+        return EyeState.undetermined, 0.0, f"head turned {m.yaw:+.0f} degrees: eyes not visible enough"
+    if abs(m.pitch) > t.max_pitch_deg:
+        return EyeState.undetermined, 0.0, f"head pitched {m.pitch:+.0f} degrees: lids seen edge-on"
+    if m.eye_px < t.min_eye_px:
+        return EyeState.undetermined, 0.0, f"eyes {m.eye_px:.1f} px wide: too small to measure"
+    both_eyes = abs(m.yaw) <= t.both_eyes_max_yaw_deg
+    # Small or turned faces are measured less precisely.
+    reliability = min(1.0, m.eye_px / (3.0 * t.min_eye_px)) * (1.0 if both_eyes else 0.8)
+    ear, ang = t.ear_softness, t.angle_softness_deg
+    lo, hi = sorted((m.ear_right_corrected, m.ear_left_corrected))
+
+    if m.openness < t.ear_closed:
+        return (EyeState.closed, reliability * _sure(t.ear_closed - m.openness, ear),
+                f"eye aspect ratio {m.openness:.3f} < {t.ear_closed:.3f}")
+    if m.openness < t.ear_open:
+        margin = min(m.openness - t.ear_closed, t.ear_open - m.openness)
+        return (EyeState.half_closed, reliability * _sure(margin, ear),
+                f"eye aspect ratio {m.openness:.3f} between {t.ear_closed:.3f} and {t.ear_open:.3f}")
+    if both_eyes and lo < t.ear_closed:
+        # One eye shut while the other is open (a wink, or a blink caught half way).
+        return (EyeState.half_closed, reliability * _sure(min(t.ear_closed - lo, hi - t.ear_open), ear),
+                f"one eye closed: eye aspect ratios {lo:.3f} and {hi:.3f}")
+    sure_open = _sure(m.openness - t.ear_open, ear)
+    if m.eye_px < t.min_gaze_eye_px:
+        return EyeState.open, reliability * sure_open, f"gaze not judged: eyes {m.eye_px:.1f} px wide"
+    if math.isfinite(m.vergence_deg) and abs(m.vergence_deg) >= t.vergence_deg:
+        kind = "turned out (exotropia)" if m.vergence_deg < 0 else "turned in (esotropia)"
+        return (EyeState.crossed, reliability * min(sure_open, _sure(abs(m.vergence_deg) - t.vergence_deg, ang)),
+                f"eyes misaligned by {abs(m.vergence_deg):.0f} degrees, {kind}")
+    parallel = _sure(t.vergence_deg - abs(m.vergence_deg), ang) if math.isfinite(m.vergence_deg) else 1.0
+    if abs(m.gaze_deg) >= t.gaze_deg:
+        side = "image right" if m.gaze_deg > 0 else "image left"
+        return (EyeState.looking_away,
+                reliability * min(sure_open, parallel, _sure(abs(m.gaze_deg) - t.gaze_deg, ang)),
+                f"gaze {abs(m.gaze_deg):.0f} degrees towards the {side}")
+    confidence = reliability * min(sure_open, parallel, _sure(t.gaze_deg - abs(m.gaze_deg), ang))
+    note = None if both_eyes else "alignment not judged: one eye hidden by the turned head"
+    return EyeState.open, confidence, note
+
+
+def classify_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = None,
+                  thresholds: EyeThresholds | None = None) -> EyeVerdict:
+    """The eye state of one face. ``image_size`` (width, height) enables the check that the
+    frame does not cut the eyes. Never raises for bad landmarks: gives ``undetermined``."""
+    t = thresholds or load_thresholds()
+    box = _box(finding.box)
+    try:
+        measures = measure_face(finding, image_size=image_size, thresholds=t)
+    except Unmeasurable as exc:
+        log.debug("face %s undetermined: %s", box, exc)
+        return EyeVerdict(EyeState.undetermined, 0.0, None, str(exc), box)
+    state, confidence, reason = _decide(measures, t)
+    return EyeVerdict(state, round(confidence, 4), measures, reason, box)
+
+
+def _box(box: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    if box is None or len(box) != 4:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return x0, y0, x1, y1
+
+
+def classify_image(rgb: np.ndarray, *, thresholds: EyeThresholds | None = None,
+                   max_faces: int = 5) -> list[EyeVerdict]:
+    """One verdict per face found in an upright HxWx3 uint8 RGB image, largest face first."""
+    t = thresholds or load_thresholds()
+    size = (int(rgb.shape[1]), int(rgb.shape[0]))
+    return [classify_face(f, image_size=size, thresholds=t) for f in find_faces(rgb, max_faces=max_faces)]
+
+
+def image_verdict(verdicts: Iterable[EyeVerdict]) -> EyeState | None:
+    """The worst face's state by :data:`SEVERITY`; None when there is no face."""
+    states = [v.state for v in verdicts]
+    return max(states, key=SEVERITY.__getitem__) if states else None
+
+
+def load_upright(path: Path | str) -> np.ndarray:
+    """An image file as upright HxWx3 uint8 RGB pixels (EXIF orientation applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"image {path} not found")
+    try:
+        with Image.open(path) as image:
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"image {path} cannot be decoded: {exc}",
+                           hint="pass a JPEG, PNG or TIFF; decode RAW files through ingest first") from exc
+    return np.ascontiguousarray(np.asarray(upright, dtype=np.uint8))
+
+
+def worst(verdicts: Sequence[EyeVerdict]) -> EyeVerdict | None:
+    """The verdict that sets :func:`image_verdict` (the most confident among equals)."""
+    return max(verdicts, key=lambda v: (SEVERITY[v.state], v.confidence), default=None)
