@@ -30,8 +30,11 @@ def main() -> None:
     login = st.Page("ui/pages/login.py", title="Sign in", icon=":material/login:")
     shoots = st.Page("ui/pages/shoots.py", title="Shoots", icon=":material/photo_library:", default=True)
     people = st.Page("ui/pages/people.py", title="People", icon=":material/badge:")
+    review = st.Page("ui/pages/review.py", title="Review", icon=":material/thumbs_up_down:")
 
     pages = {"": [login]} if user is None else {"Studio": [shoots]}
+    if user is not None and user.role in (Role.reviewer, Role.admin):
+        pages["Review"] = [review]
     if user is not None and user.role is Role.admin:
         pages["Admin"] = [people]
     if user is not None:

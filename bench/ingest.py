@@ -304,6 +304,21 @@ class CpuMeter:
         }
 
 
+def wait_for_quiet(limit_s: float, say) -> None:
+    """Wait (at most ``limit_s``) for a few seconds in which other processes leave the machine
+    nearly idle, so that a timed run starts on a quiet machine. Nothing to do without /proc/stat."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        meter = CpuMeter().start()
+        time.sleep(3.0)
+        load = meter.stop()["other_load"]
+        if load is None or load <= QUIET_LOAD:
+            return
+        if time.monotonic() >= deadline:
+            say(f"  the machine is still busy ({100 * load:.0f} % used by other processes); timing anyway")
+            return
+
+
 # -------------------------------------------------------------------------------------------------
 # The shoot
 # -------------------------------------------------------------------------------------------------
@@ -949,6 +964,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed for framings, exposures and white balances")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR (new or empty) and keep everything")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                        help="before each timed run, wait up to S seconds for other processes to leave the "
+                             f"machine idle (under {100 * QUIET_LOAD:.0f} %%); for shared machines")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
                         help="afterwards, time the ingest of K frames in this process step by step")
     return parser.parse_args(argv)
@@ -993,12 +1011,18 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed, shoot_date=shoot_date, say=say)
         say(f"  built {len(shoot['files'])} files, {shoot['bytes'] / 1e9:.2f} GB, in {shoot['seconds']:.1f} s")
         floors, ingests, sheets = [], [], []
+        def settle() -> None:
+            if args.wait_quiet > 0:
+                wait_for_quiet(args.wait_quiet, say)
+
         for repeat in range(1, args.repeats + 1):
+            settle()
             floor = run_floor(shoot["files"], args.workers)
             floors.append(floor)
             say(f"repeat {repeat}: (a) floor   {floor['seconds']:7.1f} s  CPU {floor['cpu_s']:6.1f} s  "
                 f"peak RSS/worker {floor['peak_worker_rss_mb']:.0f} MB{_load_note(floor)}")
             root = workspace / f"ingest-{repeat}"
+            settle()
             ingest_run = run_ingest(shoot, root, args.workers, shoot_date)
             ingests.append(ingest_run)
             say(f"repeat {repeat}: (b) ingest  {ingest_run['seconds']:7.1f} s  CPU {ingest_run['cpu_s']:6.1f} s  "
@@ -1008,6 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"  failed {ingest_run['failed']}" if ingest_run["failed"] else ""))
             if not args.keep:
                 shutil.rmtree(root, ignore_errors=True)  # 1 GB+ of blobs per run
+            settle()
             sheet = run_contact_sheet(shoot["files"], args.workers, workspace / f"contact-sheet-{repeat}.jpg")
             sheets.append(sheet)
             say(f"repeat {repeat}: (c) contact sheet {sheet['seconds']:.2f} s ({sheet['sheet']}, previews back "
@@ -1016,6 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         print_report(out, figures)
         if args.profile > 0:
             say(f"profiling the ingest of {min(args.profile, len(shoot['files']))} frames in-process …")
+            settle()
             profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date)
             figures["profile"] = profile
             print_profile(out, profile)

@@ -32,6 +32,7 @@ RIGHT_IRIS, LEFT_IRIS = 468, 473
 
 MIN_IMAGE_EDGE = 16  # nothing smaller can hold a measurable face
 DETECT_LONG_EDGE = 1280  # detectors resize to 128/192 px internally; more only costs time
+ALIGNED_MESH_EDGE = 512  # long edge at which an image framed around one face is meshed
 MESH_SIZE = 384  # side of the square crop given to FaceMesh (its landmark model runs at 192)
 CROP_MARGIN = 2.0  # crop side as a multiple of the detector box's longer side
 DEDUP_IOU = 0.4
@@ -269,7 +270,7 @@ def _mesh(image: np.ndarray, graph: Any) -> list[np.ndarray]:
     h, w = image.shape[:2]
     out = []
     for face in graph.process(image).multi_face_landmarks or []:
-        a = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float64)
+        a = np.fromiter((c for p in face.landmark for c in (p.x, p.y, p.z)), np.float64).reshape(-1, 3)
         if a.shape == (N_LANDMARKS, 3) and np.isfinite(a).all():
             out.append(a * np.array([w, h, w]))
     return out
@@ -324,6 +325,29 @@ def find_faces(rgb: np.ndarray, *, max_faces: int = 5, min_confidence: float = 0
     kept = _dedup(findings, lambda f: f.box)
     log.debug("found %d face(s) in %dx%d frame", len(kept), rgb.shape[1], rgb.shape[0])
     return kept[:max_faces]
+
+
+def mesh_aligned_face(rgb: np.ndarray, *, min_confidence: float = 0.5) -> FaceFinding | None:
+    """The face of an image framed around one face (an aligned crop, a generated face), meshed
+    directly at the mesh's working size without the detector pass; None if no face is seen."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+    if min(rgb.shape[:2]) < MIN_IMAGE_EDGE:
+        return None
+    if _graphs_pid not in (None, os.getpid()):
+        raise ForkedAfterUseError("faces were searched in the parent before this worker was forked; "
+                                  "start worker processes with the 'spawn' or 'forkserver' method")
+    # FaceMesh finds and crops the face itself and reads it at 192 px: a face filling the image
+    # needs no more than ALIGNED_MESH_EDGE pixels, and shrinking by a whole factor is cheap.
+    h, w = rgb.shape[:2]
+    factor = max(1, math.ceil(max(h, w) / ALIGNED_MESH_EDGE))
+    small = cv2.resize(rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA) if factor > 1 else rgb
+    with _graphs_lock:
+        meshes = _mesh(np.ascontiguousarray(small), _graph("mesh1", min_confidence))
+    if not meshes:
+        return None
+    sy, sx = h / small.shape[0], w / small.shape[1]
+    return _measure((meshes[0] * [sx, sy, sx]).astype(np.float32), min_confidence)
 
 
 def _find(rgb: np.ndarray, max_faces: int, confidence: float) -> list[FaceFinding]:

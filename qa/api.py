@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest import api as ingest_api
-from ingest.faces import FaceFinding
+from ingest.faces import FaceFinding, mesh_aligned_face
 from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import NotFound
@@ -31,7 +31,7 @@ from qa.review import (
 from qa.shot_qa import FrameTone, ShotQaThresholds, measure_shot, sharpness, summarise
 
 __all__ = [
-    "QaResult", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
+    "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
     "retract_vote", "review_stats", "run_shot_qa", "verdict_of",
 ]
 
@@ -158,6 +158,32 @@ def _qa_one(
             session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
             before=list(before), after=[shot.status, shot.reason],
         )
+
+
+@dataclass(frozen=True)
+class FaceImageQa:
+    """QA of an image framed around one face: the eye verdict and the face-level checks."""
+
+    found: bool
+    eyes: dict | None
+    checks: list[dict]
+
+    @property
+    def flag(self) -> str | None:
+        state = (self.eyes or {}).get("state")
+        return state if state not in (None, "open", "undetermined") else None
+
+
+def qa_face_image(rgb: np.ndarray) -> FaceImageQa:
+    """Eye state and face checks for an aligned crop or a generated face (one mesh pass)."""
+    finding = mesh_aligned_face(rgb)
+    if finding is None:
+        return FaceImageQa(False, None, [])
+    eyes = classify_face(finding, image_size=(rgb.shape[1], rgb.shape[0])).to_json()
+    checks = measure_shot(
+        crop=rgb, preview=rgb, pose=(finding.yaw, finding.pitch, finding.roll), eyes=eyes, reference=None
+    )
+    return FaceImageQa(True, eyes, [asdict(c) for c in checks])
 
 
 def consistency_report(*, session: Session, shoot_id: int) -> bytes:

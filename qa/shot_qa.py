@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 ANALYSIS_SIZE = 256  # crops are resampled to this side so sharpness compares across crop sizes
-FACE_WINDOW = 0.6  # central share of the aligned crop that is face, not background
+FACE_WINDOW = 0.5  # central share of the aligned crop: eyes, nose and mouth, no background
 QA_VERSION = 1
 EYES_PASS = ("open", "looking_away")
 
@@ -53,21 +53,26 @@ def _rgb(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-
-
 def face_window(crop: np.ndarray) -> np.ndarray:
+    """The face part of an aligned crop, resampled to ANALYSIS_SIZE: every face measure is taken
+    at one scale, so values compare across crop sizes and cost the same for any crop."""
     side = crop.shape[0]
     margin = int(side * (1 - FACE_WINDOW) / 2)
-    return crop[margin : side - margin, margin : side - margin]
+    window = crop[margin : side - margin, margin : side - margin]
+    if window.shape[0] == ANALYSIS_SIZE:
+        return np.ascontiguousarray(window)
+    interpolation = cv2.INTER_AREA if window.shape[0] > ANALYSIS_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(window, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=interpolation)
 
 
 def sharpness(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of the face, at a fixed analysis size."""
-    grey = cv2.cvtColor(face_window(crop), cv2.COLOR_RGB2GRAY)
-    grey = cv2.resize(grey, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    """Variance of the Laplacian of the face window."""
+    return _laplacian_variance(cv2.cvtColor(face_window(crop), cv2.COLOR_RGB2GRAY))
+
+
+def _laplacian_variance(grey: np.ndarray) -> float:
+    _, deviation = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))
+    return float(deviation[0, 0] ** 2)
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,8 @@ class FrameTone:
 
     @classmethod
     def of(cls, rgb: np.ndarray) -> FrameTone:
-        mean = rgb.reshape(-1, 3).astype(np.float64).mean(axis=0) + 1e-6
-        return cls(math.log2(mean[0] / mean[1]), math.log2(mean[2] / mean[1]), math.log2(float(_luma(mean[None, :])[0])))
+        r, g, b = (value + 1e-6 for value in cv2.mean(np.ascontiguousarray(rgb))[:3])
+        return cls(math.log2(r / g), math.log2(b / g), math.log2(0.299 * r + 0.587 * g + 0.114 * b))
 
 
 def measure_shot(
@@ -99,11 +104,12 @@ def measure_shot(
     checks: list[Check] = []
     if crop is not None:
         face = face_window(crop)
-        luma = _luma(face.astype(np.float64))
-        sharp = sharpness(crop)
-        highlights = float((face >= 250).any(axis=2).mean())
-        shadows = float((luma <= 5).mean())
-        mean_luma = float(luma.mean())
+        luma = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+        sharp = _laplacian_variance(luma)
+        brightest = np.maximum(np.maximum(face[..., 0], face[..., 1]), face[..., 2])
+        highlights = float(np.count_nonzero(brightest >= 250)) / brightest.size
+        shadows = float(np.count_nonzero(luma <= 5)) / luma.size
+        mean_luma = float(cv2.mean(luma)[0])
         floor = t.min_sharpness
         if session_sharpness:
             floor = max(floor, t.min_relative_sharpness * session_sharpness)
@@ -125,13 +131,13 @@ def measure_shot(
         checks.append(
             Check("eyes", state, "open or looking_away", None if undetermined else state in EYES_PASS, eyes.get("reason") or "")
         )
-    tone = FrameTone.of(preview)
     if reference is None:
         checks += [
             Check("white_balance_shift", None, f"<= {t.max_wb_shift}", None, "the shoot has no reference frame"),
             Check("exposure_shift", None, f"<= {t.max_exposure_shift}", None, "the shoot has no reference frame"),
         ]
     else:
+        tone = FrameTone.of(preview)
         wb = max(abs(tone.log_rg - reference.log_rg), abs(tone.log_bg - reference.log_bg))
         ev = tone.log_luma - reference.log_luma
         checks += [

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.api import release_status
-from likeness.models import Face, IngestFailure, Person, Release, Role, Scope, Shoot, Shot, ShotStatus, User
+from likeness.models import (
+    Face, IngestFailure, Person, Release, Review, ReviewItem, Role, Scope, Shoot, Shot, ShotStatus, User,
+)
 
 
 def active_role(session: Session, user_id: int) -> Role | None:
@@ -215,3 +217,69 @@ def list_releases(session: Session) -> list[ReleaseRow]:
             select(Release, Person.code).join(Person, Release.person_id == Person.id).order_by(Person.code, Release.id)
         )
     ]
+
+
+# -- review ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReviewCard:
+    """One face in the review grid: what the thumbnail and its badge need (no measures)."""
+
+    id: int
+    image_sha256: str
+    flag: str | None
+    flag_confidence: float | None
+
+
+def review_cards(session: Session, item_ids: list[int]) -> list[ReviewCard]:
+    """The items in the order given; ids that no longer exist are left out."""
+    if not item_ids:
+        return []
+    rows = {
+        row.id: ReviewCard(*row)
+        for row in session.execute(
+            select(ReviewItem.id, ReviewItem.image_sha256, ReviewItem.flag, ReviewItem.flag_confidence)
+            .where(ReviewItem.id.in_(item_ids))
+        )
+    }
+    return [rows[i] for i in item_ids if i in rows]
+
+
+def review_measures(session: Session, item_id: int) -> dict:
+    """The detector's verdict stored with the item (state, confidence, reason, measures)."""
+    return session.scalar(select(ReviewItem.measures).where(ReviewItem.id == item_id)) or {}
+
+
+def my_votes(session: Session, reviewer_id: int, item_ids: list[int]) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """This reviewer's votes on the given items: item id -> (thumb, reasons)."""
+    if not item_ids:
+        return {}
+    return {
+        item_id: (thumb, tuple(reasons or ()))
+        for item_id, thumb, reasons in session.execute(
+            select(Review.item_id, Review.thumb, Review.reasons)
+            .where(Review.reviewer_id == reviewer_id, Review.item_id.in_(item_ids))
+        )
+    }
+
+
+@dataclass(frozen=True)
+class ReviewProgress:
+    items: int
+    reviewed: int  # items this reviewer has voted on
+    up: int
+    down: int
+    reasons: dict[str, int] = field(default_factory=dict)  # this reviewer's thumbs-down reasons
+
+
+def review_progress(session: Session, reviewer_id: int) -> ReviewProgress:
+    items = session.scalar(select(func.count()).select_from(ReviewItem)) or 0
+    thumbs: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
+    for thumb, given in session.execute(select(Review.thumb, Review.reasons).where(Review.reviewer_id == reviewer_id)):
+        thumbs[thumb] += 1
+        for reason in given or ():
+            reasons[reason] += 1
+    return ReviewProgress(
+        items=items, reviewed=sum(thumbs.values()), up=thumbs["up"], down=thumbs["down"], reasons=dict(reasons)
+    )

@@ -63,3 +63,24 @@ def test_consistency_report_is_a_plot(workbench: Workbench, sample_shoot: Sample
     path.write_bytes(png)
     image = Image.open(path)
     assert image.format == "PNG" and image.width >= 600 and image.height >= 600
+
+
+def test_face_images_are_checked_with_one_mesh_pass(testdata_dir: Path) -> None:
+    """An aligned crop (or, later, a generated face) gets the eye verdict and face checks directly."""
+    import numpy as np
+
+    from ingest.align import align_face, ffhq_quad
+    from ingest.faces import find_faces
+    from qa.eyes import load_upright
+
+    def crop_of(relative: str) -> np.ndarray:
+        rgb = load_upright(testdata_dir / relative)
+        return align_face(rgb, ffhq_quad(find_faces(rgb)[0].landmarks), 512)
+
+    open_eyes = api.qa_face_image(crop_of("faces/open/selfie_open_eyes.jpg"))
+    closed = api.qa_face_image(crop_of("faces/closed/selfie_closed_eyes.jpg"))
+    assert open_eyes.found and open_eyes.eyes["state"] == "open" and open_eyes.flag is None
+    assert closed.found and closed.eyes["state"] == "closed" and closed.flag == "closed"
+    assert {"sharpness", "face_luma", "eyes"} <= {c["name"] for c in closed.checks}
+    blank = api.qa_face_image(np.full((512, 512, 3), 128, np.uint8))
+    assert not blank.found and blank.flag is None

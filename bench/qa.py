@@ -1,0 +1,130 @@
+"""Benchmark: faces per second through the eye-state detector + shot QA on aligned crops, against
+the bare mediapipe FaceMesh call on the same images in the same run.
+
+    python -m bench.qa [--crops 1024] [--size 1024] [--block 64]
+
+The crops are aligned faces cut from real photographs (the shared test faces and the portrait
+bundled with scikit-image), each jittered (scale, rotation, shift, brightness, mirror) so that
+no two are identical. Both sides run in this process, in alternating blocks, so that machine
+noise falls on both; the ratio of the two rates is the figure to watch (target <= 1.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ingest.align import align_face, ffhq_quad
+from ingest.faces import find_faces
+from qa.api import qa_face_image
+from qa.eyes import load_upright
+
+console = Console()
+REPO = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 1.2
+
+
+def source_faces() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, landmarks) of every real face available offline."""
+    from skimage import data
+
+    images = [data.astronaut()]
+    testdata = Path(os.environ.get("LIKENESS_TESTDATA", REPO.parent / "shared" / "testdata"))
+    for label in ("open", "closed", "crossed"):
+        images += [load_upright(p) for p in sorted((testdata / "faces" / label).glob("*")) if p.is_file()]
+    faces = []
+    for rgb in images:
+        for finding in find_faces(rgb):
+            faces.append((rgb, finding.landmarks))
+    return faces
+
+
+def jittered_crops(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    faces = source_faces()
+    crops = []
+    for index in range(count):
+        rgb, landmarks = faces[index % len(faces)]
+        quad = ffhq_quad(landmarks)
+        centre = quad.mean(axis=0)
+        angle = np.deg2rad(rng.uniform(-8, 8))
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        side = np.linalg.norm(quad[3] - quad[0])
+        quad = (quad - centre) @ rotation.T * rng.uniform(0.92, 1.08) + centre + rng.uniform(-0.04, 0.04, 2) * side
+        crop = align_face(rgb, quad, size).astype(np.float32) * rng.uniform(0.85, 1.15)
+        crop = np.clip(crop, 0, 255).astype(np.uint8)
+        crops.append(np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop))
+    return crops
+
+
+def bare_mesh(mesh, crops: list[np.ndarray]) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    for crop in crops:
+        mesh.process(crop)
+    return time.perf_counter() - start
+
+
+def detector_and_qa(crops: list[np.ndarray]) -> tuple[float, int]:
+    found = 0
+    start = time.perf_counter()
+    for crop in crops:
+        found += qa_face_image(crop).found
+    return time.perf_counter() - start, found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crops", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=1024, help="side of each aligned crop")
+    parser.add_argument("--block", type=int, default=8, help="images per alternating block")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    crops = jittered_crops(args.crops, args.size)
+    console.print(f"built {len(crops)} aligned {args.size}px crops in {time.perf_counter() - started:.1f} s")
+    import mediapipe as mp
+
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1)
+    mesh.process(crops[0])  # both sides build their graphs before timing
+    qa_face_image(crops[0])
+
+    bare_blocks, ours_blocks, found = [], [], 0
+    for start in range(0, len(crops), args.block):
+        block = crops[start : start + args.block]
+        bare_blocks.append(bare_mesh(mesh, block) / len(block))
+        elapsed, hits = detector_and_qa(block)
+        ours_blocks.append(elapsed / len(block))
+        found += hits
+    bare_total = statistics.fmean(bare_blocks)
+    ours_total = statistics.fmean(ours_blocks)
+    ratio = ours_total / bare_total
+    ratios = [o / b for o, b in zip(ours_blocks, bare_blocks)]
+    figures = {
+        "crops": len(crops), "size": args.size,
+        "bare_mesh_faces_per_s": 1 / bare_total, "detector_qa_faces_per_s": 1 / ours_total,
+        "ratio": ratio, "ratio_median_block": statistics.median(ratios), "faces_found": found,
+    }
+    table = Table("figure", "value", title="eye-state detector + shot QA vs bare FaceMesh")
+    table.add_row("aligned crops", f"{len(crops)} × {args.size}px ({found} faces found)")
+    table.add_row("bare FaceMesh", f"{figures['bare_mesh_faces_per_s']:.1f} faces/s")
+    table.add_row("detector + shot QA", f"{figures['detector_qa_faces_per_s']:.1f} faces/s")
+    verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
+    table.add_row("time ratio (ours / bare)", f"{ratio:.3f} (median block {figures['ratio_median_block']:.3f}); "
+                  f"target <= {TARGET_RATIO}: {verdict}")
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
