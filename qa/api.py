@@ -100,9 +100,19 @@ def run_shot_qa(
 MIN_FACES_FOR_MEDIAN = 3
 
 
+def crop_upscale(face: Face) -> float:
+    """How much the aligned crop enlarged the face: crop side over the quad's side in the frame."""
+    quad = np.asarray(face.quad, dtype=np.float64)
+    side = float(np.linalg.norm(quad[3] - quad[0]))
+    return face.crop_size / side if side > 0 else 1.0
+
+
 def _session_sharpness(blobs: BlobStore, shots: list[Shot]) -> float | None:
     """The shoot's median face sharpness: what this sitter under this light looks like in focus."""
-    values = [sharpness(_image(blobs, s.faces[0].crop_sha256)) for s in shots if s.faces and s.faces[0].crop_sha256]
+    values = [
+        sharpness(_image(blobs, s.faces[0].crop_sha256), crop_upscale(s.faces[0]))
+        for s in shots if s.faces and s.faces[0].crop_sha256
+    ]
     return float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
 
 
@@ -130,7 +140,8 @@ def _qa_one(
         crop=_image(blobs, face.crop_sha256) if face is not None and face.crop_sha256 else None,
         preview=_image(blobs, shot.preview_sha256),
         pose=(face.yaw, face.pitch, face.roll) if face is not None else None,
-        eyes=eyes, reference=reference, session_sharpness=session_sharpness, thresholds=thresholds,
+        eyes=eyes, reference=reference, session_sharpness=session_sharpness,
+        crop_upscale=crop_upscale(face) if face is not None else 1.0, thresholds=thresholds,
     )
     shot.qa = summarise(checks)
     result.shots += 1

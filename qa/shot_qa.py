@@ -53,21 +53,24 @@ def _rgb(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def face_window(crop: np.ndarray) -> np.ndarray:
-    """The face part of an aligned crop, resampled to ANALYSIS_SIZE: every face measure is taken
-    at one scale, so values compare across crop sizes and cost the same for any crop."""
+def face_window(crop: np.ndarray, upscale: float = 1.0) -> np.ndarray:
+    """The face part of an aligned crop, shrunk to ANALYSIS_SIZE so that measures compare across
+    crop sizes, and further to the face's own resolution when the crop was enlarged from fewer
+    pixels (`upscale` > 1): interpolation adds no detail, and sharpness must not count it.
+    Never enlarged."""
     side = crop.shape[0]
     margin = int(side * (1 - FACE_WINDOW) / 2)
     window = crop[margin : side - margin, margin : side - margin]
-    if window.shape[0] == ANALYSIS_SIZE:
+    target = max(16, min(window.shape[0], round(ANALYSIS_SIZE / max(1.0, upscale))))
+    if window.shape[0] == target:
         return np.ascontiguousarray(window)
-    interpolation = cv2.INTER_AREA if window.shape[0] > ANALYSIS_SIZE else cv2.INTER_LINEAR
-    return cv2.resize(window, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=interpolation)
+    interpolation = cv2.INTER_AREA if window.shape[0] > target else cv2.INTER_LINEAR
+    return cv2.resize(window, (target, target), interpolation=interpolation)
 
 
-def sharpness(crop: np.ndarray) -> float:
+def sharpness(crop: np.ndarray, upscale: float = 1.0) -> float:
     """Variance of the Laplacian of the face window."""
-    return _laplacian_variance(cv2.cvtColor(face_window(crop), cv2.COLOR_RGB2GRAY))
+    return _laplacian_variance(cv2.cvtColor(face_window(crop, upscale), cv2.COLOR_RGB2GRAY))
 
 
 def _laplacian_variance(grey: np.ndarray) -> float:
@@ -97,13 +100,14 @@ def measure_shot(
     eyes: dict[str, Any] | None,
     reference: FrameTone | None,
     session_sharpness: float | None = None,
+    crop_upscale: float = 1.0,
     thresholds: ShotQaThresholds = ShotQaThresholds(),
 ) -> list[Check]:
     """Every check for one frame; a frame without a face gets the frame-level checks only."""
     t = thresholds
     checks: list[Check] = []
     if crop is not None:
-        face = face_window(crop)
+        face = face_window(crop, crop_upscale)
         luma = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
         sharp = _laplacian_variance(luma)
         brightest = np.maximum(np.maximum(face[..., 0], face[..., 1]), face[..., 2])
