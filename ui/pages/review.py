@@ -8,6 +8,9 @@ the grid keeps its order while votes land and is replaced when each face in it h
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import html
+import logging
 from collections.abc import Iterator
 
 import streamlit as st
@@ -19,12 +22,15 @@ from qa import api as qa_api
 from ui import queries
 from ui._common import current_user, guard, plain, require_role, thumbnail, workbench
 
+log = logging.getLogger(__name__)
+
 REVIEWERS = (Role.reviewer, Role.admin)
 BATCH = 48
 PER_ROW = 8
 THUMB_SIZE = (128, 128)  # small inline JPEGs keep a 48-face rerun light
 DETAIL_SIZE = (256, 256)
 UNDO_DEPTH = 200
+STATS_TTL_S = 60
 REASON_KEYS = {
     "1": DefectReason.closed_eyes, "2": DefectReason.crossed_eyes, "3": DefectReason.crater,
     "4": DefectReason.background, "5": DefectReason.ears, "6": DefectReason.headwear, "7": DefectReason.collar,
@@ -35,15 +41,32 @@ KEY_OF_REASON = {reason.value: key.upper() for key, reason in REASON_KEYS.items(
 # Session state: plain values only.
 BATCH_KEY = "review_batch"  # tuple of item ids on screen
 CURSOR_KEY = "review_cursor"  # index into the batch
-UNDO_KEY = "review_undo"  # list of (item id, previous thumb or None, previous reasons)
+UNDO_KEY = "review_undo_stack"  # list of (item id, previous thumb or None, previous reasons)
 MEASURES_KEY = "review_show_measures"
 ERROR_KEY = "review_error"
 
-# The current face gets an outline, faces already voted on are dimmed (container keys become CSS classes).
-STYLE = """<style>
-[class*="st-key-review_current_"] { outline: 3px solid #ff4b4b; outline-offset: 3px; border-radius: 0.4rem; }
-[class*="_voted_"] img { opacity: 0.35; }
+# The grid is one HTML block that changes only with the batch, and the cursor and the votes are a
+# small style block after it. Streamlit sends an unchanged large element as a reference the browser
+# has cached, so a key press moves a few hundred bytes instead of every thumbnail again.
+GRID_STYLE = f"""<style>
+.lk-grid {{ display: grid; grid-template-columns: repeat({PER_ROW}, minmax(0, 1fr)); gap: 0.9rem 0.75rem; }}
+.lk-face {{ margin: 0; padding: 3px; border-radius: 0.5rem; outline: 3px solid transparent; }}
+.lk-face img, .lk-missing {{ display: block; width: 100%; aspect-ratio: 1; border-radius: 0.3rem; }}
+.lk-missing {{ background: #eee; color: #888; font-size: 0.75rem; display: grid; place-items: center; }}
+.lk-face figcaption {{ display: flex; flex-wrap: wrap; align-items: baseline; gap: 0.15rem 0.3rem;
+  font-size: 0.8rem; opacity: 0.8; margin-top: 0.25rem; line-height: 1.5; }}
+.lk-face figcaption span, .lk-face figcaption::after {{ border-radius: 0.3rem; padding: 0 0.3rem;
+  max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+.lk-flag {{ background: rgba(255, 164, 33, 0.15); color: #b86200; }}
 </style>"""
+CURRENT_COLOUR = "#ff4b4b"
+SCROLL_SCRIPT = """<script>
+document.querySelector('.lk-face[data-item="%d"]')?.scrollIntoView({block: "nearest"});
+</script>"""
+VOTE_COLOURS = {  # (background, text) of a vote's badge
+    Thumb.up.value: ("rgba(33, 195, 84, 0.15)", "#158237"),
+    Thumb.down.value: ("rgba(255, 43, 43, 0.12)", "#c21f1f"),
+}
 
 
 # -- actions (button callbacks: they run before the page, so the page shows their result) ----
@@ -111,7 +134,9 @@ def undo() -> None:
             if thumb is None:
                 qa_api.retract_vote(session=session, item_id=item_id, reviewer_id=reviewer_id)
             else:
-                qa_api.cast_vote(session=session, item_id=item_id, reviewer_id=reviewer_id, thumb=thumb, reasons=reasons)
+                qa_api.cast_vote(
+                    session=session, item_id=item_id, reviewer_id=reviewer_id, thumb=thumb, reasons=reasons
+                )
     except LikenessError as exc:
         st.session_state[ERROR_KEY] = str(exc)
         return
@@ -129,22 +154,44 @@ def toggle_measures() -> None:
 
 # -- rendering -------------------------------------------------------------------------------
 
-def _badge(text: str, colour: str) -> str:
-    return f":{colour}-badge[{plain(text)}]"
+def _label(text: str) -> str:
+    return text.replace("_", " ")
 
 
-def _flag(card: queries.ReviewCard) -> str:
-    if not card.flag:
-        return ""
-    confidence = f" {card.flag_confidence:.2f}" if card.flag_confidence is not None else ""
-    return _badge(card.flag.replace("_", " ") + confidence, "orange")
+def _face_html(position: int, card: queries.ReviewCard) -> str:
+    try:
+        image = f'<img src="{thumbnail(blob_url, card.image_sha256, THUMB_SIZE, pad=True)}" alt="face {position + 1}">'
+    except LikenessError as exc:
+        log.info("review item %s: %s", card.id, exc)
+        image = '<div class="lk-missing">image unreadable</div>'
+    flag = ""
+    if card.flag:
+        confidence = f" {card.flag_confidence:.2f}" if card.flag_confidence is not None else ""
+        flag = f' <span class="lk-flag">{html.escape(_label(card.flag))}{confidence}</span>'
+    caption = f"<figcaption><b>{position + 1}</b>{flag}</figcaption>"
+    return f'<figure class="lk-face" data-item="{card.id}">{image}{caption}</figure>'
 
 
-def _vote_badge(given: tuple[str, tuple[str, ...]] | None) -> str:
-    if given is None:
-        return ""
-    thumb, reasons = given
-    return _badge("up", "green") if thumb == Thumb.up.value else _badge(", ".join(reasons) or "down", "red")
+def grid_html(cards: list[queries.ReviewCard]) -> str:
+    """The faces of the batch with their index and the detector's flag: the same until the batch changes."""
+    return GRID_STYLE + '<div class="lk-grid">' + "".join(_face_html(i, c) for i, c in enumerate(cards)) + "</div>"
+
+
+def state_css(current: int | None, votes: dict[int, tuple[str, tuple[str, ...]]]) -> str:
+    """The cursor's outline and marker, and each vote as a badge on a dimmed face."""
+    rules = []
+    if current is not None:
+        face = f'.lk-face[data-item="{current}"]'
+        rules.append(f'{face} {{ outline-color: {CURRENT_COLOUR}; }} {face} b::before {{ content: "▶ "; }}')
+    for item_id, (thumb, reasons) in sorted(votes.items()):
+        text = "up" if thumb == Thumb.up.value else ", ".join(map(_label, reasons)) or "down"
+        background, colour = VOTE_COLOURS.get(thumb, VOTE_COLOURS[Thumb.down.value])
+        face = f'.lk-face[data-item="{item_id}"]'
+        rules.append(
+            f"{face} img {{ opacity: 0.35; }} "
+            f'{face} figcaption::after {{ content: "{text}"; background: {background}; color: {colour}; }}'
+        )
+    return "<style>\n" + "\n".join(rules) + "\n</style>"
 
 
 def _number(value: object) -> str:
@@ -168,18 +215,27 @@ def show_measures(card: queries.ReviewCard, verdict: dict) -> None:
     text.caption(" · ".join(f"{plain(name)} {_number(value)}" for name, value in values.items()) or "no measures")
 
 
-def show_counts(progress: queries.ReviewProgress, stats: qa_api.ReviewStats) -> None:
-    rows = ["| key | reason | you | all | κ |", "|:-:|---|--:|--:|--:|"]
+@st.cache_data(ttl=STATS_TTL_S, show_spinner=False, max_entries=8)
+def overall_stats(database_url: str) -> tuple[qa_api.ReviewStats, str]:
+    """Every reviewer's counts and agreement, and the time they were taken. This reads all votes,
+    so it is shared between sessions and refreshed every few seconds rather than on each key press."""
+    with workbench().db.unit_of_work() as session:
+        return qa_api.review_stats(session=session), dt.datetime.now().strftime("%H:%M:%S")
+
+
+def show_counts(progress: queries.ReviewProgress, stats: qa_api.ReviewStats, taken_at: str) -> None:
+    rows = ["| reason | you | all\\* | κ\\* |", "|---|--:|--:|--:|"]
     for reason in DefectReason:
         kappa = stats.agreement.get(reason.value)
         rows.append(
-            f"| {KEY_OF_REASON[reason.value]} | {reason.value.replace('_', ' ')} | {progress.reasons.get(reason.value, 0)} "
+            f"| **{KEY_OF_REASON[reason.value]}** {_label(reason.value)} | {progress.reasons.get(reason.value, 0)} "
             f"| {stats.reason_counts.get(reason.value, 0)} | {'–' if kappa is None else f'{kappa:.2f}'} |"
         )
     st.markdown("\n".join(rows))
     st.caption(
-        f"All reviewers: {stats.votes} votes on {stats.reviewed_items} of {stats.items} faces; "
-        f"{stats.multi_reviewed_items} seen by two or more (κ: agreement on each reason among those)."
+        f"\\* All reviewers as of {taken_at} (every {STATS_TTL_S} s): {stats.votes} votes on "
+        f"{stats.reviewed_items} of {stats.items} faces, {stats.multi_reviewed_items} seen by two or more; "
+        "κ is their agreement on each reason."
     )
 
 
@@ -202,7 +258,8 @@ with guard(stop=True), wb.db.unit_of_work() as session:
     showing_measures = st.session_state.get(MEASURES_KEY, False) and bool(cards)
     verdict = queries.review_measures(session, cards[cursor].id) if showing_measures else {}
     progress = queries.review_progress(session, user.user_id)
-    stats = qa_api.review_stats(session=session)
+with guard(stop=True):
+    stats, taken_at = overall_stats(wb.db.url)
 
 if error := st.session_state.pop(ERROR_KEY, None):
     st.error(" ".join(error.split()), icon=":material/error:")
@@ -211,42 +268,33 @@ st.progress(
     text=f"{progress.reviewed} of {progress.items} reviewed by you · {progress.up} up, {progress.down} down",
 )
 
-with st.container(horizontal=True, gap="small", key="review_keys"):
-    st.button("Previous", key="review_left", shortcut="Left", on_click=move, args=(-1,), icon=":material/arrow_back:")
-    st.button("Next", key="review_right", shortcut="Right", on_click=move, args=(1,), icon=":material/arrow_forward:")
-    st.button("Row up", key="review_row_up", shortcut="Up", on_click=move, args=(-PER_ROW,))
-    st.button("Row down", key="review_row_down", shortcut="Down", on_click=move, args=(PER_ROW,))
-    st.button("Good", key="review_thumb_up", shortcut="U", on_click=vote, args=(Thumb.up,),
+with st.container(horizontal=True, gap="small", key="review_votes"):
+    st.button("Thumbs up", key="review_thumb_up", shortcut="U", on_click=vote, args=(Thumb.up,),
               icon=":material/thumb_up:", type="primary")
     for key, reason in REASON_KEYS.items():
-        st.button(reason.value.replace("_", " "), key=f"review_reason_{reason.value}", shortcut=key.upper(),
+        st.button(_label(reason.value), key=f"review_reason_{reason.value}", shortcut=key.upper(),
                   on_click=vote, args=(Thumb.down, (reason.value,)))
-    st.button("Undo", key="review_undo", shortcut="Z", on_click=undo, icon=":material/undo:")
-    st.button("Measures", key="review_measures", shortcut="M", on_click=toggle_measures, icon=":material/straighten:")
-st.caption(
-    "Keys: ← → move, ↑ ↓ a row · **U** thumbs up · **1**–**9**, **0**, **O** thumbs down for that reason · "
-    "**Z** undo · **M** the detector's measures. Each vote is saved at once and moves on to the next open face."
-)
+with st.container(horizontal=True, gap="small", vertical_alignment="center", key="review_moves"):
+    for label, key, shortcut, step in (
+        ("Previous", "review_left", "Left", -1), ("Next", "review_right", "Right", 1),
+        ("Row up", "review_row_up", "Up", -PER_ROW), ("Row down", "review_row_down", "Down", PER_ROW),
+    ):
+        st.button(label, key=key, shortcut=shortcut, on_click=move, args=(step,), type="tertiary")
+    st.button("Undo", key="review_undo", shortcut="Z", on_click=undo, icon=":material/undo:", type="tertiary")
+    st.button("Measures", key="review_measures", shortcut="M", on_click=toggle_measures,
+              icon=":material/straighten:", type="tertiary")
+    st.caption("A number key is a thumbs down for that reason. Each vote is saved at once.", width="content")
 
 if not cards:
     st.success("Nothing left to review: you have a vote on every queued face.", icon=":material/done_all:")
 else:
     if showing_measures:
         show_measures(cards[cursor], verdict)
-    st.html(STYLE)
-    for start in range(0, len(cards), PER_ROW):
-        for offset, column in enumerate(st.columns(PER_ROW, gap="small")):
-            position = start + offset
-            if position >= len(cards):
-                break
-            card, given = cards[position], votes.get(cards[position].id)
-            state = "current" if position == cursor else "face"
-            with column.container(key=f"review_{state}_{'voted' if given else 'open'}_{card.id}", gap=None):
-                with guard():
-                    st.image(thumbnail(blob_url, card.image_sha256, THUMB_SIZE, pad=True), width="stretch")
-                marker = "▶ " if position == cursor else ""
-                st.caption(" ".join(p for p in (f"{marker}**{position + 1}**", _flag(card), _vote_badge(given)) if p))
+    st.html(grid_html(cards))
+    st.html(state_css(cards[cursor].id, votes))
+    # Keep the current face on screen: the grid is taller than a window, and the keys move the cursor.
+    st.html(SCROLL_SCRIPT % cards[cursor].id, unsafe_allow_javascript=True)
 
 with st.sidebar:
     st.subheader("Thumbs down by reason")
-    show_counts(progress, stats)
+    show_counts(progress, stats, taken_at)

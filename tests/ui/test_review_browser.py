@@ -1,0 +1,146 @@
+"""The review page in a real browser, driven by the keyboard alone: `streamlit run` as a server,
+Debian's chromium through Playwright, a queue of real faces (ingest and shot QA).
+
+Prints how long the 48-face grid takes to show after navigating to the page, and how long a key
+press takes to reach the database and the grid. Skips when /usr/bin/chromium or Playwright is
+missing; LIKENESS_REQUIRE_BROWSER=1 makes that a failure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from likeness.models import Role
+from likeness.workbench import Workbench
+from qa import api as qa_api
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, app_url, sign_in  # noqa: F401 (app_url: a fixture)
+from tests.ui.test_app import add_user
+from tests.ui.test_review_page import queue_faces, user_id, votes_of, write_face_shoot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+GRID = 48
+PER_ROW = 8
+# The item ids of the faces on screen in grid order, and of the one drawn with the cursor's outline.
+GRID_IDS_JS = "() => [...document.querySelectorAll('.lk-face')].map(e => Number(e.dataset.item))"
+CURRENT_ID_JS = """() => { const outlined = [...document.querySelectorAll('.lk-face')]
+    .filter(e => getComputedStyle(e).outlineColor === 'rgb(255, 75, 75)');
+    return outlined.length === 1 ? Number(outlined[0].dataset.item) : null; }"""
+IN_VIEW_JS = """id => { const r = document.querySelector(`.lk-face[data-item="${id}"]`).getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight; }"""
+# performance.now() once `n` grid faces have decoded images: polled on every animation frame.
+GRID_SHOWN_JS = """n => { const imgs = document.querySelectorAll('.lk-face img');
+    return imgs.length >= n && [...imgs].every(i => i.complete && i.naturalWidth > 0) ? performance.now() : false; }"""
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> float:
+    """Seconds until `condition()` holds, polled every few milliseconds."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout_s:
+            raise AssertionError(f"not reached within {timeout_s} s")
+        time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def open_review(page) -> float:  # noqa: ANN001 (playwright Page)
+    """Milliseconds, measured in the browser, from following the Review link to the full grid shown."""
+    start = page.evaluate("performance.now()")
+    page.get_by_role("link", name="Review").click()
+    shown = page.wait_for_function(GRID_SHOWN_JS, arg=GRID, polling="raf", timeout=60_000).json_value()
+    return shown - start
+
+
+def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
+    app_url: str,  # noqa: F811 (the fixture imported above)
+    env_workbench: Workbench, testdata_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    wb = env_workbench
+    queued = queue_faces(wb, write_face_shoot(testdata_dir, tmp_path / "faces", variants=3), tmp_path)
+    assert queued >= GRID
+    add_user(wb, "rita", Role.reviewer)
+    reviewer = user_id(wb, "rita")
+    with wb.db.unit_of_work() as session:
+        batch = [i.id for i in qa_api.next_items(session=session, reviewer_id=reviewer, limit=GRID)]
+
+    to_db: list[float] = []  # key press -> vote row committed
+    to_grid: list[float] = []  # key press -> the cursor shown on the next face
+
+    def press(page, key: str, *, votes: dict | None, then_on: int) -> None:  # noqa: ANN001
+        start = time.perf_counter()
+        page.keyboard.press(key)
+        if votes is not None:
+            wait_until(lambda: votes_of(wb, "rita") == votes)
+            to_db.append(time.perf_counter() - start)
+        wait_until(lambda: page.evaluate(CURRENT_ID_JS) == then_on)
+        to_grid.append(time.perf_counter() - start)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1100})
+        page.set_default_timeout(30_000)
+        try:
+            sign_in(page, app_url, "rita")
+            cold_ms = open_review(page)
+            assert page.evaluate(GRID_IDS_JS) == batch
+            assert page.evaluate(CURRENT_ID_JS) == batch[0]
+
+            b = batch
+            press(page, "u", votes={b[0]: ("up", [])}, then_on=b[1])
+            press(page, "1", votes={b[0]: ("up", []), b[1]: ("down", ["closed_eyes"])}, then_on=b[2])
+            press(page, "ArrowRight", votes=None, then_on=b[3])
+            two = {b[0]: ("up", []), b[1]: ("down", ["closed_eyes"])}
+            press(page, "2", votes={**two, b[3]: ("down", ["crossed_eyes"])}, then_on=b[4])
+            press(page, "z", votes=two, then_on=b[3])
+            page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+            assert votes_of(wb, "rita") == two
+
+            # A reload starts a new session: sign in again; the two voted faces are gone from the grid.
+            page.reload()
+            sign_in(page, app_url, "rita")
+            warm_ms = open_review(page)
+            shown = page.evaluate(GRID_IDS_JS)
+            with wb.db.unit_of_work() as session:
+                expected = [i.id for i in qa_api.next_items(session=session, reviewer_id=reviewer, limit=GRID)]
+            assert shown == expected and len(shown) == GRID
+            assert b[0] not in shown and b[1] not in shown and b[3] in shown
+
+            # More decisions for the timing: thumbs up and every reason key in turn.
+            votes = votes_of(wb, "rita")
+            keys = ["u", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "o"] * 2
+            reasons = {
+                "u": None, "1": "closed_eyes", "2": "crossed_eyes", "3": "crater", "4": "background", "5": "ears",
+                "6": "headwear", "7": "collar", "8": "teeth", "9": "hands", "0": "asymmetry", "o": "other",
+            }
+            for n, key in enumerate(keys):
+                votes[shown[n]] = ("up", []) if reasons[key] is None else ("down", [reasons[key]])
+                press(page, key, votes=dict(votes), then_on=shown[n + 1])
+
+            # The grid is taller than the window: moving down rows scrolls the current face into view.
+            last_row = shown[len(keys) + 2 * PER_ROW]
+            assert not page.evaluate(IN_VIEW_JS, last_row), "the window shows the whole grid: make it smaller"
+            press(page, "ArrowDown", votes=None, then_on=shown[len(keys) + PER_ROW])
+            press(page, "ArrowDown", votes=None, then_on=last_row)
+            page.wait_for_function(IN_VIEW_JS, arg=last_row, timeout=5_000)
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    db_ms = statistics.median(to_db) * 1000
+    grid_ms = statistics.median(to_grid) * 1000
+    with capsys.disabled():
+        print(
+            f"\nreview page ({wb.db.engine.dialect.name}): {GRID}-face grid shown {cold_ms:.0f} ms after navigation "
+            f"(cold thumbnails), {warm_ms:.0f} ms (cached); key press -> vote row median {db_ms:.0f} ms, "
+            f"-> grid updated median {grid_ms:.0f} ms over {len(to_grid)} presses "
+            f"(at most {60_000 / grid_ms:.0f} decisions a minute by the page's own speed)"
+        )

@@ -1,0 +1,267 @@
+"""The review page through AppTest, on both databases: real face photos from the shared test
+data go through ingest and shot QA into the queue, then a reviewer works through them with the
+page's key buttons."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import streamlit as st
+from PIL import Image, ImageOps
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from ingest import api
+from likeness.models import Review, ReviewItem, Role, User
+from likeness.workbench import Workbench
+from qa import api as qa_api
+from tests.factories import register_sitter, write_shoot_toml
+from tests.ui.test_app import add_user, sign_in, start, titles
+
+REVIEW_PAGE = "ui/pages/review.py"
+FACE_LABELS = ("crossed", "closed", "open")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def write_face_shoot(testdata_dir: Path, folder: Path, *, per_label: int | None = None, variants: int = 1) -> Path:
+    """A shoot folder of real face photos (one sitter). With `variants` > 1 each photo comes again
+    mirrored and smaller, so every frame is an image of its own (the queue is keyed by content)."""
+    write_shoot_toml(folder, name=folder.name, sitters=["P0001"])
+    (folder / "P0001").mkdir()
+    for label in FACE_LABELS:
+        for source in sorted((testdata_dir / "faces" / label).iterdir())[:per_label]:
+            with Image.open(source) as opened:
+                image = ImageOps.exif_transpose(opened).convert("RGB")
+            for variant in range(variants):
+                frame = ImageOps.mirror(image) if variant % 2 else image
+                scale = 1.0 - 0.15 * (variant // 2)
+                if scale != 1.0:
+                    frame = frame.resize((round(frame.width * scale), round(frame.height * scale)))
+                frame.save(folder / "P0001" / f"{label}_{source.stem}_{variant}.jpg", quality=92)
+    return folder
+
+
+def queue_faces(wb: Workbench, folder: Path, tmp_path: Path) -> int:
+    """Ingest the face shoot and run shot QA, which queues each face with the eye detector's flag."""
+    register_sitter(wb, tmp_path)
+    summary = api.ingest_folder(workbench=wb, path=folder, actor="test")
+    with wb.db.unit_of_work() as session:
+        result = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=summary.shoot_id, actor="test")
+    assert result.queued_faces >= 3
+    return result.queued_faces
+
+
+def user_id(wb: Workbench, username: str) -> int:
+    with wb.db.unit_of_work() as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+def votes_of(wb: Workbench, username: str) -> dict[int, tuple[str, list[str]]]:
+    """The reviewer's votes as stored: item id -> (thumb, reasons)."""
+    with wb.db.unit_of_work() as session:
+        return {
+            item_id: (thumb, list(reasons))
+            for item_id, thumb, reasons in session.execute(
+                select(Review.item_id, Review.thumb, Review.reasons)
+                .join(User, User.id == Review.reviewer_id)
+                .where(User.username == username)
+            )
+        }
+
+
+def open_review(username: str) -> AppTest:
+    at = sign_in(start(), username)
+    at.switch_page(REVIEW_PAGE).run()
+    assert not at.exception, at.exception
+    assert titles(at) == ["Review"]
+    return at
+
+
+def press(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+class Face(NamedTuple):
+    item_id: int
+    image: str
+    caption: str
+
+
+FACE_HTML = re.compile(r'<figure class="lk-face" data-item="(\d+)">(.*?)<figcaption>(.*?)</figcaption></figure>')
+CURRENT_CSS = re.compile(r'\.lk-face\[data-item="(\d+)"\] \{ outline-color')
+VOTE_CSS = re.compile(r'\.lk-face\[data-item="(\d+)"\] figcaption::after \{ content: "([^"]*)"')
+
+
+def _html(at: AppTest) -> tuple[str | None, str]:
+    """The grid's HTML block and the style block after it that marks the cursor and the votes."""
+    bodies = [e.proto.body for e in at.get("html")]  # style-only blocks sit outside at.main
+    grids = [b for b in bodies if 'class="lk-grid"' in b]
+    marks = [b for b in bodies if b.startswith("<style>") and 'class="lk-grid"' not in b]
+    assert len(grids) <= 1 and len(marks) <= 1
+    return (grids[0] if grids else None), (marks[0] if marks else "")
+
+
+def grid(at: AppTest) -> list[Face]:
+    """The faces in the grid, in grid order."""
+    body, _ = _html(at)
+    return [Face(int(i), image, caption) for i, image, caption in FACE_HTML.findall(body)] if body else []
+
+
+def marked(at: AppTest) -> tuple[list[int], dict[int, str]]:
+    """The face(s) drawn with the cursor, and the vote badges."""
+    _, css = _html(at)
+    return [int(i) for i in CURRENT_CSS.findall(css)], {int(i): text for i, text in VOTE_CSS.findall(css)}
+
+
+def counts(at: AppTest) -> dict[str, tuple[int, int]]:
+    """The sidebar's thumbs-down counts: reason -> (this reviewer, all reviewers)."""
+    table = "\n".join(m.value for m in at.sidebar.markdown)
+    return {
+        reason: (int(mine), int(everyone))
+        for reason, mine, everyone in re.findall(r"^\| \*\*\w\*\* ([\w ]+) \| (\d+) \| (\d+) \|", table, re.M)
+    }
+
+
+@pytest.fixture(scope="session")
+def review_frames(testdata_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six real faces: the crossed-eye pair, two with closed eyes, two open."""
+    return write_face_shoot(testdata_dir, tmp_path_factory.mktemp("review") / "faces", per_label=2)
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+def test_a_reviewer_votes_with_the_keys_and_each_vote_is_saved_at_once(
+    env_workbench: Workbench, review_frames: Path, tmp_path: Path
+) -> None:
+    wb = env_workbench
+    queued = queue_faces(wb, review_frames, tmp_path)
+    add_user(wb, "rita", Role.reviewer)
+    at = open_review("rita")
+
+    batch = list(at.session_state["review_batch"])
+    with wb.db.unit_of_work() as session:
+        expected = [i.id for i in qa_api.next_items(session=session, reviewer_id=user_id(wb, "rita"))]
+        flags = dict(session.execute(select(ReviewItem.id, ReviewItem.flag)).all())
+    assert batch == expected and len(batch) == queued
+    # The detector's flagged faces come first, each with its flag as a badge.
+    assert flags[batch[0]] is not None and flags[batch[-1]] is None
+    faces = grid(at)
+    assert [f.item_id for f in faces] == batch
+    assert all(f.image.startswith('<img src="data:image/jpeg;base64,') for f in faces)
+    assert marked(at) == ([batch[0]], {})
+    assert faces[0].caption.startswith("<b>1</b>") and flags[batch[0]].replace("_", " ") in faces[0].caption
+    assert "lk-flag" not in faces[-1].caption
+    assert any(f"0 of {queued} reviewed by you" in p.proto.text for p in at.main.get("progress"))
+
+    press(at, "review_thumb_up")  # U on face 1
+    assert votes_of(wb, "rita") == {batch[0]: ("up", [])}
+    assert at.session_state["review_cursor"] == 1
+    assert marked(at) == ([batch[1]], {batch[0]: "up"})
+
+    press(at, "review_reason_closed_eyes")  # 1 on face 2
+    assert votes_of(wb, "rita") == {batch[0]: ("up", []), batch[1]: ("down", ["closed_eyes"])}
+    assert at.session_state["review_cursor"] == 2
+
+    press(at, "review_right")  # → to face 4: moving writes nothing
+    assert at.session_state["review_cursor"] == 3 and len(votes_of(wb, "rita")) == 2
+
+    press(at, "review_reason_crossed_eyes")  # 2 on face 4; on to face 5, the next open one
+    assert votes_of(wb, "rita")[batch[3]] == ("down", ["crossed_eyes"])
+    assert at.session_state["review_cursor"] == 4
+
+    press(at, "review_undo")  # Z: the crossed-eyes vote is gone and the cursor is back on face 4
+    assert votes_of(wb, "rita") == {batch[0]: ("up", []), batch[1]: ("down", ["closed_eyes"])}
+    assert at.session_state["review_cursor"] == 3
+    assert marked(at) == ([batch[3]], {batch[0]: "up", batch[1]: "closed eyes"})
+
+    # A second vote on a face replaces the first; undo restores the vote it replaced.
+    press(at, "review_left")
+    press(at, "review_left")
+    press(at, "review_left")
+    assert at.session_state["review_cursor"] == 0
+    press(at, "review_reason_other")
+    assert votes_of(wb, "rita")[batch[0]] == ("down", ["other"])
+    press(at, "review_undo")
+    assert votes_of(wb, "rita") == {batch[0]: ("up", []), batch[1]: ("down", ["closed_eyes"])}
+    assert at.session_state["review_batch"] == tuple(batch)  # the grid never reshuffled
+    assert any(f"2 of {queued} reviewed by you" in p.proto.text for p in at.main.get("progress"))
+    assert counts(at)["closed eyes"][0] == 1 and counts(at)["crossed eyes"][0] == 0  # (you, all)
+
+    # A reload is a new session: the voted faces are not offered again, the rest keep their order.
+    st.cache_data.clear()  # the all-reviewer counts are cached for a few seconds
+    again = open_review("rita")
+    assert counts(again)["closed eyes"] == (1, 1) and counts(again)["other"] == (0, 0)
+    assert list(again.session_state["review_batch"]) == [i for i in batch if i not in (batch[0], batch[1])]
+    assert [f.item_id for f in grid(again)] == list(again.session_state["review_batch"])
+    assert votes_of(wb, "rita") == {batch[0]: ("up", []), batch[1]: ("down", ["closed_eyes"])}
+
+
+def test_measures_finishing_the_queue_and_undo_after_it(
+    env_workbench: Workbench, review_frames: Path, tmp_path: Path
+) -> None:
+    wb = env_workbench
+    queued = queue_faces(wb, review_frames, tmp_path)
+    add_user(wb, "rita", Role.reviewer)
+    at = open_review("rita")
+    batch = list(at.session_state["review_batch"])
+
+    press(at, "review_measures")  # M shows the detector's verdict for the current face
+    detector = [m.value for m in at.main.markdown if m.value.startswith("Detector:")]
+    assert len(detector) == 1 and ("crossed" in detector[0] or "closed" in detector[0])
+    assert any("openness" in c.value and "vergence" in c.value for c in at.main.caption)
+    press(at, "review_measures")
+    assert not [m for m in at.main.markdown if m.value.startswith("Detector:")]
+
+    for _ in range(queued):
+        press(at, "review_thumb_up")
+    assert votes_of(wb, "rita") == {i: ("up", []) for i in batch}
+    assert any("Nothing left to review" in s.value for s in at.success)
+    assert not grid(at)
+
+    press(at, "review_undo")  # the last vote is taken back and its face shown again
+    assert votes_of(wb, "rita") == {i: ("up", []) for i in batch[:-1]}
+    assert at.session_state["review_batch"] == (batch[-1],) and at.session_state["review_cursor"] == 0
+    assert [f.item_id for f in grid(at)] == [batch[-1]]
+    press(at, "review_reason_teeth")
+    assert votes_of(wb, "rita")[batch[-1]] == ("down", ["teeth"])
+
+
+def test_a_deactivated_reviewer_cannot_vote_from_an_open_page(
+    env_workbench: Workbench, review_frames: Path, tmp_path: Path
+) -> None:
+    wb = env_workbench
+    queue_faces(wb, review_frames, tmp_path)
+    add_user(wb, "rita", Role.reviewer)
+    at = open_review("rita")
+    with wb.db.unit_of_work() as session:
+        session.scalar(select(User).where(User.username == "rita")).active = False
+    at.button(key="review_thumb_up").click().run()
+    assert not at.exception
+    assert votes_of(wb, "rita") == {}
+    assert at.session_state["user"] is None and titles(at) == ["likeness"]
+
+
+@pytest.mark.parametrize("role", [Role.labeler, Role.photographer])
+def test_other_roles_cannot_open_the_review_page(env_workbench: Workbench, role: Role) -> None:
+    add_user(env_workbench, "someone", role)
+    at = sign_in(start(), "someone")
+    at.switch_page(REVIEW_PAGE).run()
+    assert not at.exception
+    assert "Review" not in titles(at)
+    assert not [b for b in at.button if (b.key or "").startswith("review_")]
+
+
+def test_admins_review_too_and_an_empty_queue_says_so(env_workbench: Workbench) -> None:
+    add_user(env_workbench, "root", Role.admin)
+    at = open_review("root")
+    assert any("Nothing left to review" in s.value for s in at.success)
+    assert at.session_state["review_batch"] == ()
+    press(at, "review_thumb_up")  # nothing to vote on: no error, nothing stored
+    assert votes_of(env_workbench, "root") == {}
