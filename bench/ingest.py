@@ -62,10 +62,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bench.machine import QUIET_LOAD, CpuMeter, cpu_model, wait_for_quiet
+
 REPO = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 1.3  # ingest time / rawpy-only floor, with 2 workers
 RSS_TARGET_MB = 1500.0  # peak resident memory per worker process
-QUIET_LOAD = 0.05  # other processes' share of the machine above which timings are flagged
 CONTACT_LONG_EDGE = 1024  # quick_preview size for the contact sheet
 CONTACT_CELL = 256  # long edge of one picture on the sheet
 ASTRONAUT = "skimage:astronaut"
@@ -252,71 +253,6 @@ def _to_stored(display, orientation: int):
     if orientation == 6:  # displayed = stored rotated 90 degrees clockwise
         return np.ascontiguousarray(np.rot90(display, k=1))
     raise ValueError(f"unsupported orientation {orientation}")
-
-
-# -------------------------------------------------------------------------------------------------
-# CPU accounting: this benchmark's own CPU time, and everybody else's while it runs
-# -------------------------------------------------------------------------------------------------
-
-
-def _own_cpu_s() -> float:
-    """User + system CPU of this process and of its reaped children (the pool workers, once the
-    pool is shut down), all threads included."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _machine_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux), or None."""
-    try:
-        with open("/proc/stat", encoding="ascii") as handle:
-            fields = handle.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu":
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """Wall time, own CPU time and other processes' CPU time between start() and stop().
-
-    The machine may be shared: ``other_load`` (the other processes' CPU as a share of all CPUs
-    over the run) says how much a figure may be disturbed; ``cpu_s`` hardly depends on it.
-    """
-
-    def start(self) -> CpuMeter:
-        self._wall, self._own, self._busy = time.perf_counter(), _own_cpu_s(), _machine_busy_s()
-        return self
-
-    def stop(self) -> dict[str, float | None]:
-        wall = time.perf_counter() - self._wall
-        own = _own_cpu_s() - self._own
-        busy = _machine_busy_s()
-        other = None if busy is None or self._busy is None else max(0.0, busy - self._busy - own)
-        cpus = os.cpu_count() or 1
-        return {
-            "cpu_s": own,
-            "other_cpu_s": other,
-            "other_load": None if other is None or wall <= 0 else other / (wall * cpus),
-        }
-
-
-def wait_for_quiet(limit_s: float, say) -> None:
-    """Wait (at most ``limit_s``) for a few seconds in which other processes leave the machine
-    nearly idle, so that a timed run starts on a quiet machine. Nothing to do without /proc/stat."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        meter = CpuMeter().start()
-        time.sleep(3.0)
-        load = meter.stop()["other_load"]
-        if load is None or load <= QUIET_LOAD:
-            return
-        if time.monotonic() >= deadline:
-            say(f"  the machine is still busy ({100 * load:.0f} % used by other processes); timing anyway")
-            return
 
 
 # -------------------------------------------------------------------------------------------------
@@ -535,235 +471,12 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
 
 
 # -------------------------------------------------------------------------------------------------
-# Profile: where one ingest's time goes, step by step
-# -------------------------------------------------------------------------------------------------
-
-# (step, module, attribute, parent step or None). Each is wrapped with a timer for the profiled
-# run only and restored afterwards; a dozen timers per frame cost nothing measurable (cProfile,
-# which traces every Python call, would inflate the Python-heavy steps such as imports).
-_STEP_TIMERS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("hash (SHA-256 of the file)", "ingest.coordinator", "_hash", None),
-    ("decode_frame", "ingest.frame", "decode_frame", None),
-    ("TIFF extent check (tifffile)", "ingest.decode", "_check_tiff_extent", "decode_frame"),
-    ("EXIF: exifread", "ingest.decode", "read_exif", "decode_frame"),
-    ("EXIF: LibRaw fill", "ingest.decode", "fill_from_libraw", "decode_frame"),
-    ("embedded preview: extract + JPEG decode", "ingest.decode", "_embedded_preview", "decode_frame"),
-    ("store original (copy + hash check + fsync)", "likeness.blobstore:BlobStore", "put_file", None),
-    ("preview (resize + JPEG + store)", "ingest.frame", "_store_preview", None),
-    ("find_faces", "ingest.frame", "find_faces", None),
-    ("MediaPipe import + graph build", "ingest.faces", "_graph", "find_faces"),
-    ("align + PNG encode + store crop", "ingest.frame", "_store_face", None),
-    ("ffhq_quad + align_face (warp)", "ingest.frame", "align_face", "align + PNG encode + store crop"),
-    ("PNG encode of the crop", "PIL.Image:Image", "save", "align + PNG encode + store crop"),
-    ("store crop", "likeness.blobstore:BlobStore", "put_bytes", "align + PNG encode + store crop"),
-    ("DB: batch rows (_write_batch)", "ingest.coordinator", "_write_batch", None),
-    ("DB: shoot row + known hashes", "ingest.coordinator", "_upsert_shoot", None),
-    ("DB: shoot row + known hashes", "ingest.coordinator", "_known_hashes", None),
-    ("DB: transactions (begin + commit)", "likeness.db:Database", "unit_of_work", None),
-)
-
-
-class _StepClock:
-    """Accumulates wall and CPU seconds per step while the wrapped functions run."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, list[float]] = {}  # step -> [wall, cpu, calls]
-        self.active: list[str] = []
-
-    def add(self, step: str, wall: float, cpu: float) -> None:
-        entry = self.totals.setdefault(step, [0.0, 0.0, 0])
-        entry[0] += wall
-        entry[1] += cpu
-        entry[2] += 1
-
-    def wrap(self, step: str, parent: str | None, fn: Any) -> Any:
-        """``fn`` timed as ``step``; with a parent step, only the calls made inside that step."""
-        import functools
-
-        clock = self
-
-        if fn.__name__ == "unit_of_work":  # a context manager: time its enter and exit, not the body
-            @functools.wraps(fn)
-            def transaction(*args: Any, **kwargs: Any) -> Any:
-                return _TimedContext(clock, step, fn(*args, **kwargs))
-
-            return transaction
-
-        @functools.wraps(fn)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if step in clock.active or (parent is not None and parent not in clock.active):
-                return fn(*args, **kwargs)  # a recursive call, or one made outside the parent step
-            if fn.__name__ == "save":  # PIL's Image.save: only the crop's PNG encode
-                fmt = kwargs.get("format") or (args[2] if len(args) > 2 else None)
-                if str(fmt).upper() != "PNG":
-                    return fn(*args, **kwargs)
-            clock.active.append(step)
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                clock.add(step, time.perf_counter() - wall, time.process_time() - cpu)
-                clock.active.pop()
-
-        return timed
-
-
-class _TimedContext:
-    """A unit of work whose begin and commit are timed; inside another timed step (a lookup that
-    opens its own transaction) that step already counts them."""
-
-    def __init__(self, clock: _StepClock, step: str, context: Any) -> None:
-        self.clock, self.step, self.context = clock, step, context
-
-    def _timed(self, action: Any) -> Any:
-        if self.clock.active:
-            return action()
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            return action()
-        finally:
-            self.clock.add(self.step, time.perf_counter() - wall, time.process_time() - cpu)
-
-    def __enter__(self) -> Any:
-        return self._timed(self.context.__enter__)
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self._timed(lambda: self.context.__exit__(*exc))
-
-
-def _instrument(clock: _StepClock) -> list[tuple[Any, str, Any]]:
-    """Wrap every step's function; returns what to restore."""
-    import importlib
-
-    restore = []
-    for step, target, attribute, parent in _STEP_TIMERS:
-        module_name, _, class_name = target.partition(":")
-        owner = importlib.import_module(module_name)
-        if class_name:
-            owner = getattr(owner, class_name)
-        original = owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute)
-        restore.append((owner, attribute, original))
-        setattr(owner, attribute, clock.wrap(step, parent, original))
-    return restore
-
-
-def _startup_task(module: str) -> float:
-    import importlib
-
-    importlib.import_module(module)
-    return time.process_time()
-
-
-def _worker_startup(module: str) -> dict[str, float]:
-    """Wall time from creating a one-worker spawn pool to having ``module`` imported in it."""
-    started = time.perf_counter()
-    with _spawn_pool(1) as pool:
-        cpu = pool.submit(_startup_task, module).result()
-        wall = time.perf_counter() - started
-    return {"wall_s": wall, "cpu_s": cpu}
-
-
-def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.date) -> dict[str, Any]:
-    """Ingest ``count`` frames in this process (workers=0) with a timer on every step; also decode
-    the same frames with rawpy alone, and time a worker's start-up for each."""
-    from ingest.api import ingest_folder
-    from ingest.decode import RAW_POSTPROCESS
-
-    files = shoot["files"][:count]
-    folder = root / "shoot"
-    for path in files:
-        target = folder / path.relative_to(shoot["path"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copyfile(path, target)
-    shutil.copyfile(shoot["path"] / "shoot.toml", folder / "shoot.toml")
-
-    startup = {"floor": _worker_startup("rawpy"), "ingest": _worker_startup("ingest.frame")}
-
-    os.sync()
-    floor_wall, floor_cpu = 0.0, 0.0
-    for path in files:
-        wall, cpu = time.perf_counter(), time.process_time()
-        _floor_task(str(path), dict(RAW_POSTPROCESS))
-        floor_wall += time.perf_counter() - wall
-        floor_cpu += time.process_time() - cpu
-
-    workbench = open_workbench(root / "data", workers=0, sitters=shoot["sitters"], shoot_date=shoot_date)
-    clock = _StepClock()
-    restore = _instrument(clock)
-    try:
-        os.sync()
-        wall, cpu = time.perf_counter(), time.process_time()
-        summary = ingest_folder(workbench=workbench, path=folder, actor=ACTOR, workers=0)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    finally:
-        for owner, attribute, original in reversed(restore):
-            setattr(owner, attribute, original)
-        workbench.close()
-
-    def seconds(step: str) -> tuple[float, float]:
-        wall_s, cpu_s, _calls = clock.totals.get(step, (0.0, 0.0, 0))
-        return wall_s, cpu_s
-
-    steps: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for step, _target, _attribute, parent in _STEP_TIMERS:
-        if step in seen:
-            continue
-        seen.add(step)
-        step_wall, step_cpu = seconds(step)
-        steps.append({"step": step, "wall_s": step_wall, "cpu_s": step_cpu, "parent": parent})
-    by_name = {s["step"]: s for s in steps}
-    # What decode_frame spends outside its timed parts is LibRaw: open, unpack and postprocess.
-    decode = by_name["decode_frame"]
-    parts = [s for s in steps if s["parent"] == "decode_frame"]
-    libraw = {
-        "step": "LibRaw open + unpack + postprocess (the rest)",
-        "wall_s": decode["wall_s"] - sum(s["wall_s"] for s in parts),
-        "cpu_s": decode["cpu_s"] - sum(s["cpu_s"] for s in parts),
-        "parent": "decode_frame",
-    }
-    steps.insert(steps.index(parts[-1]) + 1, libraw)
-    # The MediaPipe import and graph build are paid once per worker process, not per frame.
-    graph = by_name["MediaPipe import + graph build"]
-    find = by_name["find_faces"]
-    find["wall_s"] -= graph["wall_s"]
-    find["cpu_s"] -= graph["cpu_s"]
-    graph["parent"], graph["once"] = None, True
-    top = [s for s in steps if s["parent"] is None]
-    steps.append({"step": "everything else", "wall_s": max(0.0, wall - sum(s["wall_s"] for s in top)),
-                  "cpu_s": max(0.0, cpu - sum(s["cpu_s"] for s in top)), "parent": None})
-    return {
-        "frames": len(files),
-        "accepted": len(summary.accepted),
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "floor_wall_s": floor_wall,
-        "floor_cpu_s": floor_cpu,
-        "worker_startup": startup,
-        "steps": steps,
-    }
-
-
-# -------------------------------------------------------------------------------------------------
 # Report
 # -------------------------------------------------------------------------------------------------
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict], ingests: list[dict],
@@ -782,6 +495,10 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
     floor_cpu = _stats([r["cpu_s"] for r in floors])
     ingest_cpu = _stats([r["cpu_s"] for r in ingests])
     loads = [r["other_load"] for r in floors + ingests + sheets if r.get("other_load") is not None]
+    # Runs during which other processes left the machine (nearly) alone: the undisturbed figures.
+    quiet_floor = [r["seconds"] for r in floors if (r.get("other_load") or 0.0) <= QUIET_LOAD]
+    quiet_ingest = [r["seconds"] for r in ingests if (r.get("other_load") or 0.0) <= QUIET_LOAD]
+    quiet_ratio = min(quiet_ingest) / min(quiet_floor) if quiet_floor and quiet_ingest else None
     return {
         "files": files,
         "workers": args.workers,
@@ -815,6 +532,7 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
         "floor_cpu": floor_cpu,
         "ingest_cpu": ingest_cpu,
         "cpu_ratio_of_medians": ingest_cpu["median"] / floor_cpu["median"],
+        "quiet_runs": {"floor": len(quiet_floor), "ingest": len(quiet_ingest), "ratio_of_mins": quiet_ratio},
         "other_load": {
             "floor": [r.get("other_load") for r in floors],
             "ingest": [r.get("other_load") for r in ingests],
@@ -824,7 +542,7 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
         "ingest_runs": [{k: v for k, v in r.items() if k != "seconds"} for r in ingests],
         "all_accepted": all_accepted,
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "rawpy": rawpy.__version__,
@@ -874,58 +592,31 @@ def print_report(console: Any, figures: dict[str, Any]) -> None:
     table.add_row("(a) floor CPU s, workers + parent (min / median)", span(figures["floor_cpu"]), "", "")
     table.add_row("(b) ingest CPU s, workers + parent (min / median)", span(figures["ingest_cpu"]), "", "")
     table.add_row("CPU ratio (b)/(a), of medians", f"{figures['cpu_ratio_of_medians']:.2f}", "", "")
+    quiet = figures["quiet_runs"]
+    if quiet["ratio_of_mins"] is not None and quiet["floor"] + quiet["ingest"] < 2 * figures["repeats"]:
+        table.add_row(f"ratio (b)/(a) of mins, quiet runs only ({quiet['floor']} floor, {quiet['ingest']} ingest)",
+                      f"{quiet['ratio_of_mins']:.2f}", f"≤ {figures['ratio_target']:.1f}",
+                      verdict(quiet["ratio_of_mins"] <= figures["ratio_target"]))
     busiest = figures["other_load"]["max"]
     if busiest is not None:
         quiet = busiest <= QUIET_LOAD
         table.add_row("other processes' CPU during the runs, % of machine (max)", f"{100 * busiest:.0f} %",
                       f"≤ {100 * QUIET_LOAD:.0f} %", "quiet" if quiet else "[bold yellow]BUSY[/]")
-    accepted = ", ".join(f"{r['accepted']}/{r['files']}" for r in figures["ingest_runs"])
+    counts = [f"{r['accepted']}/{r['files']}" for r in figures["ingest_runs"]]
+    accepted = f"{counts[0]} in every run" if len(set(counts)) == 1 else ", ".join(counts)
     table.add_row("frames accepted per ingest run", accepted, "all", verdict(figures["all_accepted"]))
     console.print(table)
     if busiest is not None and busiest > QUIET_LOAD:
         console.print(f"[yellow]other processes used up to {100 * busiest:.0f} % of the machine during a timed run: "
                       "wall-clock figures are disturbed; the CPU ratio is the steadier one[/]")
-    console.print(
-        "floor runs s: " + ", ".join(f"{v:.1f}" for v in figures["floor_s"])
-        + " | ingest runs s: " + ", ".join(f"{v:.1f}" for v in figures["ingest_s"])
-        + " | contact sheet runs s: " + ", ".join(f"{v:.2f}" for v in figures["contact_sheet_s"])
-    )
+    def runs(times: list[float], loads: list[float | None], fmt: str) -> str:
+        return ", ".join(fmt.format(t) + ("" if load is None else f" ({100 * load:.0f} %)") for t, load in zip(times, loads))
 
-
-def print_profile(console: Any, profile: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    frames = profile["frames"]
-    floor_cpu = profile["floor_cpu_s"] / frames
-    table = Table(
-        title=f"Where an ingest's time goes — {frames} frames ingested in this process (workers=0), per frame",
-        caption=(
-            f"rawpy-only decode of the same frames: {floor_cpu:.2f} CPU s, {profile['floor_wall_s'] / frames:.2f} s "
-            f"wall per frame; whole ingest: {profile['cpu_s'] / frames:.2f} CPU s, {profile['wall_s'] / frames:.2f} s "
-            f"wall per frame ({profile['accepted']}/{frames} accepted). CPU s: all threads of the process "
-            f"(LibRaw decodes with OpenMP threads)."
-        ),
-    )
-    table.add_column("step")
-    table.add_column("CPU s", justify="right")
-    table.add_column("wall s", justify="right")
-    table.add_column("CPU × rawpy decode", justify="right")
-    for step in profile["steps"]:
-        label = ("   " + step["step"]) if step["parent"] else step["step"]
-        if step.get("once"):
-            continue
-        cpu, wall = step["cpu_s"] / frames, step["wall_s"] / frames
-        table.add_row(label, f"{cpu:.3f}", f"{wall:.3f}", f"{cpu / floor_cpu:.3f}")
-    table.add_section()
-    for step in profile["steps"]:
-        if step.get("once"):
-            table.add_row(f"{step['step']} (once per worker)", f"{step['cpu_s']:.2f}", f"{step['wall_s']:.2f}", "")
-    startup = profile["worker_startup"]
-    table.add_row("worker start-up, floor: spawn + import rawpy (once per worker)",
-                  f"{startup['floor']['cpu_s']:.2f}", f"{startup['floor']['wall_s']:.2f}", "")
-    table.add_row("worker start-up, ingest: spawn + import ingest.frame (once per worker)",
-                  f"{startup['ingest']['cpu_s']:.2f}", f"{startup['ingest']['wall_s']:.2f}", "")
-    console.print(table)
+    load = figures["other_load"]
+    console.print("runs in order, s (other processes' share of the machine meanwhile):")
+    console.print("  floor (a):     " + runs(figures["floor_s"], load["floor"], "{:.1f}"))
+    console.print("  ingest (b):    " + runs(figures["ingest_s"], load["ingest"], "{:.1f}"))
+    console.print("  contact sheet: " + runs(figures["contact_sheet_s"], load["contact_sheet"], "{:.2f}"))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -1010,11 +701,12 @@ def main(argv: list[str] | None = None) -> int:
         shoot = build_shoot(workspace / SHOOT_NAME, files=args.files, size=args.size, preview_size=args.preview_size,
                             seed=args.seed, shoot_date=shoot_date, say=say)
         say(f"  built {len(shoot['files'])} files, {shoot['bytes'] / 1e9:.2f} GB, in {shoot['seconds']:.1f} s")
-        floors, ingests, sheets = [], [], []
+
         def settle() -> None:
             if args.wait_quiet > 0:
                 wait_for_quiet(args.wait_quiet, say)
 
+        floors, ingests, sheets = [], [], []
         for repeat in range(1, args.repeats + 1):
             settle()
             floor = run_floor(shoot["files"], args.workers)
@@ -1042,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile > 0:
             say(f"profiling the ingest of {min(args.profile, len(shoot['files']))} frames in-process …")
             settle()
+            from bench.ingest_profile import print_profile, run_profile
+
             profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date)
             figures["profile"] = profile
             print_profile(out, profile)

@@ -65,7 +65,17 @@ def make_executor(workers: int) -> Executor:
     if workers == 0:
         return _InlineExecutor()
     # spawn: workers start clean (no inherited database connections or threads).
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+    )
+
+
+def _worker_init() -> None:
+    # Parallelism comes from the pool: OpenCV's own thread pool in every worker would only
+    # oversubscribe the cores that the other workers are decoding on.
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _hash(path: Path) -> tuple[str | None, str | None]:
