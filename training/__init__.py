@@ -1,0 +1,1 @@
+"""Training stage: StyleGAN2-ADA networks (`training.networks`) for portrait models."""
