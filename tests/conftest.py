@@ -62,17 +62,21 @@ def _swap_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_admin_url: str) -> str:
+def postgres_template(postgres_admin_url: str) -> Iterator[str]:
     """A database migrated once with Alembic; each test copies it (CREATE DATABASE … TEMPLATE)."""
     name = f"likeness_template_{uuid.uuid4().hex[:8]}"
     admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
     db = Database(_swap_database(postgres_admin_url, name))
     db.upgrade()
     db.close()
-    return name
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
