@@ -21,7 +21,7 @@ from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
 from ingest.shoot_folder import FrameFile, ShootFolder, read_shoot_folder
 from likeness import audit
 from likeness.blobstore import sha256_file
-from likeness.errors import InvalidInput
+from likeness.errors import IntegrityProblem, InvalidInput
 from likeness.models import Face, IngestFailure, Person, Shoot, Shot
 from likeness.workbench import Workbench
 
@@ -220,7 +220,8 @@ def _write_batch(
     actor: str,
 ) -> None:
     shoot = session.get(Shoot, shoot_id)
-    assert shoot is not None
+    if shoot is None:  # deleted while this ingest ran
+        raise IntegrityProblem(f"shoot #{shoot_id} disappeared during its ingest", hint="run the ingest again")
     codes = {frames[o.job.relative_path].sitter_code for o in batch} - {None}
     people = {
         p.code: p
