@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.coordinator import IngestSummary, ProgressFn, ingest_folder
+from ingest.coordinator import IngestSummary, ProgressFn, ingest_folder, shoot_id_by_name
 from ingest.gate import RecheckResult, Verdict, classify, recheck
 from ingest.people import add_person, add_release, get_person, revoke_release
 from ingest.releases import ReleaseState, ReleaseStatus, release_status
@@ -25,4 +25,5 @@ __all__ = [
     "recheck",
     "release_status",
     "revoke_release",
+    "shoot_id_by_name",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ingest import api
 from ingest.coordinator import IngestSummary
 from likeness.cli import DefaultCommandGroup, console, open_workbench, sub_app
-from likeness.models import Person, Release, Shoot
+from likeness.models import Person, Release
 from qa import api as qa_api
 
 
@@ -90,11 +90,7 @@ def print_summary(summary: IngestSummary) -> None:
 def ingest_recheck(shoot: str | None = typer.Option(None, help="Only this shoot (by name).")) -> None:
     """Re-apply the consent gate to stored frames without decoding them again."""
     with open_workbench() as wb, wb.db.unit_of_work() as session:
-        shoot_id = None
-        if shoot is not None:
-            shoot_id = session.scalar(select(Shoot.id).where(Shoot.name == shoot))
-            if shoot_id is None:
-                raise typer.BadParameter(f"no shoot named {shoot}", param_hint="--shoot")
+        shoot_id = api.shoot_id_by_name(session=session, name=shoot)
         result = api.recheck(session=session, actor=ACTOR, shoot_id=shoot_id)
     console.print(f"{result.examined} frames examined: {result.accepted} now accepted, {result.quarantined} now quarantined")
 

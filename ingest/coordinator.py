@@ -21,7 +21,7 @@ from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
 from ingest.shoot_folder import FrameFile, ShootFolder, read_shoot_folder
 from likeness import audit
 from likeness.blobstore import sha256_file
-from likeness.errors import IntegrityProblem, InvalidInput
+from likeness.errors import IntegrityProblem, InvalidInput, NotFound
 from likeness.models import Face, IngestFailure, Person, Shoot, Shot
 from likeness.workbench import Workbench
 
@@ -124,6 +124,16 @@ def ingest_folder(
     summary.elapsed_s = time.monotonic() - started
     log.info("ingested %s: %d files in %.1f s", folder.name, summary.files, summary.elapsed_s)
     return summary
+
+
+def shoot_id_by_name(*, session: Session, name: str | None) -> int | None:
+    """The stored shoot's id; None for no name, NotFound for an unknown one."""
+    if name is None:
+        return None
+    shoot_id = session.scalar(select(Shoot.id).where(Shoot.name == name))
+    if shoot_id is None:
+        raise NotFound(f"no shoot named {name}", hint="`likeness ingest PATH` stores one")
+    return shoot_id
 
 
 def _upsert_shoot(session: Session, folder: ShootFolder, actor: str) -> int:

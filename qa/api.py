@@ -28,7 +28,7 @@ from qa.review import (
     review_stats,
     verdict_of,
 )
-from qa.shot_qa import FrameTone, ShotQaThresholds, measure_shot, sharpness, summarise
+from qa.shot_qa import FrameTone, ShotQaThresholds, face_window, measure_shot, sharpness, summarise
 
 __all__ = [
     "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
@@ -90,9 +90,14 @@ def run_shot_qa(
         shots = session.scalars(
             select(Shot).where(Shot.shoot_id == shoot.id).options(selectinload(Shot.faces)).order_by(Shot.id)
         ).all()
-        median = _session_sharpness(blobs, shots)
+        # Each crop is decoded once: its small face window serves the session median and the checks.
+        windows = {
+            s.id: face_window(_image(blobs, s.faces[0].crop_sha256), crop_upscale(s.faces[0]))
+            for s in shots if s.faces and s.faces[0].crop_sha256
+        }
+        median = _session_sharpness(list(windows.values()))
         for shot in shots:
-            _qa_one(session, blobs, shot, reference, median, thresholds, result, actor)
+            _qa_one(session, blobs, shot, windows.get(shot.id), reference, median, thresholds, result, actor)
     session.flush()
     return result
 
@@ -107,18 +112,15 @@ def crop_upscale(face: Face) -> float:
     return face.crop_size / side if side > 0 else 1.0
 
 
-def _session_sharpness(blobs: BlobStore, shots: list[Shot]) -> float | None:
+def _session_sharpness(windows: list[np.ndarray]) -> float | None:
     """The shoot's median face sharpness: what this sitter under this light looks like in focus."""
-    values = [
-        sharpness(_image(blobs, s.faces[0].crop_sha256), crop_upscale(s.faces[0]))
-        for s in shots if s.faces and s.faces[0].crop_sha256
-    ]
+    values = [sharpness(window) for window in windows]
     return float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
 
 
 def _qa_one(
-    session: Session, blobs: BlobStore, shot: Shot, reference: FrameTone | None, session_sharpness: float | None,
-    thresholds: ShotQaThresholds, result: QaResult, actor: str,
+    session: Session, blobs: BlobStore, shot: Shot, window: np.ndarray | None, reference: FrameTone | None,
+    session_sharpness: float | None, thresholds: ShotQaThresholds, result: QaResult, actor: str,
 ) -> None:
     if shot.preview_sha256 is None:
         return
@@ -137,11 +139,10 @@ def _qa_one(
             )
             result.queued_faces += 1
     checks = measure_shot(
-        crop=_image(blobs, face.crop_sha256) if face is not None and face.crop_sha256 else None,
+        face=window,
         preview=_image(blobs, shot.preview_sha256),
         pose=(face.yaw, face.pitch, face.roll) if face is not None else None,
-        eyes=eyes, reference=reference, session_sharpness=session_sharpness,
-        crop_upscale=crop_upscale(face) if face is not None else 1.0, thresholds=thresholds,
+        eyes=eyes, reference=reference, session_sharpness=session_sharpness, thresholds=thresholds,
     )
     shot.qa = summarise(checks)
     result.shots += 1
@@ -192,7 +193,7 @@ def qa_face_image(rgb: np.ndarray) -> FaceImageQa:
         return FaceImageQa(False, None, [])
     eyes = classify_face(finding, image_size=(rgb.shape[1], rgb.shape[0])).to_json()
     checks = measure_shot(
-        crop=rgb, preview=rgb, pose=(finding.yaw, finding.pitch, finding.roll), eyes=eyes, reference=None
+        face=face_window(rgb), preview=rgb, pose=(finding.yaw, finding.pitch, finding.roll), eyes=eyes, reference=None
     )
     return FaceImageQa(True, eyes, [asdict(c) for c in checks])
 

@@ -14,11 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from sqlalchemy import select
-
+from ingest import api as ingest_api
 from likeness.cli import console, err_console, open_workbench, sub_app
-from likeness.errors import NotFound
-from likeness.models import Shoot
 from qa import api as qa_api
 from qa import calibrate as calibrate_mod
 from qa.eyes import THRESHOLDS_PATH, load_thresholds
@@ -116,20 +113,11 @@ def calibrate_eyes(
     console.print(f"calibrated on {counts or 'no faces'}")
 
 
-def _shoot_id(session, name: str | None) -> int | None:  # type: ignore[no-untyped-def]
-    if name is None:
-        return None
-    shoot_id = session.scalar(select(Shoot.id).where(Shoot.name == name))
-    if shoot_id is None:
-        raise NotFound(f"no shoot named {name}", hint="`likeness ingest PATH` stores one")
-    return shoot_id
-
-
 @qa_app.command("shots")
 def qa_shots(shoot: str | None = typer.Option(None, help="Only this shoot (by name); default all.")) -> None:
     """Measure shot QA (sharpness, exposure, white balance, pose, eyes); reject failing frames."""
     with open_workbench() as wb, wb.db.unit_of_work() as session:
-        result = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=_shoot_id(session, shoot), actor="cli")
+        result = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=ingest_api.shoot_id_by_name(session=session, name=shoot), actor="cli")
     console.print(
         f"{result.shots} frames checked: {result.passed} passed, {result.rejected} newly rejected, "
         f"{result.restored} restored; {result.queued_faces} faces in the review queue"
@@ -143,6 +131,6 @@ def qa_report(
 ) -> None:
     """Plot exposure, white balance and sharpness drift across a shoot."""
     with open_workbench() as wb, wb.db.unit_of_work() as session:
-        png = qa_api.consistency_report(session=session, shoot_id=_shoot_id(session, shoot))  # type: ignore[arg-type]
+        png = qa_api.consistency_report(session=session, shoot_id=ingest_api.shoot_id_by_name(session=session, name=shoot))  # type: ignore[arg-type]
     out.write_bytes(png)
     console.print(f"consistency report written to {out}", soft_wrap=True)

@@ -68,9 +68,9 @@ def face_window(crop: np.ndarray, upscale: float = 1.0) -> np.ndarray:
     return cv2.resize(window, (target, target), interpolation=interpolation)
 
 
-def sharpness(crop: np.ndarray, upscale: float = 1.0) -> float:
-    """Variance of the Laplacian of the face window."""
-    return _laplacian_variance(cv2.cvtColor(face_window(crop, upscale), cv2.COLOR_RGB2GRAY))
+def sharpness(face: np.ndarray) -> float:
+    """Variance of the Laplacian of a face window."""
+    return _laplacian_variance(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY))
 
 
 def _laplacian_variance(grey: np.ndarray) -> float:
@@ -94,20 +94,19 @@ class FrameTone:
 
 def measure_shot(
     *,
-    crop: np.ndarray | None,
+    face: np.ndarray | None,
     preview: np.ndarray,
     pose: tuple[float | None, float | None, float | None] | None,
     eyes: dict[str, Any] | None,
     reference: FrameTone | None,
     session_sharpness: float | None = None,
-    crop_upscale: float = 1.0,
     thresholds: ShotQaThresholds = ShotQaThresholds(),
 ) -> list[Check]:
-    """Every check for one frame; a frame without a face gets the frame-level checks only."""
+    """Every check for one frame; `face` is the aligned crop's face_window(). A frame without a
+    face gets the frame-level checks only."""
     t = thresholds
     checks: list[Check] = []
-    if crop is not None:
-        face = face_window(crop, crop_upscale)
+    if face is not None:
         luma = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
         sharp = _laplacian_variance(luma)
         brightest = np.maximum(np.maximum(face[..., 0], face[..., 1]), face[..., 2])

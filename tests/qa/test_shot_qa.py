@@ -9,7 +9,7 @@ from ingest.decode import decode_frame
 from ingest.faces import find_faces
 from ingest.sample_shoot import render_portrait_frame
 from ingest.dng import write_dng
-from qa.shot_qa import Check, FrameTone, measure_shot, summarise
+from qa.shot_qa import Check, FrameTone, face_window, measure_shot, summarise
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _overexpose(rgb: np.ndarray, stops: float) -> np.ndarray:
 
 def test_a_good_frame_passes_every_check(studio_frame) -> None:
     rgb, crop = studio_frame
-    checks = measure_shot(crop=crop, preview=rgb, pose=(2.0, -3.0, 1.0), eyes={"state": "open"},
+    checks = measure_shot(face=face_window(crop), preview=rgb, pose=(2.0, -3.0, 1.0), eyes={"state": "open"},
                           reference=FrameTone.of(rgb), session_sharpness=None)
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert summarise(checks)["passed"]
@@ -47,44 +47,44 @@ def test_a_good_frame_passes_every_check(studio_frame) -> None:
 def test_degraded_frames_fail_the_right_checks(studio_frame) -> None:
     rgb, crop = studio_frame
     reference = FrameTone.of(rgb)
-    sharp = _by_name(measure_shot(crop=crop, preview=rgb, pose=None, eyes=None, reference=reference))["sharpness"]
+    sharp = _by_name(measure_shot(face=face_window(crop), preview=rgb, pose=None, eyes=None, reference=reference))["sharpness"]
 
     blurred = cv2.GaussianBlur(crop, (0, 0), 4)
-    checks = _by_name(measure_shot(crop=blurred, preview=rgb, pose=None, eyes=None, reference=reference))
+    checks = _by_name(measure_shot(face=face_window(blurred), preview=rgb, pose=None, eyes=None, reference=reference))
     assert checks["sharpness"].passed is False and checks["sharpness"].value < sharp.value / 2
     assert checks["white_balance_shift"].passed and checks["exposure_shift"].passed
 
     # Slightly soft: passes the absolute floor, but not in a session whose frames are much sharper.
     soft = cv2.GaussianBlur(crop, (0, 0), 0.9)
-    alone = _by_name(measure_shot(crop=soft, preview=rgb, pose=None, eyes=None, reference=None))["sharpness"]
+    alone = _by_name(measure_shot(face=face_window(soft), preview=rgb, pose=None, eyes=None, reference=None))["sharpness"]
     assert alone.passed and alone.value < sharp.value
-    in_session = _by_name(measure_shot(crop=soft, preview=rgb, pose=None, eyes=None, reference=None,
+    in_session = _by_name(measure_shot(face=face_window(soft), preview=rgb, pose=None, eyes=None, reference=None,
                                        session_sharpness=2.5 * alone.value))["sharpness"]
     assert in_session.passed is False and "session median" in in_session.detail
 
-    bright = _by_name(measure_shot(crop=_overexpose(crop, 2), preview=_overexpose(rgb, 2), pose=None, eyes=None,
+    bright = _by_name(measure_shot(face=face_window(_overexpose(crop, 2)), preview=_overexpose(rgb, 2), pose=None, eyes=None,
                                    reference=reference))
     assert bright["clipped_highlights"].passed is False
     assert bright["exposure_shift"].passed is False and bright["exposure_shift"].value > 0.5
 
     cast = rgb.astype(np.float64) * [1.35, 1.0, 0.85]
-    warm = _by_name(measure_shot(crop=crop, preview=np.clip(cast, 0, 255).astype(np.uint8), pose=None, eyes=None,
+    warm = _by_name(measure_shot(face=face_window(crop), preview=np.clip(cast, 0, 255).astype(np.uint8), pose=None, eyes=None,
                                  reference=reference))
     assert warm["white_balance_shift"].passed is False and warm["exposure_shift"].passed
 
-    dark = _by_name(measure_shot(crop=(crop * 0.15).astype(np.uint8), preview=rgb, pose=None, eyes=None, reference=None))
+    dark = _by_name(measure_shot(face=face_window((crop * 0.15).astype(np.uint8)), preview=rgb, pose=None, eyes=None, reference=None))
     assert dark["face_luma"].passed is False
 
 
 def test_pose_and_eyes_checks() -> None:
     preview = np.full((64, 96, 3), 120, np.uint8)
-    checks = _by_name(measure_shot(crop=None, preview=preview, pose=(45.0, 0.0, float("nan")),
+    checks = _by_name(measure_shot(face=None, preview=preview, pose=(45.0, 0.0, float("nan")),
                                    eyes={"state": "closed"}, reference=None))
     assert checks["head_yaw"].passed is False and checks["head_pitch"].passed
     assert checks["head_roll"].passed is None  # unmeasurable is not a pass
     assert checks["eyes"].passed is False
     assert checks["white_balance_shift"].passed is None and "reference" in checks["white_balance_shift"].detail
-    looking = _by_name(measure_shot(crop=None, preview=preview, pose=None, eyes={"state": "looking_away"}, reference=None))
+    looking = _by_name(measure_shot(face=None, preview=preview, pose=None, eyes={"state": "looking_away"}, reference=None))
     assert looking["eyes"].passed
     summary = summarise(list(checks.values()))
     assert not summary["passed"] and summary["failed"] == ["head_yaw", "eyes"]
