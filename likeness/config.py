@@ -36,6 +36,25 @@ class Settings(BaseSettings):
         default=None, description="Where uploaded shoots are staged; default: data_dir/uploads."
     )
 
+    label_studio_url: str | None = Field(
+        default=None, description="An existing Label Studio to use instead of `likeness label serve`'s own."
+    )
+    label_studio_token: str | None = Field(
+        default=None, description="API token (personal access token or legacy) for label_studio_url."
+    )
+    label_studio_port: int = Field(default=8089, description="Port of the Label Studio that `likeness label serve` starts.")
+    label_studio_venv: Path = Field(
+        default=Path(".venv-labelstudio"), description="Virtual environment that holds the Label Studio server."
+    )
+    label_studio_files_root: Path | None = Field(
+        default=None, description="The server's LOCAL_FILES_DOCUMENT_ROOT as seen from here; default: the blob store."
+    )
+    label_overlap: int = Field(default=1, ge=1, le=20, description="Annotators per task on the overlap sample.")
+    label_overlap_percent: int = Field(
+        default=100, ge=0, le=100, description="Percent of tasks that get label_overlap annotators."
+    )
+    label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="Tasks imported per request.")
+
     @field_validator("workers")
     @classmethod
     def _workers_not_negative(cls, value: int) -> int:
@@ -57,6 +76,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_blob_url(self) -> str:
         return self.blob_url or str((self.data_dir / "blobs").resolve())
+
+    @cached_property
+    def label_studio_dir(self) -> Path:
+        """Where our own Label Studio keeps its data, log and connection file."""
+        return (self.data_dir / "labelstudio").resolve()
 
     @cached_property
     def resolved_upload_dir(self) -> Path:

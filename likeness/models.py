@@ -183,6 +183,8 @@ class Shot(Base):
     faces: Mapped[list[Face]] = relationship(
         back_populates="shot", order_by="Face.face_index", cascade="all, delete-orphan", passive_deletes=True
     )
+    shoot: Mapped[Shoot] = relationship(lazy="raise_on_sql")
+    person: Mapped[Person | None] = relationship(lazy="raise_on_sql")
 
 
 class Face(Base):
@@ -315,3 +317,72 @@ class Review(Base):
     updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
 
     item: Mapped[ReviewItem] = relationship(back_populates="votes")
+
+
+class LabelProject(Base):
+    """A Label Studio project that holds our faces: where it is, its taxonomy and the pull cursor."""
+
+    __tablename__ = "label_projects"
+    __table_args__ = (UniqueConstraint("server_url", "ls_project_id", name="uq_label_projects_server_project"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_url: Mapped[str] = mapped_column(String(300))
+    ls_project_id: Mapped[int]
+    title: Mapped[str] = mapped_column(String(200))
+    config_sha256: Mapped[str] = mapped_column(String(64))
+    # Label Studio's own clock: the newest task change that our database has fully taken in.
+    pull_cursor: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
+
+
+class LabelTask(Base):
+    """One face pushed to a project. A row without `ls_task_id` is a push that was not confirmed."""
+
+    __tablename__ = "label_tasks"
+    __table_args__ = (
+        UniqueConstraint("project_id", "face_id", name="uq_label_tasks_project_face"),
+        UniqueConstraint("project_id", "ls_task_id", name="uq_label_tasks_project_task"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("label_projects.id", ondelete="CASCADE"), index=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    ls_task_id: Mapped[int | None]
+    created_at: Mapped[Timestamp]
+
+
+class LabelState(str, enum.Enum):
+    current = "current"
+    superseded = "superseded"  # an edited annotation replaced it
+    retracted = "retracted"    # the annotation was deleted
+
+
+class Label(Base):
+    """One attribute value for a face, from a labeler (an annotation) or a model (a prediction).
+
+    Rows are never overwritten: an edit supersedes, a deletion retracts. A value our taxonomy does
+    not know keeps `known` False and the raw result item, so it is reported instead of dropped.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        CheckConstraint(_in("state", LabelState), name="state"),
+        Index("ix_labels_face_attribute_state", "face_id", "attribute", "state"),
+        Index("ix_labels_annotation", "ls_annotation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    attribute: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str | None] = mapped_column(String(80))
+    known: Mapped[bool] = mapped_column(default=True)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(12))  # "annotation" or "prediction"
+    annotator: Mapped[str] = mapped_column(String(200))  # Label Studio user, or the model version
+    ls_task_id: Mapped[int | None]
+    ls_annotation_id: Mapped[int | None]
+    ls_updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(12), default=LabelState.current.value)
+    created_at: Mapped[Timestamp]
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Labeling in Label Studio: taxonomy, config, server, push, pull, consensus and agreement."""

@@ -1,0 +1,151 @@
+"""Push faces to Label Studio as tasks, with our detectors' predictions, exactly once.
+
+Only accepted shots whose sitter holds a valid AI-training release on the capture date are
+pushed (the consent rule is the ingest stage's `release_status`). Each batch is first written as
+intent rows (LabelTask without a task id) and committed, then imported, then confirmed with the
+ids Label Studio returned. A push killed between import and confirmation leaves intent rows; the
+next push looks those faces up in Label Studio by the face id in the task data and adopts the
+tasks it finds, so nothing is pushed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ingest import api as ingest_api
+from labeling.client import LabelStudioClient, task_pages
+from labeling.label_config import CROP, PREVIEW
+from labeling.predictions import Predicted, as_prediction, model_version, predict
+from likeness.blobstore import BlobStore
+from likeness.db import Database
+from likeness.models import Face, Label, LabelProject, LabelTask, Shot, ShotStatus
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class PushResult:
+    pushed: int = 0
+    already: int = 0
+    adopted: int = 0                                   # tasks found after an interrupted push
+    withheld: dict[str, int] = field(default_factory=dict)  # reason → faces not pushed
+
+
+def file_url(blobs: BlobStore, files_root: Path, sha256: str) -> str:
+    """The URL Label Studio serves a blob under (local-files storage, path relative to its root)."""
+    relative = os.path.relpath(blobs.local_path(sha256), files_root)
+    return f"/data/local-files/?d={relative}"
+
+
+def _eligible(db: Database, project_id: int, shoot_id: int | None, result: PushResult) -> list[int]:
+    """Face ids to push: accepted, released, with a crop, not yet in the project."""
+    with db.unit_of_work() as session:
+        pushed = select(LabelTask.face_id).where(LabelTask.project_id == project_id)
+        query = (select(Face).join(Shot).where(Face.crop_sha256.is_not(None), Face.id.not_in(pushed))
+                 .options(selectinload(Face.shot).selectinload(Shot.person)).order_by(Face.id))
+        if shoot_id is not None:
+            query = query.where(Shot.shoot_id == shoot_id)
+        faces = session.scalars(query).all()
+        result.already = session.query(LabelTask).filter(LabelTask.project_id == project_id).count()
+        ids = []
+        for face in faces:
+            shot = face.shot
+            if shot.status != ShotStatus.accepted.value:
+                reason = f"shot {shot.status}"
+            elif shot.person is None:
+                reason = "no sitter"
+            elif not ingest_api.release_status(shot.person, shot.capture_date).valid:
+                reason = "no valid release"
+            else:
+                ids.append(face.id)
+                continue
+            result.withheld[reason] = result.withheld.get(reason, 0) + 1
+        return ids
+
+
+def _adopt_unconfirmed(db: Database, client: LabelStudioClient, project: LabelProject, result: PushResult) -> None:
+    """Resolve intent rows left by an interrupted push: adopt the tasks that were created."""
+    with db.unit_of_work() as session:
+        pending = {t.face_id: t for t in session.scalars(select(LabelTask).where(
+            LabelTask.project_id == project.id, LabelTask.ls_task_id.is_(None)))}
+        if not pending:
+            return
+        found: dict[int, int] = {}
+        for tasks in task_pages(client, "list tasks", project=project.ls_project_id, page_size=1000,
+                                fields="task_only"):
+            for task in tasks:
+                face_id = (task.data or {}).get("face_id")
+                if face_id in pending:
+                    found[face_id] = task.id
+        for face_id, row in pending.items():
+            if face_id in found:
+                row.ls_task_id = found[face_id]
+                result.adopted += 1
+            else:
+                session.delete(row)
+        log.info("interrupted push: adopted %d tasks, %d faces will be pushed again",
+                 result.adopted, len(pending) - result.adopted)
+
+
+def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, project_id: int, *,
+               files_root: Path, shoot: str | None = None, batch_size: int = 1000,
+               progress: ProgressFn | None = None) -> PushResult:
+    result = PushResult()
+    with db.unit_of_work() as session:
+        project = session.get(LabelProject, project_id)
+        shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot) if shoot else None
+        session.expunge(project)
+    _adopt_unconfirmed(db, client, project, result)
+    face_ids = _eligible(db, project.id, shoot_id, result)
+    version = model_version()
+    for start in range(0, len(face_ids), batch_size):
+        batch = face_ids[start:start + batch_size]
+        with db.unit_of_work() as session:
+            faces = session.scalars(select(Face).where(Face.id.in_(batch)).order_by(Face.id)
+                                    .options(selectinload(Face.shot).selectinload(Shot.shoot))).all()
+            tasks, predicted = [], {}
+            for face in faces:
+                predicted[face.id] = predict(face)
+                tasks.append(_task(face, blobs, files_root, predicted[face.id], version))
+            session.add_all(LabelTask(project_id=project.id, face_id=face.id) for face in faces)
+        response = client.call("import tasks", client.sdk.projects.import_tasks, project.ls_project_id,
+                               request=tasks, return_task_ids=True)
+        task_ids = list(response.task_ids or [])
+        if len(task_ids) != len(faces):
+            raise RuntimeError(f"Label Studio returned {len(task_ids)} task ids for {len(faces)} tasks")
+        with db.unit_of_work() as session:
+            rows = {t.face_id: t for t in session.scalars(select(LabelTask).where(
+                LabelTask.project_id == project.id, LabelTask.face_id.in_(batch)))}
+            for face, task_id in zip(faces, task_ids):
+                rows[face.id].ls_task_id = task_id
+                session.add_all(_prediction_labels(face.id, task_id, predicted[face.id], version))
+        result.pushed += len(faces)
+        if progress:
+            progress(result.pushed, len(face_ids))
+    return result
+
+
+def _task(face: Face, blobs: BlobStore, files_root: Path, predicted: list[Predicted], version: str) -> dict:
+    shot = face.shot
+    data = {"face_id": face.id, "shot_id": shot.id, "shoot": shot.shoot.name, "sitter": shot.sitter_code,
+            CROP: file_url(blobs, files_root, face.crop_sha256)}
+    # The config shows both images, so Label Studio requires both keys: no preview, show the crop.
+    data[PREVIEW] = file_url(blobs, files_root, shot.preview_sha256) if shot.preview_sha256 else data[CROP]
+    task: dict = {"data": data}
+    if predicted:
+        task["predictions"] = [as_prediction(predicted, version)]
+    return task
+
+
+def _prediction_labels(face_id: int, task_id: int, predicted: list[Predicted], version: str) -> list[Label]:
+    return [Label(face_id=face_id, attribute=p.attribute, value=p.value, source="prediction",
+                  annotator=version, ls_task_id=task_id, raw={"score": p.score}) for p in predicted]

@@ -1,0 +1,271 @@
+"""Labeling against a real Label Studio: setup, push, annotations, pull, agreement, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from labeling import api, server
+from labeling.client import LabelStudioClient
+from labeling.predictions import model_version
+from labeling.taxonomy import TAXONOMY, Choice, Taxonomy
+from likeness.errors import ConfigError, ServiceUnavailable
+from likeness.models import Face, Label, LabelProject, LabelTask
+from likeness.workbench import Workbench
+from tests.labeling.conftest import LabelStudioServer, add_faces
+
+
+def _choice(attribute: str, value: str) -> dict:
+    return {"from_name": attribute, "to_name": "crop", "type": "choices", "value": {"choices": [value]}}
+
+
+def _task_ids(wb: Workbench) -> dict[int, int]:
+    with wb.db.unit_of_work() as session:
+        return dict(session.execute(select(LabelTask.face_id, LabelTask.ls_task_id)).all())
+
+
+def _labeler(ls: LabelStudioClient, name: str) -> int:
+    email = f"{name}@studio.test"
+    for user in ls.sdk.users.list():
+        if user.email == email:
+            return user.id
+    return ls.sdk.users.create(email=email, username=name).id
+
+
+def _annotate(ls: LabelStudioClient, task_id: int, user_id: int, **values: str) -> int:
+    result = [_choice(attribute, value) for attribute, value in values.items()]
+    return ls.sdk.annotations.create(id=task_id, result=result, completed_by=user_id).id
+
+
+def _current(wb: Workbench, **where: object) -> list[tuple]:
+    with wb.db.unit_of_work() as session:
+        query = select(Label.face_id, Label.attribute, Label.value, Label.annotator).where(
+            Label.source == "annotation", Label.state == "current", Label.attribute != "")
+        for column, value in where.items():
+            query = query.where(getattr(Label, column) == value)
+        return sorted(session.execute(query).all())
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+def test_serve_creates_admin_and_token_without_a_click_and_is_idempotent(label_studio: LabelStudioServer) -> None:
+    path = server.connection_path(label_studio.settings)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    connection = label_studio.connection
+    assert connection.token and connection.admin_password
+    me = label_studio.client().sdk.users.whoami()
+    assert me.email == server.ADMIN_EMAIL
+    again = server.start(label_studio.settings, str(label_studio.blob_root))
+    assert again.pid == connection.pid
+    state = server.status(label_studio.settings)
+    assert (state.source, state.running, state.pid) == ("served", True, connection.pid)
+
+
+def test_a_rejected_token_is_one_clear_error(label_studio: LabelStudioServer) -> None:
+    bad = LabelStudioClient(dataclasses.replace(label_studio.connection, token="not-a-token"), attempts=2, backoff_s=0.01)
+    with pytest.raises(ConfigError, match="rejected our token"):
+        bad.call("list projects", lambda: list(bad.sdk.projects.list()))
+
+
+def test_an_unreachable_server_is_retried_then_one_clear_error() -> None:
+    gone = LabelStudioClient(server.Connection(url="http://127.0.0.1:9", token="x"), attempts=3, backoff_s=0.01)
+    with pytest.raises(ServiceUnavailable, match="after 3 tries"):
+        gone.call("list projects", lambda: list(gone.sdk.projects.list()))
+
+
+# -- project, push ------------------------------------------------------------------------------
+
+def test_push_sends_released_accepted_faces_once_with_predictions(lwb: Workbench, tmp_path: Path,
+                                                                  label_studio: LabelStudioServer) -> None:
+    released = add_faces(lwb, tmp_path, n=3, eyes="closed", yaw=30.0)
+    add_faces(lwb, tmp_path, n=2, sitter="P0002", release=False, seed=1)
+    add_faces(lwb, tmp_path, n=1, sitter="P0001", status="quarantined", seed=2)
+    setup = api.setup(lwb)
+    assert setup.created
+
+    first = api.push(lwb)
+    assert first.pushed == 3
+    assert first.withheld == {"no valid release": 2, "shot quarantined": 1}
+    assert set(_task_ids(lwb)) == set(released)
+    again = api.push(lwb)
+    assert (again.pushed, again.already) == (0, 3)
+
+    ls = api.client(lwb)
+    tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id, fields="all"))
+    assert sorted(t.data["face_id"] for t in tasks) == released
+    prediction = tasks[0].predictions[0]
+    prediction = prediction if isinstance(prediction, dict) else prediction.dict()
+    assert prediction["model_version"] == model_version()
+    values = {r["from_name"]: r["value"]["choices"][0] for r in prediction["result"]}
+    assert values == {"eyes": "closed", "head_pose": "three_quarter_right"}
+
+    # The image is served from our blob store in place, byte for byte.
+    crop_url = tasks[0].data["crop"]
+    response = requests.get(ls.url + crop_url, headers={"Authorization": f"Bearer {_access_token(ls, lwb.settings.label_studio_token)}"}, timeout=30)
+    assert response.status_code == 200
+    with lwb.db.unit_of_work() as session:
+        crop_sha = session.scalar(select(Face.crop_sha256).where(Face.id == tasks[0].data["face_id"]))
+        stored = session.execute(select(Label.attribute, Label.value, Label.source).where(
+            Label.face_id == tasks[0].data["face_id"])).all()
+    assert set(stored) == {("eyes", "closed", "prediction"), ("head_pose", "three_quarter_right", "prediction")}
+    assert response.content == lwb.blobs.read_bytes(crop_sha)
+
+
+def _access_token(ls: LabelStudioClient, refresh: str) -> str:
+    response = requests.post(f"{ls.url}/api/token/refresh/", json={"refresh": refresh}, timeout=30)
+    response.raise_for_status()
+    return response.json()["access"]
+
+
+def test_an_interrupted_push_is_adopted_not_doubled(lwb: Workbench, tmp_path: Path) -> None:
+    faces = add_faces(lwb, tmp_path, n=4)
+    setup = api.setup(lwb)
+    ls = api.client(lwb)
+    # A push that imported its batch but died before confirming: intent rows without task ids.
+    with lwb.db.unit_of_work() as session:
+        project = session.scalars(select(LabelProject)).one()
+        session.add_all(LabelTask(project_id=project.id, face_id=f) for f in faces[:2])
+    ls.sdk.projects.import_tasks(setup.ls_project_id, request=[{"data": {"face_id": f, "crop": "x", "preview": "x"}} for f in faces[:2]])
+    result = api.push(lwb)
+    assert (result.adopted, result.pushed) == (2, 2)
+    tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id))
+    assert sorted(t.data["face_id"] for t in tasks) == faces
+    assert sorted(_task_ids(lwb).values()) == sorted(t.id for t in tasks)
+
+
+# -- pull ---------------------------------------------------------------------------------------
+
+def test_pull_takes_in_new_edited_and_deleted_annotations_once(lwb: Workbench, tmp_path: Path) -> None:
+    faces = add_faces(lwb, tmp_path, n=3)
+    api.setup(lwb)
+    api.push(lwb)
+    ls = api.client(lwb)
+    tasks = _task_ids(lwb)
+    ann = _labeler(ls, "ann")
+    a0 = _annotate(ls, tasks[faces[0]], ann, eyes="open", age_band="adult")
+    a1 = _annotate(ls, tasks[faces[1]], ann, eyes="closed")
+
+    first = api.pull(lwb)
+    assert (first.added, first.superseded, first.retracted) == (3, 0, 0)
+    email = "ann@studio.test"
+    assert _current(lwb) == sorted([(faces[0], "age_band", "adult", email), (faces[0], "eyes", "open", email),
+                                    (faces[1], "eyes", "closed", email)])
+    assert api.pull(lwb).added == 0  # nothing changed: nothing read twice
+
+    ls.sdk.annotations.update(id=a0, result=[_choice("eyes", "half_closed"), _choice("age_band", "adult")])
+    ls.sdk.annotations.delete(id=a1)
+    second = api.pull(lwb)
+    assert (second.added, second.superseded, second.retracted) == (2, 2, 1)
+    assert _current(lwb) == sorted([(faces[0], "age_band", "adult", email), (faces[0], "eyes", "half_closed", email)])
+    with lwb.db.unit_of_work() as session:
+        history = session.execute(select(Label.value, Label.state).where(
+            Label.face_id == faces[0], Label.attribute == "eyes", Label.source == "annotation").order_by(Label.id)).all()
+    assert history == [("open", "superseded"), ("half_closed", "current")]
+
+
+def test_unknown_values_are_kept_raw_and_reported(lwb: Workbench, tmp_path: Path) -> None:
+    faces = add_faces(lwb, tmp_path, n=1)
+    api.setup(lwb)
+    api.push(lwb)
+    ls = api.client(lwb)
+    _annotate(ls, _task_ids(lwb)[faces[0]], _labeler(ls, "ann"), eyes="winking")
+    result = api.pull(lwb)
+    assert [(u["attribute"], u["value"]) for u in result.unknown] == [("eyes", "winking")]
+    with lwb.db.unit_of_work() as session:
+        row = session.scalars(select(Label).where(Label.source == "annotation")).one()
+    assert (row.value, row.known, row.raw["value"]["choices"]) == ("winking", False, ["winking"])
+
+
+def test_overlap_consensus_ties_and_agreement(lwb: Workbench, tmp_path: Path) -> None:
+    lwb.settings.label_overlap = 3
+    faces = add_faces(lwb, tmp_path, n=3)
+    setup = api.setup(lwb)
+    ls = api.client(lwb)
+    remote = ls.sdk.projects.get(setup.ls_project_id)
+    assert (remote.maximum_annotations, remote.overlap_cohort_percentage) == (3, 100)
+    api.push(lwb)
+    tasks = _task_ids(lwb)
+    a, b, c = (_labeler(ls, n) for n in ("ann", "bea", "cyd"))
+    # face 0: all say open; face 1: 2 closed vs 1 open; face 2: two annotators split (a tie).
+    for user, value in ((a, "open"), (b, "open"), (c, "open")):
+        _annotate(ls, tasks[faces[0]], user, eyes=value)
+    for user, value in ((a, "closed"), (b, "closed"), (c, "open")):
+        _annotate(ls, tasks[faces[1]], user, eyes=value)
+    for user, value in ((a, "open"), (b, "closed")):
+        _annotate(ls, tasks[faces[2]], user, eyes=value)
+    api.pull(lwb)
+    with lwb.db.unit_of_work() as session:
+        split = api.disagreements(session)
+        report = {r.attribute: r for r in api.agreement_report(session)}
+    assert [(d.consensus.face_id, d.consensus.tied, d.consensus.value) for d in split] == \
+        [(faces[2], True, None), (faces[1], False, "closed")]
+    assert split[0].ls_task_id == tasks[faces[2]]
+    # Krippendorff's nominal alpha from its coincidence matrix: each ordered pair of ratings in a
+    # face adds 1/(m - 1). Face 0 gives open-open 3; face 1 closed-closed 1, open-closed 1 each
+    # way; face 2 open-closed 1 each way. So n_open = 5, n_closed = 3, n = 8, disagreeing pairs 4,
+    # and alpha = 1 - (n - 1) * 4 / (2 * n_open * n_closed) = 1 - 28/30.
+    expected = 1 - 28 / 30
+    assert report["eyes"].alpha == pytest.approx(expected, abs=1e-9)
+    assert report["eyes"].faces_rated_twice == 3 and report["age_band"].alpha is None
+
+
+def test_taxonomy_change_migrates_the_project_and_keeps_annotations(lwb: Workbench, tmp_path: Path) -> None:
+    faces = add_faces(lwb, tmp_path, n=1)
+    api.setup(lwb)
+    api.push(lwb)
+    ls = api.client(lwb)
+    _annotate(ls, _task_ids(lwb)[faces[0]], _labeler(ls, "ann"), eyewear="sunglasses")
+    api.pull(lwb)
+    # A new value, and a value that leaves the taxonomy while an annotation still uses it.
+    changed = Taxonomy(tuple(
+        dataclasses.replace(a, choices=tuple(c for c in a.choices if c.value != "sunglasses") + (Choice("goggles", "Goggles"),))
+        if a.name == "eyewear" else a for a in TAXONOMY.attributes))
+    result = api.setup(lwb, changed)
+    assert (result.created, result.config_changed, result.retired) == (False, True, {"eyewear": ["sunglasses"]})
+    remote = ls.sdk.projects.get(result.ls_project_id)
+    assert 'value="goggles"' in remote.label_config and 'value="sunglasses"' in remote.label_config
+    assert len(list(ls.sdk.tasks.list(project=result.ls_project_id, fields="all"))[0].annotations) == 1
+    assert api.setup(lwb, changed).config_changed is False
+    assert _current(lwb) == [(faces[0], "eyewear", "sunglasses", "ann@studio.test")]
+
+
+def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path, label_studio: LabelStudioServer) -> None:
+    faces = add_faces(lwb, tmp_path, n=12)
+    api.setup(lwb)
+    api.push(lwb)
+    ls = api.client(lwb)
+    tasks = _task_ids(lwb)
+    user = _labeler(ls, "ann")
+    for face in faces:
+        _annotate(ls, tasks[face], user, eyes="open", usable="yes")
+
+    def kill_after_first_page(page: int) -> None:
+        if page == 1:
+            pid = label_studio.connection.pid
+            os.killpg(pid, 9)
+
+    from labeling import pull as pull_mod
+    with pytest.raises(ServiceUnavailable, match="Label Studio"):
+        pull_mod.pull_labels(lwb.db, LabelStudioClient(server.resolve_connection(lwb.settings), attempts=2, backoff_s=0.1),
+                             _project(lwb), TAXONOMY, page_size=5, after_page=kill_after_first_page)
+    with lwb.db.unit_of_work() as session:
+        assert session.scalars(select(LabelProject)).one().pull_cursor is None  # not advanced
+    assert len(_current(lwb)) == 10  # page 1 (5 tasks × 2 values) committed
+
+    server.start(label_studio.settings, str(label_studio.blob_root))
+    result = api.pull(lwb)
+    assert result.cursor is not None
+    rows = _current(lwb)
+    assert len(rows) == 24 and len(set(rows)) == 24  # every value once, none doubled
+    assert api.pull(lwb).tasks_read == 0
+
+
+def _project(wb: Workbench) -> int:
+    with wb.db.unit_of_work() as session:
+        return session.scalars(select(LabelProject)).one().id
