@@ -31,8 +31,11 @@ def main() -> None:
     shoots = st.Page("ui/pages/shoots.py", title="Shoots", icon=":material/photo_library:", default=True)
     people = st.Page("ui/pages/people.py", title="People", icon=":material/badge:")
     review = st.Page("ui/pages/review.py", title="Review", icon=":material/thumbs_up_down:")
+    labeling = st.Page("ui/pages/labeling.py", title="Labeling", icon=":material/label:")
 
     pages = {"": [login]} if user is None else {"Studio": [shoots]}
+    if user is not None and user.role in (Role.labeler, Role.admin):
+        pages["Labeling"] = [labeling]
     if user is not None and user.role in (Role.reviewer, Role.admin):
         pages["Review"] = [review]
     if user is not None and user.role is Role.admin:

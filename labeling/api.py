@@ -20,13 +20,13 @@ from labeling.pull import PullResult, pull_labels
 from labeling.push import PushResult, push_faces
 from labeling.server import Connection, ServerStatus
 from labeling.taxonomy import TAXONOMY, Taxonomy
-from likeness.models import Label, LabelState, LabelTask, Shoot, Shot, Face
+from likeness.models import Face, Label, LabelProject, LabelState, LabelTask, Shoot, Shot
 from likeness.workbench import Workbench
 
 __all__ = [
     "Agreement", "Connection", "Consensus", "PullResult", "PushResult", "ServerStatus", "SetupResult",
-    "TAXONOMY", "Taxonomy", "agreement_report", "client", "disagreements", "progress", "pull", "push",
-    "serve", "setup", "status", "stop", "task_url",
+    "TAXONOMY", "Taxonomy", "agreement_report", "client", "connection", "disagreements", "progress", "project",
+    "project_url", "pull", "push", "serve", "setup", "status", "stop", "task_url",
 ]
 
 
@@ -42,8 +42,17 @@ def status(wb: Workbench) -> ServerStatus:
     return server.status(wb.settings)
 
 
+def connection(wb: Workbench) -> Connection:
+    """The Label Studio we use, from settings (no request is made)."""
+    return server.resolve_connection(wb.settings)
+
+
 def client(wb: Workbench) -> LabelStudioClient:
-    return LabelStudioClient(server.resolve_connection(wb.settings))
+    return LabelStudioClient(connection(wb))
+
+
+def project(session: Session, server_url: str) -> LabelProject:
+    return current_project(session, server_url)
 
 
 def _project_settings(wb: Workbench) -> ProjectSettings:
@@ -72,6 +81,10 @@ def push(wb: Workbench, *, shoot: str | None = None, progress=None) -> PushResul
 def pull(wb: Workbench, taxonomy: Taxonomy = TAXONOMY, *, progress=None, after_page=None) -> PullResult:
     ls = client(wb)
     return pull_labels(wb.db, ls, _project_id(wb, ls), taxonomy, progress=progress, after_page=after_page)
+
+
+def project_url(server_url: str, ls_project_id: int) -> str:
+    return f"{server_url}/projects/{ls_project_id}/data"
 
 
 def task_url(server_url: str, ls_project_id: int, ls_task_id: int) -> str:

@@ -60,13 +60,17 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
 
 
 @pytest.fixture
-def lwb(tmp_path: Path, database_url: str, label_studio: LabelStudioServer) -> Iterator[Workbench]:
-    """A workbench that uses the session's Label Studio as an existing server (URL + token)."""
+def lwb(tmp_path: Path, database_url: str, label_studio: LabelStudioServer,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Workbench]:
+    """A workbench that uses the session's Label Studio as an existing server (URL + token),
+    also exported through LIKENESS_* variables for CLI and app runs."""
     connection = label_studio.connection
-    settings = make_settings(tmp_path, database_url, blob_url=str(label_studio.blob_root),
-                             label_studio_url=connection.url, label_studio_token=connection.token,
-                             label_studio_files_root=label_studio.blob_root.parent)
-    with Workbench.open(settings) as wb:
+    values = dict(data_dir=tmp_path / "data", database_url=database_url, blob_url=str(label_studio.blob_root),
+                  label_studio_url=connection.url, label_studio_token=connection.token,
+                  label_studio_files_root=label_studio.blob_root.parent)
+    for name, value in values.items():
+        monkeypatch.setenv(f"LIKENESS_{name.upper()}", str(value))
+    with Workbench.open(make_settings(tmp_path, **values)) as wb:
         yield wb
 
 
