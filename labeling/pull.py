@@ -1,10 +1,11 @@
 """Pull annotations from Label Studio into Label rows, incrementally and exactly once.
 
 Label Studio bumps a task's `updated_at` whenever one of its annotations is created, edited or
-deleted. A pull first reads the newest `updated_at` in the project (its end mark), then reads
-every task changed since our cursor, page by page in task-id order (ids never move, so a task
-changed during the pull is read again at worst, never skipped), and applies each page in its own
-transaction. Applying is idempotent: an annotation already stored with the same `updated_at` is
+deleted. A pull first reads the newest `updated_at` in the project (its end mark), then lists
+every task changed since our cursor with just its annotations' ids and times, page by page in
+task-id order (ids never move, so a task changed during the pull is read again at worst, never
+skipped), fetches the full results of the tasks with a new or edited annotation through the
+export API, and applies each page in its own transaction. Applying is idempotent: an annotation already stored with the same `updated_at` is
 left alone, an edited one supersedes its rows, a deleted (or cancelled) one retracts them. The
 cursor moves to the end mark only after the last page commits, so a pull stopped anywhere (server
 down, timeout, killed process) is simply repeated by the next one: nothing lost, nothing doubled.
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labeling.client import LabelStudioClient, task_pages
+from labeling.client import LabelStudioClient, export_tasks, task_pages
 from labeling.taxonomy import Taxonomy
 from likeness.db import Database
 from likeness.models import Label, LabelProject, LabelState, LabelTask, utcnow
@@ -58,20 +59,17 @@ def _parse_time(value: Any) -> dt.datetime:
 
 
 def _newest_change(client: LabelStudioClient, ls_project_id: int) -> dt.datetime | None:
-    listing = client.call("read the newest task", client.sdk.tasks.list, project=ls_project_id, page=1,
-                          page_size=1, fields="task_only",
-                          query=json.dumps({"ordering": ["-tasks:updated_at"]}))
-    items = listing.items or []
-    return _parse_time(items[0].updated_at) if items else None
+    listing = client.call("read the newest task", client.get_json, "api/tasks/", project=ls_project_id, page=1,
+                          page_size=1, fields="task_only", query=json.dumps({"ordering": ["-tasks:updated_at"]}))
+    newest = listing.get("tasks") or []
+    return _parse_time(newest[0]["updated_at"]) if newest else None
 
 
-def _changed_query(cursor: dt.datetime | None) -> str:
-    query: dict[str, Any] = {"ordering": ["tasks:id"]}
-    if cursor is not None:
-        value = cursor.astimezone(dt.timezone.utc).strftime(LS_TIME)
-        query["filters"] = {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}]}
-    return json.dumps(query)
+def _changed_since(cursor: dt.datetime | None) -> list[dict[str, Any]]:
+    if cursor is None:
+        return []
+    value = cursor.astimezone(dt.timezone.utc).strftime(LS_TIME)
+    return [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}]
 
 
 def _users(client: LabelStudioClient) -> dict[int, str]:
@@ -79,7 +77,7 @@ def _users(client: LabelStudioClient) -> dict[int, str]:
 
 
 def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxonomy: Taxonomy, *,
-                page_size: int = 500, progress: ProgressFn | None = None,
+                page_size: int = 1000, progress: ProgressFn | None = None,
                 after_page: Callable[[int], None] | None = None) -> PullResult:
     """Bring our labels up to date with the project's annotations (see the module docstring).
 
@@ -94,8 +92,14 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
         return result
     users = _users(client)
     pages = task_pages(client, "read changed tasks", project=ls_project_id, page_size=page_size, fields="all",
-                       query=_changed_query(cursor))
-    for number, tasks in enumerate(pages, start=1):
+                       include="id,updated_at,annotations", filters=_changed_since(cursor))
+    for number, listed in enumerate(pages, start=1):
+        with db.unit_of_work() as session:
+            stored = _stored_times(session, project_id, [task["id"] for task in listed])
+        # Only tasks with a new or edited annotation need their results; deletions show in the listing.
+        wanted = [t["id"] for t in listed if t["id"] in stored and _has_news(t, stored[t["id"]])]
+        full = {task["id"]: task for task in export_tasks(client, ls_project_id, wanted)}
+        tasks = [full.get(task["id"], task) for task in listed]
         with db.unit_of_work() as session:
             _apply_page(session, project_id, tasks, users, taxonomy, result)
         result.tasks_read += len(tasks)
@@ -109,10 +113,26 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
     return result
 
 
-def _annotations(task: Any, users: dict[int, str]) -> dict[int, _Annotation]:
+def _stored_times(session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime]]:
+    """For each of our tasks among `task_ids`: annotation id → the `updated_at` we hold."""
+    known = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
+        LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(task_ids))).all())
+    out: dict[int, dict[int, dt.datetime]] = {task_id: {} for task_id in known}
+    rows = session.execute(select(Label.ls_task_id, Label.ls_annotation_id, Label.ls_updated_at).where(
+        Label.ls_task_id.in_(list(known)), Label.face_id.in_(list(known.values())), Label.source == "annotation",
+        Label.state == LabelState.current.value).distinct())
+    for task_id, annotation_id, updated_at in rows:
+        out[task_id][annotation_id] = _as_utc(updated_at)
+    return out
+
+
+def _has_news(task: dict[str, Any], stored: dict[int, dt.datetime]) -> bool:
+    return any(stored.get(a["id"]) != _parse_time(a["updated_at"]) for a in task.get("annotations") or [])
+
+
+def _annotations(task: dict[str, Any], users: dict[int, str]) -> dict[int, _Annotation]:
     out = {}
-    for raw in task.annotations or []:
-        item = raw if isinstance(raw, dict) else raw.dict()
+    for item in task.get("annotations") or []:
         if item.get("was_cancelled"):
             continue  # a skipped task carries no values: treated like a deleted annotation
         user = item.get("completed_by")
@@ -122,9 +142,9 @@ def _annotations(task: Any, users: dict[int, str]) -> dict[int, _Annotation]:
     return out
 
 
-def _apply_page(session: Session, project_id: int, tasks: list[Any], users: dict[int, str], taxonomy: Taxonomy,
+def _apply_page(session: Session, project_id: int, tasks: list[dict[str, Any]], users: dict[int, str], taxonomy: Taxonomy,
                 result: PullResult) -> None:
-    ids = [task.id for task in tasks]
+    ids = [task["id"] for task in tasks]
     faces = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
         LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(ids))).all())
     stored: dict[int, dict[int, list[Label]]] = {}
@@ -133,13 +153,13 @@ def _apply_page(session: Session, project_id: int, tasks: list[Any], users: dict
             Label.state == LabelState.current.value)):
         stored.setdefault(row.ls_task_id, {}).setdefault(row.ls_annotation_id, []).append(row)
     for task in tasks:
-        if task.id not in faces:
-            log.warning("task %s is not one we pushed; ignored", task.id)
+        if task["id"] not in faces:
+            log.warning("task %s is not one we pushed; ignored", task["id"])
             continue
-        _apply_task(session, faces[task.id], task, stored.get(task.id, {}), users, taxonomy, result)
+        _apply_task(session, faces[task["id"]], task, stored.get(task["id"], {}), users, taxonomy, result)
 
 
-def _apply_task(session: Session, face_id: int, task: Any, stored: dict[int, list[Label]],
+def _apply_task(session: Session, face_id: int, task: dict[str, Any], stored: dict[int, list[Label]],
                 users: dict[int, str], taxonomy: Taxonomy, result: PullResult) -> None:
     remote = _annotations(task, users)
     now = utcnow()
@@ -158,11 +178,11 @@ def _apply_task(session: Session, face_id: int, task: Any, stored: dict[int, lis
         rows = stored.get(annotation_id)
         if rows and _same_time(rows[0].ls_updated_at, annotation.updated_at):
             continue
-        for label in _labels(face_id, task.id, annotation, taxonomy):
+        for label in _labels(face_id, task["id"], annotation, taxonomy):
             session.add(label)
             result.added += 1
             if not label.known:
-                result.unknown.append({"task": task.id, "annotation": annotation_id,
+                result.unknown.append({"task": task["id"], "annotation": annotation_id,
                                        "attribute": label.attribute, "value": label.value})
 
 

@@ -83,9 +83,9 @@ def _adopt_unconfirmed(db: Database, client: LabelStudioClient, project: LabelPr
         for tasks in task_pages(client, "list tasks", project=project.ls_project_id, page_size=1000,
                                 fields="task_only"):
             for task in tasks:
-                face_id = (task.data or {}).get("face_id")
+                face_id = (task.get("data") or {}).get("face_id")
                 if face_id in pending:
-                    found[face_id] = task.id
+                    found[face_id] = task["id"]
         for face_id, row in pending.items():
             if face_id in found:
                 row.ls_task_id = found[face_id]
@@ -115,7 +115,7 @@ def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, projec
             tasks, predicted = [], {}
             for face in faces:
                 predicted[face.id] = predict(face)
-                tasks.append(_task(face, blobs, files_root, predicted[face.id], version))
+                tasks.append(task_payload(face, blobs, files_root, predicted[face.id], version))
             session.add_all(LabelTask(project_id=project.id, face_id=face.id) for face in faces)
         response = client.call("import tasks", client.sdk.projects.import_tasks, project.ls_project_id,
                                request=tasks, return_task_ids=True)
@@ -134,7 +134,8 @@ def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, projec
     return result
 
 
-def _task(face: Face, blobs: BlobStore, files_root: Path, predicted: list[Predicted], version: str) -> dict:
+def task_payload(face: Face, blobs: BlobStore, files_root: Path, predicted: list[Predicted], version: str) -> dict:
+    """The task JSON for a face: its images as local-files URLs, its ids, our prediction."""
     shot = face.shot
     data = {"face_id": face.id, "shot_id": shot.id, "shoot": shot.shoot.name, "sitter": shot.sitter_code,
             CROP: file_url(blobs, files_root, face.crop_sha256)}
