@@ -43,6 +43,13 @@ def _annotate(ls: LabelStudioClient, task_id: int, user_id: int, **values: str) 
     return ls.sdk.annotations.create(id=task_id, result=result, completed_by=user_id).id
 
 
+def _pushed(wb: Workbench) -> tuple[LabelStudioClient, dict[int, int]]:
+    """Set the project up and push; the client and face id → task id."""
+    api.setup(wb)
+    api.push(wb)
+    return api.client(wb), _task_ids(wb)
+
+
 def _current(wb: Workbench, **where: object) -> list[tuple]:
     with wb.db.unit_of_work() as session:
         query = select(Label.face_id, Label.attribute, Label.value, Label.annotator).where(
@@ -143,10 +150,7 @@ def test_an_interrupted_push_is_adopted_not_doubled(lwb: Workbench, tmp_path: Pa
 
 def test_pull_takes_in_new_edited_and_deleted_annotations_once(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=3)
-    api.setup(lwb)
-    api.push(lwb)
-    ls = api.client(lwb)
-    tasks = _task_ids(lwb)
+    ls, tasks = _pushed(lwb)
     ann = _labeler(ls, "ann")
     a0 = _annotate(ls, tasks[faces[0]], ann, eyes="open", age_band="adult")
     a1 = _annotate(ls, tasks[faces[1]], ann, eyes="closed")
@@ -171,10 +175,8 @@ def test_pull_takes_in_new_edited_and_deleted_annotations_once(lwb: Workbench, t
 
 def test_unknown_values_are_kept_raw_and_reported(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=1)
-    api.setup(lwb)
-    api.push(lwb)
-    ls = api.client(lwb)
-    _annotate(ls, _task_ids(lwb)[faces[0]], _labeler(ls, "ann"), eyes="winking")
+    ls, tasks = _pushed(lwb)
+    _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyes="winking")
     result = api.pull(lwb)
     assert [(u["attribute"], u["value"]) for u in result.unknown] == [("eyes", "winking")]
     with lwb.db.unit_of_work() as session:
@@ -217,10 +219,8 @@ def test_overlap_consensus_ties_and_agreement(lwb: Workbench, tmp_path: Path) ->
 
 def test_taxonomy_change_migrates_the_project_and_keeps_annotations(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=1)
-    api.setup(lwb)
-    api.push(lwb)
-    ls = api.client(lwb)
-    _annotate(ls, _task_ids(lwb)[faces[0]], _labeler(ls, "ann"), eyewear="sunglasses")
+    ls, tasks = _pushed(lwb)
+    _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyewear="sunglasses")
     api.pull(lwb)
     # A new value, and a value that leaves the taxonomy while an annotation still uses it.
     changed = Taxonomy(tuple(
@@ -237,10 +237,7 @@ def test_taxonomy_change_migrates_the_project_and_keeps_annotations(lwb: Workben
 
 def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path, label_studio: LabelStudioServer) -> None:
     faces = add_faces(lwb, tmp_path, n=12)
-    api.setup(lwb)
-    api.push(lwb)
-    ls = api.client(lwb)
-    tasks = _task_ids(lwb)
+    ls, tasks = _pushed(lwb)
     user = _labeler(ls, "ann")
     for face in faces:
         _annotate(ls, tasks[face], user, eyes="open", usable="yes")

@@ -12,7 +12,7 @@ from likeness.models import Label, Role
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
 from tests.labeling.conftest import add_faces
-from tests.labeling.test_labeling import _annotate, _labeler, _task_ids
+from tests.labeling.test_labeling import _annotate, _labeler, _pushed, _task_ids
 from tests.ui.test_app import APP, add_user, sign_in
 
 
@@ -46,10 +46,7 @@ def test_cli_without_a_label_studio_says_what_to_do(env_workbench: Workbench) ->
 
 def test_labeling_page_shows_progress_disagreements_and_pulls(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=2, shoot="shoot-b")
-    api.setup(lwb)
-    api.push(lwb)
-    ls = api.client(lwb)
-    tasks = _task_ids(lwb)
+    ls, tasks = _pushed(lwb)
     _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyes="open", usable="yes")
     _annotate(ls, tasks[faces[0]], _labeler(ls, "bea"), eyes="closed", usable="yes")
     add_user(lwb, "lena", Role.labeler)
