@@ -5,7 +5,8 @@ deleted. A pull first reads the newest `updated_at` in the project (its end mark
 every task changed since our cursor with just its annotations' ids and times, page by page in
 task-id order (ids never move, so a task changed during the pull is read again at worst, never
 skipped), fetches the full results of the tasks with a new or edited annotation through the
-export API, and applies each page in its own transaction. Applying is idempotent: an annotation already stored with the same `updated_at` is
+export API, and applies each page in its own transaction. The first pull (no cursor) exports the
+whole project at once. Applying is idempotent: an annotation already stored with the same `updated_at` is
 left alone, an edited one supersedes its rows, a deleted (or cancelled) one retracts them. The
 cursor moves to the end mark only after the last page commits, so a pull stopped anywhere (server
 down, timeout, killed process) is simply repeated by the next one: nothing lost, nothing doubled.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,15 +92,7 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
     if end_mark is None or (cursor is not None and end_mark <= cursor):
         return result
     users = _users(client)
-    pages = task_pages(client, "read changed tasks", project=ls_project_id, page_size=page_size, fields="all",
-                       include="id,updated_at,annotations", filters=_changed_since(cursor))
-    for number, listed in enumerate(pages, start=1):
-        with db.unit_of_work() as session:
-            stored = _stored_times(session, project_id, [task["id"] for task in listed])
-        # Only tasks with a new or edited annotation need their results; deletions show in the listing.
-        wanted = [t["id"] for t in listed if t["id"] in stored and _has_news(t, stored[t["id"]])]
-        full = {task["id"]: task for task in export_tasks(client, ls_project_id, wanted)}
-        tasks = [full.get(task["id"], task) for task in listed]
+    for number, tasks in enumerate(_changed_tasks(db, client, project_id, ls_project_id, cursor, page_size), start=1):
         with db.unit_of_work() as session:
             _apply_page(session, project_id, tasks, users, taxonomy, result)
         result.tasks_read += len(tasks)
@@ -111,6 +104,31 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
         session.get(LabelProject, project_id).pull_cursor = end_mark
     result.cursor = end_mark
     return result
+
+
+def _changed_tasks(db: Database, client: LabelStudioClient, project_id: int, ls_project_id: int,
+                   cursor: dt.datetime | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Pages of full task JSON for every task changed since `cursor`.
+
+    Without a cursor every task is new to us, so the project comes in one export (Label Studio's
+    cheapest way to serialise tasks). Otherwise changed tasks are listed with just their
+    annotations' ids and times, and only those with a new or edited annotation are exported.
+    """
+    if cursor is None:
+        everything = client.call("export the project", client.get_json, f"api/projects/{ls_project_id}/export",
+                                 exportType="JSON", download_all_tasks="true")
+        everything.sort(key=lambda task: task["id"])
+        for start in range(0, len(everything), page_size):
+            yield everything[start:start + page_size]
+        return
+    for listed in task_pages(client, "read changed tasks", project=ls_project_id, page_size=page_size,
+                             fields="all", include="id,updated_at,annotations", filters=_changed_since(cursor)):
+        with db.unit_of_work() as session:
+            stored = _stored_times(session, project_id, [task["id"] for task in listed])
+        # Only tasks with a new or edited annotation need their results; deletions show in the listing.
+        wanted = [t["id"] for t in listed if t["id"] in stored and _has_news(t, stored[t["id"]])]
+        full = {task["id"]: task for task in export_tasks(client, ls_project_id, wanted)}
+        yield [full.get(task["id"], task) for task in listed]
 
 
 def _stored_times(session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime]]:

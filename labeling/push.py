@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import selectinload
 
 from ingest import api as ingest_api
@@ -112,26 +112,34 @@ def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, projec
         with db.unit_of_work() as session:
             faces = session.scalars(select(Face).where(Face.id.in_(batch)).order_by(Face.id)
                                     .options(selectinload(Face.shot).selectinload(Shot.shoot))).all()
-            tasks, predicted = [], {}
-            for face in faces:
-                predicted[face.id] = predict(face)
-                tasks.append(task_payload(face, blobs, files_root, predicted[face.id], version))
-            session.add_all(LabelTask(project_id=project.id, face_id=face.id) for face in faces)
+            predicted = {face.id: predict(face) for face in faces}
+            tasks = [task_payload(face, blobs, files_root, predicted[face.id], version) for face in faces]
+            ordered = [face.id for face in faces]
+            session.execute(insert(LabelTask), [{"project_id": project.id, "face_id": f} for f in ordered])
         response = client.call("import tasks", client.sdk.projects.import_tasks, project.ls_project_id,
                                request=tasks, return_task_ids=True)
         task_ids = list(response.task_ids or [])
-        if len(task_ids) != len(faces):
-            raise RuntimeError(f"Label Studio returned {len(task_ids)} task ids for {len(faces)} tasks")
-        with db.unit_of_work() as session:
-            rows = {t.face_id: t for t in session.scalars(select(LabelTask).where(
-                LabelTask.project_id == project.id, LabelTask.face_id.in_(batch)))}
-            for face, task_id in zip(faces, task_ids):
-                rows[face.id].ls_task_id = task_id
-                session.add_all(_prediction_labels(face.id, task_id, predicted[face.id], version))
-        result.pushed += len(faces)
+        if len(task_ids) != len(ordered):
+            raise RuntimeError(f"Label Studio returned {len(task_ids)} task ids for {len(ordered)} tasks")
+        _confirm(db, project.id, ordered, task_ids, predicted, version)
+        result.pushed += len(ordered)
         if progress:
             progress(result.pushed, len(face_ids))
     return result
+
+
+def _confirm(db: Database, project_id: int, face_ids: list[int], task_ids: list[int],
+             predicted: dict[int, list[Predicted]], version: str) -> None:
+    """Record the task ids Label Studio gave (in import order) and our predictions as labels."""
+    with db.unit_of_work() as session:
+        row_ids = dict(session.execute(select(LabelTask.face_id, LabelTask.id).where(
+            LabelTask.project_id == project_id, LabelTask.face_id.in_(face_ids))).all())
+        session.execute(update(LabelTask), [{"id": row_ids[f], "ls_task_id": t} for f, t in zip(face_ids, task_ids)])
+        labels = [{"face_id": f, "attribute": p.attribute, "value": p.value, "source": "prediction",
+                   "annotator": version, "ls_task_id": t, "raw": {"score": p.score}}
+                  for f, t in zip(face_ids, task_ids) for p in predicted[f]]
+        if labels:
+            session.execute(insert(Label), labels)
 
 
 def task_payload(face: Face, blobs: BlobStore, files_root: Path, predicted: list[Predicted], version: str) -> dict:
@@ -145,8 +153,3 @@ def task_payload(face: Face, blobs: BlobStore, files_root: Path, predicted: list
     if predicted:
         task["predictions"] = [as_prediction(predicted, version)]
     return task
-
-
-def _prediction_labels(face_id: int, task_id: int, predicted: list[Predicted], version: str) -> list[Label]:
-    return [Label(face_id=face_id, attribute=p.attribute, value=p.value, source="prediction",
-                  annotator=version, ls_task_id=task_id, raw={"score": p.score}) for p in predicted]

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from labeling import api, server
 from labeling.client import LabelStudioClient
 from labeling.predictions import model_version
+from labeling.pull import _as_utc
 from labeling.taxonomy import TAXONOMY, Choice, Taxonomy
 from likeness.errors import ConfigError, ServiceUnavailable
 from likeness.models import Face, Label, LabelProject, LabelTask
@@ -239,25 +240,27 @@ def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path,
     faces = add_faces(lwb, tmp_path, n=12)
     ls, tasks = _pushed(lwb)
     user = _labeler(ls, "ann")
-    for face in faces:
+    _annotate(ls, tasks[faces[0]], user, eyes="open", usable="yes")
+    first = api.pull(lwb)  # the first pull exports everything at once; later ones go page by page
+    assert first.added == 2
+    for face in faces[1:]:
         _annotate(ls, tasks[face], user, eyes="open", usable="yes")
 
     def kill_after_first_page(page: int) -> None:
         if page == 1:
-            pid = label_studio.connection.pid
-            os.killpg(pid, 9)
+            os.killpg(label_studio.connection.pid, 9)
 
     from labeling import pull as pull_mod
     with pytest.raises(ServiceUnavailable, match="Label Studio"):
         pull_mod.pull_labels(lwb.db, LabelStudioClient(server.resolve_connection(lwb.settings), attempts=2, backoff_s=0.1),
                              _project(lwb), TAXONOMY, page_size=5, after_page=kill_after_first_page)
     with lwb.db.unit_of_work() as session:
-        assert session.scalars(select(LabelProject)).one().pull_cursor is None  # not advanced
-    assert len(_current(lwb)) == 10  # page 1 (5 tasks × 2 values) committed
+        assert _as_utc(session.scalars(select(LabelProject)).one().pull_cursor) == first.cursor  # not advanced
+    assert len(_current(lwb)) == 2 + 5 * 2  # page 1 (five more tasks, 2 values each) committed
 
     server.start(label_studio.settings, str(label_studio.blob_root))
     result = api.pull(lwb)
-    assert result.cursor is not None
+    assert result.cursor > first.cursor
     rows = _current(lwb)
     assert len(rows) == 24 and len(set(rows)) == 24  # every value once, none doubled
     assert api.pull(lwb).tasks_read == 0
