@@ -1,0 +1,134 @@
+"""Training snapshots: plain tensors, state_dicts and JSON-able metadata, written atomically.
+
+A snapshot is one `torch.save` file holding only what `torch.load(..., weights_only=True)`
+accepts (tensors, dicts, lists, tuples, str, int, float, bool, None): loading one never runs
+code, unlike a pickle of modules. Networks are rebuilt from the `network_config` it carries.
+
+Keys (the contract with readers such as generation and the model registry):
+
+    format, version            "likeness.stylegan2-ada.snapshot", SNAPSHOT_VERSION
+    G, D, G_ema                state_dicts (G_ema is what generation uses)
+    G_opt, D_opt               Adam state_dicts
+    loss                       StyleGAN2Loss.state_dict() (pl_mean)
+    augment_p, ada_stats       ADA probability and the partial sums of the current ADA interval
+    cur_nimg, step, tick       progress (images shown, optimiser steps, ticks)
+    data_position              samples drawn from the data stream (equals cur_nimg)
+    rng                        {"torch": uint8 tensor, "cuda": [uint8 tensors]}
+    seconds                    training time so far
+    train_config, network_config   TrainConfig.to_dict(), NetworkConfig.to_dict()
+
+A file is complete before its name appears (temporary file in the same folder, fsync, rename,
+fsync of the folder), so a run killed while saving leaves the previous snapshot as the latest;
+`find_latest_snapshot` ignores the temporary files such a kill leaves behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from likeness.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = "likeness.stylegan2-ada.snapshot"
+SNAPSHOT_VERSION = 1
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})\.pt$")
+REQUIRED_KEYS = ("G", "D", "G_ema", "G_opt", "D_opt", "loss", "augment_p", "ada_stats", "cur_nimg",
+                 "step", "tick", "rng", "train_config", "network_config")
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    """`network-snapshot-{kimg:06d}.pt` for the whole kimg reached."""
+    return f"network-snapshot-{cur_nimg // 1000:06d}.pt"
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call `write` on a temporary file beside `path`, fsync it, then rename it to `path`."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def save_snapshot(path: Path, state: dict[str, Any]) -> Path:
+    """Write a snapshot dict (see the module docstring) atomically; returns `path`."""
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"save_snapshot: state lacks {missing}")
+    payload = {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, **state}
+    return write_atomic(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_snapshot(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a snapshot with `weights_only=True`; InvalidInput if the file is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"snapshot {path} does not exist",
+                       hint="pass an existing network-snapshot-*.pt, or resume='auto' for the latest in the run folder")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        raise InvalidInput(f"{path} is not a readable training snapshot ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                           hint="it may be truncated or from another program; resume from another snapshot") from exc
+    if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
+        raise InvalidInput(f"{path} is not a likeness training snapshot (no '{SNAPSHOT_FORMAT}' marker)")
+    if state.get("version") != SNAPSHOT_VERSION:
+        raise InvalidInput(f"{path}: snapshot version {state.get('version')!r} is not supported "
+                           f"(this code reads version {SNAPSHOT_VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise InvalidInput(f"{path}: snapshot lacks {missing}")
+    return state
+
+
+def iter_snapshots(run_dir: Path) -> Iterator[tuple[int, Path]]:
+    """(kimg, path) of every complete snapshot in `run_dir`; temporary files do not match."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for entry in run_dir.iterdir():
+        match = SNAPSHOT_RE.match(entry.name)
+        if match and entry.is_file():
+            yield int(match.group(1)), entry
+
+
+def find_latest_snapshot(run_dir: Path) -> Path | None:
+    """The snapshot with the highest kimg in `run_dir`, or None when there is none."""
+    best = max(iter_snapshots(run_dir), default=None, key=lambda item: item[0])
+    return None if best is None else best[1]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        log.debug("fsync of folder %s not supported", folder)
+    finally:
+        os.close(fd)
