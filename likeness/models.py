@@ -386,3 +386,90 @@ class Label(Base):
     state: Mapped[str] = mapped_column(String(12), default=LabelState.current.value)
     created_at: Mapped[Timestamp]
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    stopped = "stopped"
+
+
+class CheckpointStage(str, enum.Enum):
+    candidate = "candidate"
+    production = "production"
+    archived = "archived"
+
+
+class TrainingRun(Base):
+    """One StyleGAN training run: its settings, where it got to and how it ended."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (CheckConstraint(_in("status", RunStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(12), default=RunStatus.queued.value)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # TrainConfig.to_dict()
+    network: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the resolved NetworkConfig, once known
+    dataset_path: Mapped[str] = mapped_column(Text)
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(64))  # set once the loop has read the data
+    run_dir: Mapped[str] = mapped_column(Text)
+    kimg: Mapped[float] = mapped_column(default=0.0)
+    total_kimg: Mapped[float]
+    augment_p: Mapped[float] = mapped_column(default=0.0)
+    last_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
+
+    checkpoints: Mapped[list[Checkpoint]] = relationship(back_populates="run", order_by="Checkpoint.kimg")
+
+
+class Checkpoint(Base):
+    """A network snapshot of a run, stored as a blob, with the sample grid written beside it."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        UniqueConstraint("run_id", "kimg", name="uq_checkpoints_run_kimg"),
+        CheckConstraint(_in("stage", CheckpointStage), name="stage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id"), index=True)
+    kimg: Mapped[float]
+    file_sha256: Mapped[str] = blob_column(required=True, index=True)
+    file_name: Mapped[str] = mapped_column(String(255))  # the snapshot's name in the run folder
+    grid_sha256: Mapped[str | None] = blob_column(required=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stage: Mapped[str] = mapped_column(String(12), default=CheckpointStage.candidate.value)
+    # Set when a release behind the run's data is revoked: nothing may be generated from it.
+    tainted: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[Timestamp]
+
+    run: Mapped[TrainingRun] = relationship(back_populates="checkpoints")
+
+
+class GeneratedImage(Base):
+    """A face generated from a checkpoint; the recipe (seed, psi, label, noise) is unique."""
+
+    __tablename__ = "generated_images"
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "seed", "psi", "label_key", "noise_mode", name="uq_generated_images_recipe"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"), index=True)
+    seed: Mapped[int]  # 0 .. 2**31 - 1
+    psi: Mapped[float]
+    label: Mapped[Any | None] = mapped_column(JSON)  # a class index or a vector; None when unconditional
+    label_key: Mapped[str] = mapped_column(String(64))  # "" or the SHA-256 of the label's canonical JSON
+    noise_mode: Mapped[str] = mapped_column(String(8))
+    image_sha256: Mapped[str] = blob_column(required=True, index=True)
+    tainted: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[Timestamp]
+
+    checkpoint: Mapped[Checkpoint] = relationship(lazy="raise_on_sql")

@@ -1,0 +1,224 @@
+"""Training runs in the database: progress, checkpoints as blobs, resume, failure, stop, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from alembic import command
+from PIL import Image
+from sqlalchemy import inspect, select
+
+from likeness import doctor
+from likeness.db import Database, alembic_config
+from likeness.errors import ConfigError
+from likeness.models import Checkpoint, RunStatus, TrainingRun
+from likeness.workbench import Workbench
+from tests.cli_runner import run_cli
+from training.dataset import DatasetError, PreparedDataset, prepare_dataset
+from training.loop import Progress, TrainConfig
+from training.networks import NetworkConfig
+from training.runs import list_checkpoints, run_status, start_run
+
+TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
+
+
+def make_crops(folder: Path, count: int = 6) -> Path:
+    """Square 32x32 'crops' of smooth random colour fields."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((32, 32), Image.BILINEAR).save(folder / f"crop{i}.png")
+    return folder
+
+
+def make_dataset(root: Path) -> PreparedDataset:
+    return prepare_dataset(make_crops(root / "crops"), root / "data", resolution=16)
+
+
+def tiny_config(data: Path, out: Path, **overrides: object) -> TrainConfig:
+    """Two steps of four images, a tick and a snapshot after each (both snapshots share a file name)."""
+    values: dict[str, object] = dict(
+        data=str(data), out_dir=str(out), network=NetworkConfig(**TINY), batch=4, total_kimg=0.008,
+        kimg_per_tick=0.004, snapshot_kimg=0.004, workers=0, grid_samples=4, threads=1, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def flat(output: str) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def checkpoints_of(workbench: Workbench, run_id: int) -> list[Checkpoint]:
+    with workbench.db.unit_of_work() as session:
+        return list(session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.kimg)))
+
+
+def run_row(workbench: Workbench, run_id: int) -> TrainingRun:
+    with workbench.db.unit_of_work() as session:
+        return session.get(TrainingRun, run_id)
+
+
+def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench, tmp_path: Path) -> None:
+    prepared = make_dataset(tmp_path)
+    seen: list[tuple[float, str]] = []
+
+    def watch(report: Progress) -> None:
+        # Each tick is in the database before the caller hears of it.
+        seen.append((report.kimg, run_row(workbench, run_id_of("r1")).status))
+
+    def run_id_of(name: str) -> int:
+        with workbench.db.unit_of_work() as session:
+            return session.scalar(select(TrainingRun.id).where(TrainingRun.name == name))
+
+    run_id = start_run(workbench, tiny_config(prepared.dest, tmp_path / "r1"), progress=watch)
+
+    assert seen == [(0.004, "running"), (0.008, "running")]
+    run = run_row(workbench, run_id)
+    assert (run.name, run.status, run.kimg, run.error) == ("r1", "finished", 0.008, None)
+    assert run.dataset_fingerprint == prepared.fingerprint
+    assert run.network == NetworkConfig(**TINY).to_dict()
+    assert run.config["total_kimg"] == 0.008 and run.finished_at is not None
+    assert set(run.last_metrics["losses"]) >= {"D", "G"}
+
+    first, last = checkpoints_of(workbench, run_id)
+    assert (first.kimg, last.kimg) == (0.004, 0.008)
+    assert first.stage == "candidate" and not first.tainted
+    assert first.metrics["step"] == 1 and "D_r1" in first.metrics["losses"]
+    # The second snapshot overwrote the first file (both at whole kimg 0); the first survives as a blob.
+    snapshot = tmp_path / "r1" / "network-snapshot-000000.pt"
+    assert workbench.blobs.read_bytes(last.file_sha256) == snapshot.read_bytes()
+    assert first.file_sha256 != last.file_sha256
+    state = torch.load(io.BytesIO(workbench.blobs.read_bytes(first.file_sha256)), weights_only=True)
+    assert state["cur_nimg"] == 4
+    assert workbench.blobs.read_bytes(last.grid_sha256) == (tmp_path / "r1" / "fakes000000.png").read_bytes()
+    assert first.grid_sha256 is not None and first.grid_sha256 != last.grid_sha256
+
+    with workbench.db.unit_of_work() as session:
+        report = doctor.check(session=session, blobs=workbench.blobs)
+        [summary] = run_status(session)
+    assert report.healthy and report.blobs_referenced == 4
+    assert (summary.name, summary.checkpoints, summary.latest_checkpoint_id) == ("r1", 2, last.id)
+
+
+def test_resuming_by_name_continues_the_same_row(workbench: Workbench, tmp_path: Path) -> None:
+    prepared = make_dataset(tmp_path)
+    out = tmp_path / "run"
+    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
+    with pytest.raises(ConfigError, match="'faces' already exists"):
+        start_run(workbench, tiny_config(prepared.dest, out), name="faces")
+    with pytest.raises(ConfigError, match="lives in"):
+        start_run(workbench, tiny_config(prepared.dest, tmp_path / "elsewhere"), name="faces", resume="auto")
+
+    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.012), name="faces", resume="auto")
+
+    assert again == run_id
+    run = run_row(workbench, run_id)
+    assert (run.status, run.kimg, run.total_kimg) == ("finished", 0.012, 0.012)
+    assert [c.kimg for c in checkpoints_of(workbench, run_id)] == [0.004, 0.008, 0.012]
+    with workbench.db.unit_of_work() as session:
+        assert [c.kimg for c in list_checkpoints(session, run_name="faces")] == [0.004, 0.008, 0.012]
+        assert len(session.scalars(select(TrainingRun)).all()) == 1
+
+
+def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dataset"
+    with pytest.raises(DatasetError) as raised:
+        start_run(workbench, tiny_config(missing, tmp_path / "broken"))
+    with workbench.db.unit_of_work() as session:
+        run = session.scalar(select(TrainingRun).where(TrainingRun.name == "broken"))
+    assert run.status == RunStatus.failed.value
+    assert run.error == str(raised.value) and str(missing) in run.error
+    assert run.finished_at is not None and run.kimg == 0
+
+
+def test_interrupted_and_aborted_runs_end_stopped_with_their_snapshots(workbench: Workbench, tmp_path: Path) -> None:
+    prepared = make_dataset(tmp_path)
+
+    def interrupt(report: Progress) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        start_run(workbench, tiny_config(prepared.dest, tmp_path / "ctrl-c"), progress=interrupt)
+    aborted = start_run(workbench, tiny_config(prepared.dest, tmp_path / "aborted"), abort=lambda: True)
+
+    with workbench.db.unit_of_work() as session:
+        runs = {r.name: r for r in session.scalars(select(TrainingRun))}
+        kimgs = {name: [c.kimg for c in list_checkpoints(session, run_name=name)] for name in runs}
+    assert {name: (r.status, r.kimg) for name, r in runs.items()} == {
+        "ctrl-c": ("stopped", 0.004), "aborted": ("stopped", 0.004)}
+    assert kimgs == {"ctrl-c": [0.004], "aborted": [0.004]}
+    assert runs["aborted"].id == aborted
+
+
+def test_migration_0004_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade()
+    config = alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert not {"training_runs", "checkpoints", "generated_images"} & set(inspect(db.engine).get_table_names())
+    db.upgrade()
+    assert {"training_runs", "checkpoints", "generated_images"} <= set(inspect(db.engine).get_table_names())
+    db.close()
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def test_cli_prepare_builds_a_dataset_and_errors_are_one_line(env_workbench: Workbench, tmp_path: Path) -> None:
+    crops = make_crops(tmp_path / "crops", count=3)
+    result = run_cli("train", "prepare", str(crops), str(tmp_path / "dataset"), "--resolution", "16")
+    assert result.exit_code == 0, result.output
+    assert "3 images at 16px" in flat(result.output)
+    assert sorted(p.name for p in (tmp_path / "dataset").rglob("*.png")) == ["img00000000.png", "img00000001.png", "img00000002.png"]
+
+    again = run_cli("train", "prepare", str(crops), str(tmp_path / "dataset"), "--resolution", "16")
+    assert again.exit_code == 1
+    assert again.output.startswith("error: ") and str(tmp_path / "dataset") in again.output
+    assert len(again.output.strip().splitlines()) == 1
+
+
+def test_cli_status_and_checkpoints(env_workbench: Workbench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # whole table rows
+    empty = run_cli("train", "status")
+    assert empty.exit_code == 0 and "no training runs yet" in empty.output
+
+    prepared = make_dataset(tmp_path)
+    start_run(env_workbench, tiny_config(prepared.dest, tmp_path / "first", total_kimg=0.004))
+    with pytest.raises(DatasetError):
+        start_run(env_workbench, tiny_config(tmp_path / "gone", tmp_path / "second"))
+
+    status = run_cli("train", "status")
+    assert status.exit_code == 0, status.output
+    lines = {line.split()[1]: line for line in status.output.splitlines() if line.split()[1:2] in (["first"], ["second"])}
+    assert "finished" in lines["first"] and "0.004/0.004" in lines["first"]
+    assert "failed" in lines["second"] and "gone" in lines["second"]
+
+    listed = run_cli("train", "checkpoints", "first")
+    assert listed.exit_code == 0 and "candidate" in listed.output
+    missing = run_cli("train", "checkpoints", "nope")
+    assert missing.exit_code == 1 and "no training run named 'nope'" in missing.output
+
+
+def test_cli_run_trains_and_records(env_workbench: Workbench, tmp_path: Path) -> None:
+    prepared = make_dataset(tmp_path)
+    network = tmp_path / "net.json"
+    network.write_text(json.dumps(NetworkConfig(**TINY).to_dict()))
+    result = run_cli("train", "run", str(prepared.dest), "--out", str(tmp_path / "cli-run"), "--network", str(network),
+                     "--kimg", "0.004", "--batch", "4", "--snapshot-kimg", "0.004", "--tick-kimg", "0.004",
+                     "--device", "cpu", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert "run cli-run: finished at kimg 0.004, 1 checkpoints" in flat(result.output)
+    assert checkpoints_of(env_workbench, run_status_id(env_workbench, "cli-run"))[0].kimg == 0.004
+
+
+def run_status_id(workbench: Workbench, name: str) -> int:
+    with workbench.db.unit_of_work() as session:
+        return next(s.id for s in run_status(session) if s.name == name)

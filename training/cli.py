@@ -1,0 +1,207 @@
+"""`likeness train` (prepare, run, status, checkpoints) and `likeness generate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from likeness.cli import DefaultCommandGroup, console, open_workbench, sub_app
+from likeness.errors import InvalidInput
+from likeness.workbench import Workbench
+from training import generate as gen
+from training import runs
+from training.dataset import prepare_dataset
+from training.loop import AUGMENT_MODES, Progress as TrainProgress, TrainConfig
+from training.networks import NetworkConfig
+
+
+class _GenerateGroup(DefaultCommandGroup):
+    default_command = "faces"
+
+
+train_app = sub_app("Build training datasets, train StyleGAN2-ADA runs and follow them.")
+generate_app = sub_app("Generate faces from a checkpoint (`likeness generate CKPT`).", cls=_GenerateGroup)
+
+
+@train_app.command("prepare")
+def train_prepare(
+    src: Path = typer.Argument(..., help="Folder of square face crops (PNG, JPEG...)."),
+    dest: Path = typer.Argument(..., help="New dataset folder, or a .zip file."),
+    resolution: int = typer.Option(..., help="Image size in pixels (a power of two)."),
+) -> None:
+    """Resize face crops into a training dataset (PNG images, written atomically)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"prepare {dest}", total=None)
+        prepared = prepare_dataset(src, dest, resolution=resolution,
+                                   progress=lambda done, total, _path: bar.update(task, completed=done, total=total))
+    console.print(f"dataset {prepared.dest}: {prepared.count} images at {prepared.resolution}px, "
+                  f"fingerprint {prepared.fingerprint[:12]}")
+
+
+@train_app.command("run")
+def train_run(
+    dataset: Path = typer.Argument(..., help="Dataset folder or .zip from `likeness train prepare`."),
+    out: Path | None = typer.Option(None, help="Run folder (default: runs/<name> in the data directory)."),
+    name: str | None = typer.Option(None, help="Run name (default: the run folder's name)."),
+    kimg: float = typer.Option(25000.0, help="Train for this many thousand images in all."),
+    batch: int = typer.Option(32, help="Images per step."),
+    snapshot_kimg: float = typer.Option(200.0, help="Snapshot (checkpoint) every this many thousand images."),
+    tick_kimg: float = typer.Option(4.0, help="Progress report every this many thousand images."),
+    network: Path | None = typer.Option(None, help="NetworkConfig JSON file (default: the preset for the resolution)."),
+    net: list[str] = typer.Option([], help="Preset override KEY=VALUE, e.g. channel_max=256 (repeatable)."),
+    augment: str = typer.Option("ada", help=f"Augmentation: {', '.join(AUGMENT_MODES)}."),
+    mirror: bool = typer.Option(False, "--mirror", help="Add mirrored copies of the images."),
+    seed: int = typer.Option(0, help="Seed of the networks, the data order and every step."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    workers: int = typer.Option(1, help="Data loader processes."),
+    resume: str | None = typer.Option(None, help="'auto' (latest snapshot of the run), a checkpoint id or a snapshot file."),
+) -> None:
+    """Train a StyleGAN2-ADA run, recording progress and checkpoints in the database."""
+    with open_workbench() as wb:
+        run_dir = out or wb.settings.data_dir / "runs" / (name or dataset.stem)
+        config = TrainConfig(
+            data=str(dataset), out_dir=str(run_dir), network=_network_file(network),
+            network_overrides=_overrides(net), batch=batch, total_kimg=kimg, snapshot_kimg=snapshot_kimg,
+            kimg_per_tick=tick_kimg, augment=augment, xflip=mirror, seed=seed, device=device, workers=workers,
+        )
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"train {name or run_dir.name}", total=kimg, stats="starting")
+
+            def show(report: TrainProgress) -> None:
+                losses = " ".join(f"{k} {v:.3f}" for k, v in report.losses.items())
+                bar.update(task, completed=report.kimg, stats=(
+                    f"kimg {report.kimg:.3f}/{report.total_kimg:g}  {report.sec_per_kimg:.1f} s/kimg  "
+                    f"{report.img_per_s:.1f} img/s  {losses}  p {report.augment_p:.3f}"))
+
+            try:
+                run_id = runs.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show)
+            except KeyboardInterrupt:
+                again = f"likeness train run {dataset} --out {run_dir}" + (f" --name {name}" if name else "")
+                console.print(f"stopped; continue with `{again} --resume auto`")
+                raise typer.Exit(130) from None
+        with wb.db.unit_of_work() as session:
+            summary = next(s for s in runs.run_status(session) if s.id == run_id)
+    console.print(f"run {summary.name}: {summary.status} at kimg {summary.kimg:g}, {summary.checkpoints} checkpoints "
+                  f"(latest #{summary.latest_checkpoint_id}) in {summary.run_dir}")
+
+
+@train_app.command("status")
+def train_status() -> None:
+    """List training runs: status, progress, augmentation and their latest checkpoint."""
+    with open_workbench() as wb, wb.db.unit_of_work() as session:
+        summaries = runs.run_status(session)
+    if not summaries:
+        console.print("no training runs yet; start one with `likeness train run DATASET`")
+        return
+    table = Table("run", "status", "kimg", "p", "checkpoints", "latest", "updated", "error")
+    for s in summaries:
+        table.add_row(s.name, s.status, f"{s.kimg:g}/{s.total_kimg:g}", f"{s.augment_p:.3f}", str(s.checkpoints),
+                      f"#{s.latest_checkpoint_id}" if s.latest_checkpoint_id else "-",
+                      s.updated_at.strftime("%Y-%m-%d %H:%M"), (s.error or "")[:80])
+    console.print(table)
+
+
+@train_app.command("checkpoints")
+def train_checkpoints(run: str | None = typer.Argument(None, help="Only this run (by name).")) -> None:
+    """List checkpoints with the ids that `likeness generate` takes."""
+    with open_workbench() as wb, wb.db.unit_of_work() as session:
+        checkpoints = runs.list_checkpoints(session, run_name=run)
+    table = Table("#", "run", "kimg", "stage", "tainted", "losses")
+    for c in checkpoints:
+        losses = " ".join(f"{k} {v:.3f}" for k, v in c.metrics.get("losses", {}).items())
+        table.add_row(str(c.id), c.run_name, f"{c.kimg:g}", c.stage, "yes" if c.tainted else "no", losses)
+    console.print(table)
+
+
+@generate_app.command("faces")
+def generate_faces(
+    checkpoint: str = typer.Argument(..., help="Checkpoint id, or a snapshot file of a recorded run."),
+    n: int = typer.Option(8, "--n", help="Generate seeds 0..n-1 (unless --seeds is given)."),
+    seeds: str | None = typer.Option(None, help="Seeds as a range and/or list: 0-7, or 1,5,9, or 0-3,10."),
+    psi: float = typer.Option(0.7, help="Truncation towards the mean face (1: none)."),
+    label: str | None = typer.Option(None, help="Class index, or label values as a JSON list."),
+    noise_mode: str = typer.Option("const", help="const, random (seeded) or none."),
+    review: bool = typer.Option(True, "--review/--no-review", help="Queue the images for review."),
+    out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png."),
+) -> None:
+    """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review."""
+    chosen = _seeds(seeds) if seeds is not None else list(range(n))
+    with open_workbench() as wb:
+        ids = gen.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
+                           noise_mode=noise_mode, queue_for_review=review)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            with wb.db.unit_of_work() as session:
+                for seed, sha in gen.image_blobs(session, ids):
+                    wb.blobs.copy_to(sha, out / f"seed{seed:04d}.png")
+    queued = ", queued for review" if review else ""
+    console.print(f"{len(ids)} images from checkpoint {checkpoint} at psi {psi:g}{queued}"
+                  + (f"; written to {out}" if out is not None else ""))
+
+
+# ---- Parsing. ----------------------------------------------------------------------------------
+
+def _seeds(text: str) -> list[int]:
+    chosen: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            chosen.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a seed list like 0-7 or 1,5,9", param_hint="--seeds") from None
+    if not chosen:
+        raise typer.BadParameter(f"{text!r} names no seeds", param_hint="--seeds")
+    return chosen
+
+
+def _label(text: str | None) -> int | list[float] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, int) or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)):
+        return value
+    raise typer.BadParameter(f"{text!r} is neither a class index nor a JSON list of numbers", param_hint="--label")
+
+
+def _checkpoint_ref(text: str) -> int | Path:
+    return int(text) if text.isdigit() else Path(text)
+
+
+def _resume(wb: Workbench, text: str | None, run_dir: Path) -> runs.Resume:
+    if text is None or text == "auto":
+        return text  # type: ignore[return-value]
+    if text.isdigit():
+        return runs.checkpoint_file(wb, int(text), scratch=run_dir / "resume")
+    return Path(text)
+
+
+def _network_file(path: Path | None) -> NetworkConfig | None:
+    if path is None:
+        return None
+    try:
+        return NetworkConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"--network {path}: not a NetworkConfig JSON file ({exc})") from exc
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--net")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except ValueError:
+            overrides[key.strip()] = value
+    return overrides

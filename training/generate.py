@@ -1,0 +1,312 @@
+"""Generate faces from a recorded checkpoint: reproducible PNG blobs, rows, and the review queue.
+
+A generated image is named by its recipe: checkpoint, seed, truncation psi, label and noise mode.
+The latent comes from `torch.Generator().manual_seed(seed)` and rendering runs one image at a
+time on the CPU by default, so the same recipe gives the same PNG bytes whenever it is run, and
+asking again for a known recipe returns the existing row. Only checkpoints recorded by a training
+run can generate (their data passed the consent gate), and never one marked tainted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from likeness.blobstore import BlobStore, sha256_file
+from likeness.errors import ConsentViolation, InvalidInput, NotFound
+from likeness.models import Checkpoint, GeneratedImage, ReviewItem
+from likeness.workbench import Workbench
+from qa.review import enqueue
+from training.checkpoint import load_snapshot
+from training.generator import Generator
+from training.networks import NetworkConfig, build_networks
+
+log = logging.getLogger(__name__)
+
+REVIEW_SOURCE = "generated"
+NOISE_MODES = ("const", "random", "none")
+MAX_SEED = 2**31 - 1
+Label = int | Sequence[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedGenerator:
+    """G_ema of one checkpoint, ready to render."""
+
+    checkpoint_id: int
+    network: NetworkConfig
+    G: Generator
+    device: torch.device
+
+
+def load_generator(workbench: Workbench, checkpoint: int | Path, *, device: str = "cpu") -> LoadedGenerator:
+    """G_ema of a checkpoint given by id or by snapshot file; refuses tainted or unrecorded ones.
+
+    Networks are cached by the snapshot's content hash, so a page that renders again and again
+    reads the file once; the taint check runs on every call.
+    """
+    with workbench.db.unit_of_work() as session:
+        row = _checkpoint(session, checkpoint)
+        checkpoint_id, file_sha = row.id, row.file_sha256
+    network, G = _generator_from_blob(workbench.blobs.url, file_sha, device)
+    return LoadedGenerator(checkpoint_id=checkpoint_id, network=network, G=G, device=torch.device(device))
+
+
+def generate(
+    workbench: Workbench,
+    checkpoint: int | Path,              # a checkpoint id, or a snapshot file recorded as a checkpoint
+    *,
+    seeds: Sequence[int],                # one image per seed, 0 .. 2**31 - 1
+    psi: float = 0.7,                    # truncation towards the mean face (1: none)
+    label: Label | None = None,          # class index or label vector; required for conditional models
+    noise_mode: str = "const",           # "const" (the trained noise buffers), "random" (seeded) or "none"
+    queue_for_review: bool = True,       # put every image in the thumbs-down review queue
+    device: str = "cpu",                 # CPU keeps the bytes identical across machines
+) -> list[int]:
+    """Render one PNG per seed into the blob store; returns the GeneratedImage ids, in seed order."""
+    seeds = _check_seeds(seeds)
+    if noise_mode not in NOISE_MODES:
+        raise InvalidInput(f"noise mode {noise_mode!r} is not one of {', '.join(NOISE_MODES)}")
+    if not math.isfinite(psi):
+        raise InvalidInput(f"psi must be a finite number, got {psi}")
+    loaded = load_generator(workbench, checkpoint, device=device)
+    c = _label_tensor(loaded, label)
+    key = _label_key(label)
+    recipe = dict(checkpoint_id=loaded.checkpoint_id, psi=float(psi), label_key=key, noise_mode=noise_mode)
+
+    with workbench.db.unit_of_work() as session:
+        known = _existing(session, recipe, seeds)
+    images = {seed: workbench.blobs.put_bytes(_png(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
+              for seed in dict.fromkeys(seeds) if seed not in known}
+
+    with workbench.db.unit_of_work() as session:
+        if _checkpoint(session, loaded.checkpoint_id).tainted:  # it may have been tainted meanwhile
+            raise _tainted(loaded.checkpoint_id)
+        rows = _existing(session, recipe, seeds)
+        for seed, sha in images.items():
+            if seed not in rows:
+                rows[seed] = GeneratedImage(seed=seed, label=_label_json(label), image_sha256=sha, **recipe)
+                session.add(rows[seed])
+        session.flush()
+        if queue_for_review:
+            # Only images not queued yet: enqueue() would reset a detector's flag on a queued one.
+            shas = {row.image_sha256 for row in rows.values()}
+            queued = set(session.scalars(select(ReviewItem.image_sha256).where(ReviewItem.image_sha256.in_(shas))))
+            for sha in sorted(shas - queued):
+                enqueue(session=session, image_sha256=sha, source=REVIEW_SOURCE)
+        ids = [rows[seed].id for seed in seeds]
+    log.info("checkpoint #%d: %d images (%d new) at psi %g", loaded.checkpoint_id, len(ids), len(images), psi)
+    return ids
+
+
+def render(
+    loaded: LoadedGenerator,
+    seeds: Sequence[int],
+    *,
+    psi: float = 0.7,
+    c: torch.Tensor | None = None,       # (1, c_dim) label row, from the checkpoint's label size
+    noise_mode: str = "const",
+    mix_seeds: Sequence[int] | None = None,  # style mixing: fine styles from these seeds
+    mix_cutoff: int | None = None,       # ws[:, mix_cutoff:] come from the mix seed
+) -> list[Image.Image]:
+    """One image per seed, rendered separately so that an image never depends on its batch."""
+    images = []
+    for i, seed in enumerate(seeds):
+        z = _latent(loaded, seed)
+        mix = {} if mix_seeds is None else {"mix_z": _latent(loaded, mix_seeds[i]), "mix_cutoff": mix_cutoff}
+        noise = torch.Generator(device=loaded.device).manual_seed(seed)
+        with torch.no_grad():
+            img = loaded.G(z, c, psi=psi, noise_mode=noise_mode, generator=noise, **mix)
+        images.append(_to_pil(img[0]))
+    return images
+
+
+def style_mixing_grid(
+    workbench: Workbench,
+    checkpoint: int | Path,
+    *,
+    row_seeds: Sequence[int],            # coarse styles (pose, face shape) come from these
+    col_seeds: Sequence[int],            # fine styles (colour, texture) come from these
+    psi: float = 0.7,
+    label: Label | None = None,
+    cutoff: int | None = None,           # first style taken from the column seed (None: half of them)
+    noise_mode: str = "const",
+) -> Image.Image:
+    """The StyleGAN style-mixing figure: sources on the top row and left column, mixes inside."""
+    loaded = load_generator(workbench, checkpoint)
+    c = _label_tensor(loaded, label)
+    cut = loaded.G.num_ws // 2 if cutoff is None else cutoff
+    if not 0 <= cut <= loaded.G.num_ws:
+        raise InvalidInput(f"style cutoff must be in 0..{loaded.G.num_ws}, got {cut}")
+    rows, cols = _check_seeds(row_seeds), _check_seeds(col_seeds)
+    cells: list[Image.Image | None] = [None]
+    cells += render(loaded, cols, psi=psi, c=c, noise_mode=noise_mode)
+    for seed in rows:
+        cells += render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)
+        cells += render(loaded, [seed] * len(cols), psi=psi, c=c, noise_mode=noise_mode,
+                        mix_seeds=cols, mix_cutoff=cut)
+    return _grid(cells, columns=len(cols) + 1, size=loaded.network.resolution)
+
+
+def truncation_sweep(
+    workbench: Workbench,
+    checkpoint: int | Path,
+    *,
+    seeds: Sequence[int],                # one row per seed
+    psis: Sequence[float] = (1.0, 0.85, 0.7, 0.5, 0.3, 0.0),  # one column per psi
+    label: Label | None = None,
+    noise_mode: str = "const",
+) -> Image.Image:
+    """Each seed across truncation values: how far psi trades variety for quality."""
+    loaded = load_generator(workbench, checkpoint)
+    c = _label_tensor(loaded, label)
+    cells: list[Image.Image | None] = []
+    for seed in _check_seeds(seeds):
+        for psi in psis:
+            cells += render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)
+    return _grid(cells, columns=len(psis), size=loaded.network.resolution)
+
+
+def image_blobs(session: Session, ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(seed, image SHA-256) of generated images, in the order of `ids`."""
+    rows = {row.id: row for row in session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(ids)))}
+    return [(rows[i].seed, rows[i].image_sha256) for i in ids]
+
+
+# ---- Checkpoints and consent. ------------------------------------------------------------------
+
+def _checkpoint(session: Session, checkpoint: int | Path) -> Checkpoint:
+    if isinstance(checkpoint, int):
+        row = session.get(Checkpoint, checkpoint)
+        if row is None:
+            raise NotFound(f"no checkpoint #{checkpoint}", hint="`likeness train checkpoints` lists them")
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise NotFound(f"snapshot {path} does not exist", hint="pass a checkpoint id or a snapshot file")
+        row = session.scalar(select(Checkpoint).where(Checkpoint.file_sha256 == sha256_file(path)).limit(1))
+        if row is None:
+            raise ConsentViolation(f"{path} is not a checkpoint of any recorded training run, so the "
+                                   "consent behind its training data cannot be checked",
+                                   hint="generate from checkpoints of runs started with `likeness train run`")
+    if row.tainted:
+        raise _tainted(row.id)
+    return row
+
+
+def _tainted(checkpoint_id: int) -> ConsentViolation:
+    return ConsentViolation(f"checkpoint #{checkpoint_id} is tainted: a release behind its training data was "
+                            "revoked, so it may not generate faces", hint="use a checkpoint trained without that data")
+
+
+@functools.lru_cache(maxsize=2)
+def _generator_from_blob(blob_url: str, sha256: str, device: str) -> tuple[NetworkConfig, Generator]:
+    """G_ema rebuilt from a snapshot blob (content-addressed, so caching by hash is safe)."""
+    blobs = BlobStore(blob_url)
+    if blobs.is_local:
+        state = load_snapshot(blobs.local_path(sha256), map_location=device)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            state = load_snapshot(blobs.copy_to(sha256, Path(scratch) / "snapshot.pt"), map_location=device)
+    network = NetworkConfig.from_dict(state["network_config"])
+    G, _ = build_networks(network)
+    try:
+        G.load_state_dict(state["G_ema"])
+    except RuntimeError as exc:
+        raise InvalidInput(f"snapshot blob {sha256[:12]}…: G_ema does not fit its network config ({exc})") from exc
+    return network, G.to(device).eval().requires_grad_(False)
+
+
+# ---- Recipes: seeds, labels, latents. ----------------------------------------------------------
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise InvalidInput("no seeds given", hint="pass at least one seed")
+    bad = [s for s in seeds if not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise InvalidInput(f"seeds must be integers in 0..{MAX_SEED}, got {bad[:5]}")
+    return seeds
+
+
+def _latent(loaded: LoadedGenerator, seed: int) -> torch.Tensor:
+    z = torch.randn([1, loaded.network.z_dim], generator=torch.Generator().manual_seed(seed))
+    return z.to(loaded.device)
+
+
+def _label_json(label: Label | None) -> int | list[float] | None:
+    if label is None or isinstance(label, int):
+        return label
+    return [float(v) for v in label]
+
+
+def _label_key(label: Label | None) -> str:
+    if label is None:
+        return ""
+    return hashlib.sha256(json.dumps(_label_json(label), separators=(",", ":")).encode()).hexdigest()
+
+
+def _label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor | None:
+    """The label as the network takes it: a class index becomes a one-hot row."""
+    c_dim, ref = loaded.network.c_dim, f"checkpoint #{loaded.checkpoint_id}"
+    if c_dim == 0:
+        if label is not None:
+            raise InvalidInput(f"{ref} is unconditional: it takes no label")
+        return None
+    if label is None:
+        raise InvalidInput(f"{ref} is conditional ({c_dim} label values)",
+                           hint=f"pass a class index 0..{c_dim - 1} or {c_dim} label values")
+    if isinstance(label, int):
+        if not 0 <= label < c_dim:
+            raise InvalidInput(f"class {label} is outside {ref}'s classes 0..{c_dim - 1}")
+        c = torch.zeros([1, c_dim])
+        c[0, label] = 1
+    else:
+        values = _label_json(label)
+        if len(values) != c_dim:
+            raise InvalidInput(f"{ref} takes {c_dim} label values, got {len(values)}")
+        c = torch.tensor([values], dtype=torch.float32)
+    return c.to(loaded.device)
+
+
+def _existing(session: Session, recipe: dict[str, object], seeds: Sequence[int]) -> dict[int, GeneratedImage]:
+    query = select(GeneratedImage).where(GeneratedImage.seed.in_(set(seeds)),
+                                         *(getattr(GeneratedImage, k) == v for k, v in recipe.items()))
+    return {row.seed: row for row in session.scalars(query)}
+
+
+# ---- Pixels. -----------------------------------------------------------------------------------
+
+def _to_pil(img: torch.Tensor) -> Image.Image:
+    pixels = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _grid(cells: Sequence[Image.Image | None], *, columns: int, size: int) -> Image.Image:
+    """Cells left to right, top to bottom; None leaves a white cell."""
+    mode = next((c.mode for c in cells if c is not None), "RGB")
+    rows = math.ceil(len(cells) / columns)
+    grid = Image.new(mode, (columns * size, rows * size), color="white")
+    for i, cell in enumerate(cells):
+        if cell is not None:
+            grid.paste(cell, ((i % columns) * size, (i // columns) * size))
+    return grid
