@@ -76,13 +76,14 @@ def start_run(
 ) -> int:
     """Train with `config`, keeping the `TrainingRun` row and its checkpoints current; returns its id.
 
-    Starting under a name that exists continues that run (its row, folder and checkpoints), which
-    needs `resume`; otherwise a new row is created. The run ends finished, stopped (abort or
+    Starting under a name that exists continues that run (its row, folder and checkpoints): a
+    finished run needs `resume`, an unfinished one (killed, stopped, failed) resumes from its
+    latest snapshot by itself; otherwise a new row is created. The run ends finished, stopped (abort or
     Ctrl-C) or failed (the error is kept on the row and raised again).
     """
     run_dir = Path(config.out_dir)
     name = name or run_dir.name
-    run_id = _open_run(workbench, config, name=name, resume=resume)
+    run_id, resume = _open_run(workbench, config, name=name, resume=resume)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
 
     def on_tick(report: Progress) -> None:
@@ -152,19 +153,24 @@ def checkpoint_file(workbench: Workbench, checkpoint_id: int, *, scratch: Path) 
 
 # ---- The row: opened before training, updated per tick, closed at the end. ---------------------
 
-def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: Resume) -> int:
+def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: Resume) -> tuple[int, Resume]:
+    """The run's row, and what to resume from: a run that did not finish (killed, stopped or
+    failed) continues from its latest snapshot without being asked to."""
     with workbench.db.unit_of_work() as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
         if run is None:
             run = TrainingRun(name=name, dataset_path=config.data, run_dir=config.out_dir,
                               total_kimg=config.total_kimg, started_at=utcnow())
             session.add(run)
-        elif resume is None:
+        elif resume is None and run.status == RunStatus.finished.value:
             raise ConfigError(f"training run {name!r} already exists (#{run.id}, {run.status})",
                               hint="continue it with --resume auto, or choose another --name")
         elif Path(run.run_dir) != Path(config.out_dir):
             raise ConfigError(f"training run {name!r} lives in {run.run_dir}, not in {config.out_dir}",
                               hint=f"resume it with --out {run.run_dir}")
+        if run.id is not None and resume is None:
+            log.warning("run %s ended %s; continuing from its latest snapshot", name, run.status)
+            resume = "auto"
         elif run.status == RunStatus.running.value:
             log.warning("run %s is marked running; continuing it (it was probably killed)", name)
         run.status = RunStatus.running.value
@@ -174,7 +180,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
         run.error = None
         run.finished_at = None
         session.flush()
-        return run.id
+        return run.id, resume
 
 
 def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: Progress) -> None:

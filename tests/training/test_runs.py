@@ -222,3 +222,17 @@ def test_cli_run_trains_and_records(env_workbench: Workbench, tmp_path: Path) ->
 def run_status_id(workbench: Workbench, name: str) -> int:
     with workbench.db.unit_of_work() as session:
         return next(s.id for s in run_status(session) if s.name == name)
+
+
+def test_a_killed_run_continues_from_its_last_snapshot_when_started_again(workbench: Workbench, tmp_path: Path) -> None:
+    prepared = make_dataset(tmp_path)
+    out = tmp_path / "run"
+    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
+    with workbench.db.unit_of_work() as session:
+        session.get(TrainingRun, run_id).status = "running"  # as a killed process leaves it
+
+    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces")
+
+    assert again == run_id
+    assert [c.kimg for c in checkpoints_of(workbench, run_id)] == [0.004, 0.008]
+    assert run_row(workbench, run_id).status == "finished"
