@@ -32,6 +32,7 @@ def main() -> None:
     people = st.Page("ui/pages/people.py", title="People", icon=":material/badge:")
     review = st.Page("ui/pages/review.py", title="Review", icon=":material/thumbs_up_down:")
     labeling = st.Page("ui/pages/labeling.py", title="Labeling", icon=":material/label:")
+    training = st.Page("ui/pages/training.py", title="Training", icon=":material/model_training:")
 
     pages = {"": [login]} if user is None else {"Studio": [shoots]}
     if user is not None and user.role in (Role.labeler, Role.admin):
@@ -39,7 +40,7 @@ def main() -> None:
     if user is not None and user.role in (Role.reviewer, Role.admin):
         pages["Review"] = [review]
     if user is not None and user.role is Role.admin:
-        pages["Admin"] = [people]
+        pages["Admin"] = [people, training]
     if user is not None:
         with st.sidebar:
             st.caption(f"Signed in as **{plain(user.username)}** ({user.role.value})")

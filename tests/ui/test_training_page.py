@@ -1,0 +1,112 @@
+"""The Training page through AppTest, on both databases: runs, curves, samples, generation, start form."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from streamlit.testing.v1 import AppTest
+
+from likeness.models import Checkpoint, GeneratedImage, Role
+from likeness.workbench import Workbench
+from tests.training.test_runs import make_dataset, tiny_config
+from tests.ui.test_app import APP, add_user, sign_in, titles
+from training.loop import train
+from training.runs import start_run
+
+PAGE = "ui/pages/training.py"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of one tiny training step, trained once for the module."""
+    root = tmp_path_factory.mktemp("training-page")
+    prepared = make_dataset(root)
+    train(tiny_config(prepared.dest, root / "run", total_kimg=0.004), resume=None)
+    return prepared.dest, root / "run"
+
+
+@pytest.fixture
+def recorded_run(env_workbench: Workbench, trained_run: tuple[Path, Path], tmp_path: Path) -> int:
+    """The trained run recorded as "tiny" with its checkpoint (resuming a finished run adds no steps)."""
+    data, run = trained_run
+    shutil.copytree(run, tmp_path / "tiny")
+    return start_run(env_workbench, tiny_config(data, tmp_path / "tiny", total_kimg=0.004), resume="auto")
+
+
+def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
+    add_user(wb, "someone", role)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    sign_in(at, "someone")
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def generated(wb: Workbench) -> int:
+    with wb.db.unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(GeneratedImage))
+
+
+def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Workbench, recorded_run: int) -> None:
+    at = open_page(env_workbench)
+    assert titles(at) == ["Training"]
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["tiny"] and list(table["status"]) == ["finished"]
+    assert table["kimg"][0] == "0.004 / 0.004"
+    losses, augment = (chart.proto.spec for chart in at.get("vega_lite_chart"))
+    assert '"kimg"' in losses and '"augment p"' in augment
+    assert len(at.image) == 1  # the latest sample grid
+    assert "kimg 0.004" in at.image[0].proto.imgs[0].caption
+
+    at.number_input(key="training_first_seed").set_value(5)
+    at.number_input(key="training_count").set_value(2)
+    at.button(key="training_generate_submit").click().run()
+    assert not at.exception, at.exception
+    assert generated(env_workbench) == 2
+    assert len(at.image) == 1 + 2
+    assert [image.proto.imgs[0].caption for image in at.image[1:]] == ["seed 5", "seed 6"]
+    assert any("queued for review" in s.value for s in at.success)
+
+
+def test_a_tainted_checkpoint_is_refused(env_workbench: Workbench, recorded_run: int) -> None:
+    with env_workbench.db.unit_of_work() as session:
+        session.execute(update(Checkpoint).where(Checkpoint.run_id == recorded_run).values(tainted=True))
+    at = open_page(env_workbench)
+    at.number_input(key="training_count").set_value(1)
+    at.button(key="training_generate_submit").click().run()
+    assert not at.exception, at.exception
+    assert any("tainted" in e.value for e in at.error)
+    assert generated(env_workbench) == 0
+
+
+def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workbench, recorded_run: int,
+                                                            trained_run: tuple[Path, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args))
+    at = open_page(env_workbench)
+    at.text_input(key="training_dataset").input(str(trained_run[0]))
+    at.text_input(key="training_name").input("tiny")
+    at.button(key="training_start_submit").click().run()
+    assert any("exists already" in e.value for e in at.error) and not started
+
+    at.text_input(key="training_name").input("second")
+    at.number_input(key="training_kimg").set_value(0.5)
+    at.button(key="training_start_submit").click().run()
+    assert not at.exception, at.exception
+    run_dir = env_workbench.settings.data_dir / "runs" / "second"
+    assert started == [[sys.executable, "-m", "likeness.cli", "train", "run",
+                        str(trained_run[0]), "--out", str(run_dir), "--name", "second", "--kimg", "0.5",
+                        "--batch", "32", "--snapshot-kimg", "200"]]
+
+
+def test_a_labeler_does_not_get_the_page(env_workbench: Workbench, recorded_run: int) -> None:
+    at = open_page(env_workbench, Role.labeler)
+    assert "Training" not in titles(at)
+    assert not at.dataframe and not at.image
