@@ -155,3 +155,17 @@ def sample_shoot_template(tmp_path_factory: pytest.TempPathFactory) -> SampleSho
 @pytest.fixture
 def sample_shoot(sample_shoot_template: SampleShoot) -> SampleShoot:
     return sample_shoot_template
+
+
+# -- a trained StyleGAN snapshot ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, run folder) of one tiny 16x16 training step, trained once for the session."""
+    from tests.training.test_runs import make_dataset, tiny_config
+    from training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    prepared = make_dataset(root)
+    train(tiny_config(prepared.dest, root / "run", total_kimg=0.004), resume=None)
+    return prepared.dest, root / "run"

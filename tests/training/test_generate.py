@@ -14,25 +14,15 @@ from likeness.errors import ConsentViolation, InvalidInput
 from likeness.models import Checkpoint, GeneratedImage, ReviewItem
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
-from tests.training.test_runs import make_dataset, tiny_config
+from tests.training.test_runs import tiny_config
 from training import generate as gen
-from training.loop import train
 from training.runs import start_run
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(dataset, run folder) of one tiny training step, trained once for the module."""
-    root = tmp_path_factory.mktemp("generate")
-    prepared = make_dataset(root)
-    train(tiny_config(prepared.dest, root / "run", total_kimg=0.004), resume=None)
-    return prepared.dest, root / "run"
-
-
 @pytest.fixture
-def checkpoint_id(workbench: Workbench, trained_run: tuple[Path, Path], tmp_path: Path) -> int:
+def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
     """The trained snapshot recorded as a checkpoint (resuming a finished run records it, no steps)."""
-    data, run = trained_run
+    data, run = tiny_trained_run
     shutil.copytree(run, tmp_path / "run")
     run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto")
     with workbench.db.unit_of_work() as session:
@@ -77,8 +67,8 @@ def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, 
 
 
 def test_tainted_and_unrecorded_checkpoints_refuse_to_generate(workbench: Workbench, checkpoint_id: int,
-                                                               trained_run: tuple[Path, Path], tmp_path: Path) -> None:
-    snapshot = trained_run[1] / "network-snapshot-000000.pt"
+                                                               tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> None:
+    snapshot = tiny_trained_run[1] / "network-snapshot-000000.pt"
     assert gen.generate(workbench, snapshot, seeds=[3], queue_for_review=False)  # a recorded file works by path
     stranger = tmp_path / "network-snapshot-000999.pt"
     stranger.write_bytes(snapshot.read_bytes() + b"\0")

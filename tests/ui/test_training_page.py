@@ -13,27 +13,17 @@ from streamlit.testing.v1 import AppTest
 
 from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
-from tests.training.test_runs import make_dataset, tiny_config
+from tests.training.test_runs import tiny_config
 from tests.ui.test_app import APP, add_user, sign_in, titles
-from training.loop import train
 from training.runs import start_run
 
 PAGE = "ui/pages/training.py"
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(dataset, run folder) of one tiny training step, trained once for the module."""
-    root = tmp_path_factory.mktemp("training-page")
-    prepared = make_dataset(root)
-    train(tiny_config(prepared.dest, root / "run", total_kimg=0.004), resume=None)
-    return prepared.dest, root / "run"
-
-
 @pytest.fixture
-def recorded_run(env_workbench: Workbench, trained_run: tuple[Path, Path], tmp_path: Path) -> int:
+def recorded_run(env_workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
     """The trained run recorded as "tiny" with its checkpoint (resuming a finished run adds no steps)."""
-    data, run = trained_run
+    data, run = tiny_trained_run
     shutil.copytree(run, tmp_path / "tiny")
     return start_run(env_workbench, tiny_config(data, tmp_path / "tiny", total_kimg=0.004), resume="auto")
 
@@ -86,12 +76,12 @@ def test_a_tainted_checkpoint_is_refused(env_workbench: Workbench, recorded_run:
 
 
 def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workbench, recorded_run: int,
-                                                            trained_run: tuple[Path, Path],
+                                                            tiny_trained_run: tuple[Path, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args))
     at = open_page(env_workbench)
-    at.text_input(key="training_dataset").input(str(trained_run[0]))
+    at.text_input(key="training_dataset").input(str(tiny_trained_run[0]))
     at.text_input(key="training_name").input("tiny")
     at.button(key="training_start_submit").click().run()
     assert any("exists already" in e.value for e in at.error) and not started
@@ -102,7 +92,7 @@ def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workb
     assert not at.exception, at.exception
     run_dir = env_workbench.settings.data_dir / "runs" / "second"
     assert started == [[sys.executable, "-m", "likeness.cli", "train", "run",
-                        str(trained_run[0]), "--out", str(run_dir), "--name", "second", "--kimg", "0.5",
+                        str(tiny_trained_run[0]), "--out", str(run_dir), "--name", "second", "--kimg", "0.5",
                         "--batch", "32", "--snapshot-kimg", "200"]]
 
 
