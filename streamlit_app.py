@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from likeness.models import Role
-from ui import queries
+from likeness import users
 from ui._common import current_user, guard, init_state, plain, sign_in, sign_out, workbench
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     if user is not None:
         # Re-read the role on every rerun: a deactivated account or a changed role takes effect at once.
         with guard(stop=True), wb.db.unit_of_work() as session:
-            role = queries.active_role(session, user.user_id)
+            role = users.active_role(session=session, user_id=user.user_id)
         if role is None:
             sign_out()
             user = None

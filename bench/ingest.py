@@ -4,9 +4,9 @@
 
 What it does, in one run:
 
-1. Builds ``--files`` full-size Bayer DNGs (``ingest.dng.write_dng``, with a 1024 px embedded JPEG
+1. Builds ``--files`` full-size Bayer DNGs (``samples.dng.write_dng``, with a 1024 px embedded JPEG
    preview as a camera or DNG converter writes) from real photographs: ``skimage.data.astronaut()``
-   re-framed with ``ingest.sample_shoot.render_portrait_frame``, plus, when the shared test data is
+   re-framed with ``samples.shoot.render_portrait_frame``, plus, when the shared test data is
    there (``$LIKENESS_TESTDATA``, default ``<repo>/../shared/testdata``), the open-eyed portraits in
    ``faces/open`` that hold exactly one face, cropped and zoomed differently for every frame. Every
    frame has its own framing, exposure and white balance, so no two files share a hash; each
@@ -100,7 +100,7 @@ def _probe_task(source: str) -> dict[str, Any]:
     """Size and faces of a source photograph, as the ingest's detector sees it."""
     import numpy as np
 
-    from ingest.faces import find_faces
+    from faces.detect import find_faces
 
     photo = _load_photo(source)
     faces = find_faces(photo)
@@ -120,9 +120,9 @@ def _build_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Render one frame from its source photograph and write it as a DNG."""
     import numpy as np
 
-    from ingest.dng import write_dng
-    from ingest.faces import find_faces
-    from ingest.sample_shoot import MAKE, MODEL, SERIAL
+    from samples.dng import write_dng
+    from faces.detect import find_faces
+    from samples.shoot import MAKE, MODEL, SERIAL
 
     started = time.perf_counter()
     photo = _load_photo(spec["source"])
@@ -187,7 +187,7 @@ def _load_photo(source: str):  # -> np.ndarray (H, W, 3) uint8, upright
 
 def _draw_look(spec: dict[str, Any], photo, rng) -> dict[str, Any]:
     """One framing of the photograph, with its exposure and as-shot white balance."""
-    from ingest.sample_shoot import render_portrait_frame
+    from samples.shoot import render_portrait_frame
 
     width, height = spec["size"]
     exposure_ev = float(rng.uniform(-0.7, 0.7))
@@ -344,8 +344,7 @@ def build_shoot(dest: Path, *, files: int, size: tuple[int, int], preview_size: 
 def open_workbench(root: Path, *, workers: int, sitters: list[str], shoot_date: dt.date):
     """A fresh SQLite database and local blob store under ``root``, schema upgraded, with every
     sitter registered and holding an ai_training release signed on the shoot date."""
-    from ingest import api
-    from ingest.sample_shoot import write_release_document
+    from samples.releases import register_sitter
     from likeness.config import Settings
     from likeness.workbench import Workbench
 
@@ -366,14 +365,8 @@ def open_workbench(root: Path, *, workers: int, sitters: list[str], shoot_date: 
         workbench.db.upgrade()
         with workbench.db.unit_of_work() as session:
             for code in sitters:
-                api.add_person(session=session, code=code, actor=ACTOR)
-                document = write_release_document(
-                    root / "releases" / f"{code}.pdf", person_code=code, signed_on=shoot_date, scopes=["ai_training"]
-                )
-                api.add_release(
-                    session=session, blobs=workbench.blobs, person_code=code, document=document,
-                    signed_on=shoot_date, scopes=["ai_training"], actor=ACTOR,
-                )
+                register_sitter(session=session, blobs=workbench.blobs, code=code, document_dir=root / "releases",
+                                release_signed_on=shoot_date, actor=ACTOR)
     except BaseException:
         workbench.close()
         raise

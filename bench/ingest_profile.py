@@ -25,7 +25,7 @@ _STEP_TIMERS: tuple[tuple[str, str, str, str | None], ...] = (
     ("store original (copy + hash check + fsync)", "likeness.blobstore:BlobStore", "put_file", None),
     ("preview (resize + JPEG + store)", "ingest.frame", "_store_preview", None),
     ("find_faces", "ingest.frame", "find_faces", None),
-    ("MediaPipe import + graph build", "ingest.faces", "_graph", "find_faces"),
+    ("MediaPipe import + graph build", "faces.detect", "_graph", "find_faces"),
     ("align + PNG encode + store crop", "ingest.frame", "_store_face", None),
     ("ffhq_quad + align_face (warp)", "ingest.frame", "align_face", "align + PNG encode + store crop"),
     ("PNG encode of the crop", "PIL.Image:Image", "save", "align + PNG encode + store crop"),

@@ -22,8 +22,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ingest.align import align_face, ffhq_quad
-from ingest.faces import find_faces
+from faces.align import align_face, ffhq_quad
+from faces.detect import find_faces
 from qa.api import qa_face_image
 from qa.eyes import load_upright
 

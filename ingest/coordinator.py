@@ -23,11 +23,12 @@ from likeness import audit
 from likeness.blobstore import sha256_file
 from likeness.errors import IntegrityProblem, InvalidInput, NotFound
 from likeness.models import Face, IngestFailure, Person, Shoot, Shot
+from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, str], None]
+
 BATCH_SECONDS = 2.0  # also commit at least this often, so a slow frame never holds back a batch
 
 

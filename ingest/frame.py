@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ingest.align import align_face, ffhq_quad
+from faces.align import align_face, ffhq_quad
 from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview
 from ingest.exif import CameraMetadata
-from ingest.faces import find_faces
+from faces.detect import find_faces
 from likeness.blobstore import BlobStore
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ import requests
 
 from likeness.config import Settings
 from likeness.errors import ConfigError, ServiceUnavailable
+from likeness.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,7 @@ def write_connection(settings: Settings, connection: Connection) -> None:
     """Write atomically, owner-only: the file holds the admin password and the token."""
     path = connection_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(asdict(connection), handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(asdict(connection), indent=2), mode=0o600)
 
 
 def resolve_connection(settings: Settings) -> Connection:

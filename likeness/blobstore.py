@@ -7,15 +7,12 @@ any fsspec URL (s3://, gs://, memory://...) works, where a single PUT is already
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
 import os
 import re
 import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +20,7 @@ from typing import BinaryIO
 import fsspec
 
 from likeness.errors import ConfigError, IntegrityProblem, NotFound
+from likeness.files import atomic_output, stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +95,13 @@ class BlobStore:
         final = Path(self.key(sha256))
         final.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(prefix=f"{sha256[:16]}.", suffix=".part", dir=Path(self.root) / TMP_DIR)
-        try:
-            with os.fdopen(fd, "wb") as target:
-                while chunk := source.read(CHUNK):
-                    digest.update(chunk)
-                    target.write(chunk)
-                target.flush()
-                os.fsync(target.fileno())
+        with atomic_output(final, tmp_dir=Path(self.root) / TMP_DIR) as target:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                target.write(chunk)
             if digest.hexdigest() != sha256:
                 # The source changed while we copied it: never store a file under a wrong name.
                 raise IntegrityProblem(f"content changed while storing blob {sha256[:12]}…; try again")
-            os.replace(tmp_name, final)
-            _fsync_dir(final.parent)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
 
     # -- reading ----------------------------------------------------------------------------
     def exists(self, sha256: str) -> bool:
@@ -156,8 +144,7 @@ class BlobStore:
         """Temp files left by a killed writer (local stores only)."""
         if not self.is_local:
             return []
-        cutoff = time.time() - older_than_s
-        return [p for p in (Path(self.root) / TMP_DIR).glob("*.part") if p.stat().st_mtime < cutoff]
+        return stale_temp_files(Path(self.root) / TMP_DIR, older_than_s=older_than_s)
 
     def copy_to(self, sha256: str, target: Path) -> Path:
         with self.open(sha256) as source, open(target, "wb") as out:
@@ -168,13 +155,3 @@ class BlobStore:
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -97,14 +97,10 @@ def user_add(
 @user_app.command("list")
 def user_list() -> None:
     """List users and their roles."""
-    from sqlalchemy import select
-
-    from likeness.models import User
-
     with open_workbench() as wb, wb.db.unit_of_work() as session:
         table = Table("username", "role", "active")
-        for user in session.scalars(select(User).order_by(User.username)):
-            table.add_row(user.username, user.role, "yes" if user.active else "no")
+        for user in users.list_users(session=session):
+            table.add_row(user.username, user.role.value, "yes" if user.active else "no")
         console.print(table)
 
 

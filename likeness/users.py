@@ -18,6 +18,25 @@ MIN_PASSWORD_LENGTH = 8
 
 
 @dataclass(frozen=True)
+class UserRow:
+    username: str
+    role: Role
+    active: bool
+
+
+def list_users(*, session: Session) -> list[UserRow]:
+    """Every account by username, deactivated ones included."""
+    return [UserRow(username, Role(role), bool(active))
+            for username, role, active in session.execute(select(User.username, User.role, User.active).order_by(User.username))]
+
+
+def active_role(*, session: Session, user_id: int) -> Role | None:
+    """The user's role now, or None when the account is gone or deactivated."""
+    role = session.scalar(select(User.role).where(User.id == user_id, User.active.is_(True)))
+    return Role(role) if role is not None else None
+
+
+@dataclass(frozen=True)
 class SignedIn:
     """What the UI keeps about a logged-in user (no ORM object crosses reruns)."""
 

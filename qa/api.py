@@ -1,4 +1,4 @@
-"""The QA stage's public API: shot QA, the consistency report and the review queue."""
+"""The QA stage's public API: shot QA, the consistency report, the review queue and its reads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest import api as ingest_api
-from ingest.faces import FaceFinding, mesh_aligned_face
+from faces.detect import FaceFinding, mesh_aligned_face
 from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import NotFound
@@ -28,11 +28,13 @@ from qa.review import (
     review_stats,
     verdict_of,
 )
+from qa.review_reads import ReviewCard, ReviewProgress, my_votes, review_cards, review_measures, review_progress
 from qa.shot_qa import FrameTone, ShotQaThresholds, face_window, measure_shot, sharpness, summarise
 
 __all__ = [
     "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
     "retract_vote", "review_stats", "run_shot_qa", "verdict_of",
+    "ReviewCard", "ReviewProgress", "my_votes", "review_cards", "review_measures", "review_progress",
 ]
 
 log = logging.getLogger(__name__)

@@ -27,18 +27,18 @@ import hashlib
 import json
 import logging
 import math
-import os
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ingest.faces import find_faces
+from faces.detect import find_faces
+from likeness.files import write_text_atomic
+from likeness.progress import ProgressFn
 from qa.eyes import THRESHOLDS_PATH, EyeMeasures, EyeThresholds, Unmeasurable, gaze_angles, load_upright, measure_face
-from qa.evaluate import Progress, read_labels
+from qa.evaluate import read_labels
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def _rounded(value: Any) -> Any:
 
 
 def measure_labelled(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT_PRIORS,
-                     progress: Progress | None = None) -> list[LabelledMeasures]:
+                     progress: ProgressFn | None = None) -> list[LabelledMeasures]:
     """Measures of the labelled faces: every face of an ``open`` image, the largest face of any
     other (the subject; bystanders carry no label). Unmeasurable faces are left out."""
     rows = [r for r in read_labels(labels_csv) if r.truth != "none"]
@@ -227,7 +227,7 @@ def measure_labelled(labels_csv: Path | str, *, priors: CalibrationPriors = DEFA
 
 
 def calibrate_from_labels(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT_PRIORS,
-                          progress: Progress | None = None) -> EyeThresholds:
+                          progress: ProgressFn | None = None) -> EyeThresholds:
     """Measure the faces of a labels CSV and calibrate on them, recording the file in provenance."""
     labels_csv = Path(labels_csv)
     samples = measure_labelled(labels_csv, priors=priors, progress=progress)
@@ -241,16 +241,6 @@ def write_thresholds(thresholds: EyeThresholds, path: Path | str = THRESHOLDS_PA
     """Write the thresholds file atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(thresholds.to_json(), indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(thresholds.to_json(), indent=2, sort_keys=False) + "\n")
     log.info("eye thresholds written to %s", path)
     return path

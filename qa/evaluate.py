@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from likeness.errors import InvalidInput, NotFound
+from likeness.progress import ProgressFn
 from qa.eyes import EyeState, EyeThresholds, EyeVerdict, classify_image, image_verdict, load_thresholds, load_upright
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ TRUTH_LABELS: dict[str, str] = {
 NO_FACE = "none"
 CLASSES: tuple[str, ...] = (*(s.value for s in EyeState), NO_FACE)
 
-Progress = Callable[[int, int, str], None]  # (done, total, path) after each image
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class EvaluationReport:
 
 
 def evaluate(labels_csv: Path | str, *, thresholds: EyeThresholds | None = None,
-             progress: Progress | None = None) -> EvaluationReport:
+             progress: ProgressFn | None = None) -> EvaluationReport:
     """Classify every face-labelled image of ``labels_csv`` and tally the results."""
     rows = read_labels(labels_csv)
     t = thresholds or load_thresholds()

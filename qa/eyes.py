@@ -28,18 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from ingest.faces import (
-    LEFT_EYE, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_IRIS, FaceFinding, eye_aspect_ratio, find_faces,
-    head_pose, iris_position,
+from faces.detect import FaceFinding, find_faces
+from faces.landmarks import (
+    CHIN, EYE_POINTS, FOREHEAD, LEFT_EYE, LEFT_EYE_CORNERS, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_EYE_CORNERS,
+    RIGHT_IRIS,
 )
+from faces.measures import eye_aspect_ratio, eye_height, eye_width, face_axes, head_pose, iris_position
 from likeness.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS_PATH = Path(__file__).with_name("eye_thresholds.json")
 THRESHOLDS_FORMAT = 1
-_EYE_POINTS = (*RIGHT_EYE, *LEFT_EYE, RIGHT_IRIS, LEFT_IRIS)
-_POSE_POINTS = (10, 152)  # forehead and chin: the face frame's vertical axis
 # Eye width over the distance between the eye centres is about 0.45 in a frontal face; far
 # outside this range the mesh has collapsed or is not a face.
 _EYE_WIDTH_RANGE = (0.15, 1.0)
@@ -148,7 +148,7 @@ class EyeMeasures:
     ``iris_right - iris_left`` (both eyes the same way; positive towards the image right).
     ``gaze_deg`` is the gaze direction off the camera axis, positive towards the image right;
     ``vergence_deg`` the misalignment, with the sign of ``vergence``. ``eye_px``: the narrower
-    eye's width in image pixels. Head pose as in :class:`ingest.faces.FaceFinding`.
+    eye's width in image pixels. Head pose as in :class:`faces.FaceFinding`.
     """
 
     ear_right: float
@@ -197,20 +197,6 @@ class Unmeasurable(ValueError):
 # --- Measuring -----------------------------------------------------------------------------------
 
 
-def face_axes(pts: np.ndarray) -> np.ndarray | None:
-    """Rotation whose columns are the face's right, down and forward axes in image coordinates
-    (the frame :func:`ingest.faces.head_pose` decomposes); None when degenerate."""
-    across = (pts[263] - pts[33]) + (pts[362] - pts[133])
-    down = pts[152] - pts[10]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = across / np.linalg.norm(across)
-        down = down - np.dot(down, x) * x
-        y = down / np.linalg.norm(down)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return None
-    return np.stack([x, y, np.cross(x, y)], axis=1)
-
-
 def gaze_angles(iris_right: float, iris_left: float, yaw: float, *, thresholds: EyeThresholds,
                 use_right: bool = True, use_left: bool = True) -> tuple[float, float]:
     """(gaze, vergence) in degrees from iris positions, with the eyeball model of the thresholds.
@@ -231,13 +217,6 @@ def gaze_angles(iris_right: float, iris_left: float, yaw: float, *, thresholds: 
     return (next(iter(angles.values())) if angles else math.nan), math.nan
 
 
-def _height(eye: np.ndarray) -> float:
-    """Largest distance of an eye's p1..p6 points from its corner line p1-p4."""
-    axis = eye[3] - eye[0]
-    normal = np.array([-axis[1], axis[0]]) / np.linalg.norm(axis)
-    return float(np.abs((eye - eye[0]) @ normal).max())
-
-
 def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = None,
                  thresholds: EyeThresholds | None = None) -> EyeMeasures:
     """Measures of one face from its landmarks alone (the finding's stored measures are not
@@ -248,19 +227,19 @@ def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = N
     if raw is None or np.ndim(raw) != 2 or np.shape(raw)[0] < N_LANDMARKS or np.shape(raw)[1] < 3:
         raise Unmeasurable(f"missing landmarks: expected ({N_LANDMARKS}, 3), got {np.shape(raw)}")
     pts = np.asarray(raw, dtype=np.float64)[:N_LANDMARKS, :3]
-    needed = [*_EYE_POINTS, *_POSE_POINTS]
+    needed = [*EYE_POINTS, FOREHEAD, CHIN]
     if not np.isfinite(pts[needed]).all():
         raise Unmeasurable("eye or head landmarks are not finite (NaN or infinite)")
     if image_size is not None:
         w, h = image_size
-        eyes = pts[list(_EYE_POINTS), :2]
+        eyes = pts[list(EYE_POINTS), :2]
         if (eyes < 0).any() or (eyes[:, 0] > w).any() or (eyes[:, 1] > h).any():
             raise Unmeasurable(f"eye landmarks fall outside the {w}x{h} image: the frame cuts the face")
-    widths = [float(np.linalg.norm(pts[e[0], :2] - pts[e[3], :2])) for e in (RIGHT_EYE, LEFT_EYE)]
+    widths = [eye_width(pts, eye) for eye in (RIGHT_EYE, LEFT_EYE)]
     if min(widths) <= 1e-6:
         raise Unmeasurable("zero-width eye: its corner landmarks coincide")
     for name, eye, width in (("right", RIGHT_EYE, widths[0]), ("left", LEFT_EYE, widths[1])):
-        if _height(pts[list(eye), :2]) < _MIN_EYE_HEIGHT * width:
+        if eye_height(pts, eye) < _MIN_EYE_HEIGHT * width:
             raise Unmeasurable(f"zero-area {name} eye: its landmarks lie on one line")
     axes = face_axes(pts)
     if axes is None:
@@ -268,15 +247,15 @@ def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = N
     frontal = pts @ axes  # landmarks in the face's own frame: the face seen from straight ahead
     between = float(np.linalg.norm(frontal[list(RIGHT_EYE)].mean(0)[:2] - frontal[list(LEFT_EYE)].mean(0)[:2]))
     for name, eye in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
-        ratio = float(np.linalg.norm(frontal[eye[0], :2] - frontal[eye[3], :2])) / between if between > 0 else 0.0
+        ratio = eye_width(frontal, eye) / between if between > 0 else 0.0
         if not _EYE_WIDTH_RANGE[0] <= ratio <= _EYE_WIDTH_RANGE[1]:
             raise Unmeasurable(f"{name} eye is {ratio:.2f} of the eye spacing wide: the mesh is not a plausible face")
 
     yaw, pitch, roll = head_pose(pts)
     ear_r, ear_l = eye_aspect_ratio(pts, RIGHT_EYE), eye_aspect_ratio(pts, LEFT_EYE)
     cor_r, cor_l = eye_aspect_ratio(frontal, RIGHT_EYE), eye_aspect_ratio(frontal, LEFT_EYE)
-    iris_r = iris_position(pts, RIGHT_IRIS, 33, 133)
-    iris_l = iris_position(pts, LEFT_IRIS, 263, 362)
+    iris_r = iris_position(pts, RIGHT_IRIS, *RIGHT_EYE_CORNERS)
+    iris_l = iris_position(pts, LEFT_IRIS, *LEFT_EYE_CORNERS)
     values = (yaw, pitch, roll, ear_r, ear_l, cor_r, cor_l, iris_r, iris_l)
     if not all(math.isfinite(v) for v in values):
         raise Unmeasurable("a measure is undefined (NaN): degenerate eye or head geometry")

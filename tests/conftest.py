@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from likeness.config import Settings
 from likeness.db import Database
 from likeness.workbench import Workbench
-from ingest.sample_shoot import SampleShoot, build_sample_shoot
+from samples.shoot import SampleShoot, build_sample_shoot
 from tests.postgres_server import PostgresServer, find_pg_bin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -5,24 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ingest import api
-from ingest.sample_shoot import write_release_document
 from likeness.workbench import Workbench
+from samples.releases import register_sitter as register_sample_sitter
 
 SHOOT_DATE = dt.date(2026, 11, 20)
 
 
 def register_sitter(workbench: Workbench, tmp_path: Path, code: str = "P0001", *, release: bool = True) -> None:
     with workbench.db.unit_of_work() as session:
-        api.add_person(session=session, code=code, date_of_birth=dt.date(1990, 1, 1), actor="test")
-        if release:
-            document = write_release_document(
-                tmp_path / f"{code}.pdf", person_code=code, signed_on=SHOOT_DATE, scopes=["ai_training"]
-            )
-            api.add_release(
-                session=session, blobs=workbench.blobs, person_code=code, document=document,
-                signed_on=SHOOT_DATE, scopes=["ai_training"], actor="test",
-            )
+        register_sample_sitter(session=session, blobs=workbench.blobs, code=code, document_dir=tmp_path,
+                               date_of_birth=dt.date(1990, 1, 1), release_signed_on=SHOOT_DATE if release else None,
+                               actor="test")
 
 
 def write_shoot_toml(folder: Path, *, name: str, sitters: list[str], date: dt.date = SHOOT_DATE) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import func, select
 
-from ingest.sample_shoot import SampleShoot
+from samples.shoot import SampleShoot
 from likeness.models import Shot
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli

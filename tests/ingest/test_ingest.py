@@ -8,7 +8,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from ingest import api
-from ingest.sample_shoot import SampleShoot
+from samples.shoot import SampleShoot
 from likeness import doctor
 from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Shot
@@ -92,13 +92,12 @@ def test_frames_wait_in_quarantine_until_sitter_and_release_exist(
 
 
 def register_sitter_release_only(workbench: Workbench, tmp_path: Path) -> None:
-    from ingest.sample_shoot import write_release_document
+    from samples.releases import add_signed_release
     from tests.factories import SHOOT_DATE
 
-    document = write_release_document(tmp_path / "late.pdf", person_code="P0001", signed_on=SHOOT_DATE, scopes=["ai_training"])
     with workbench.db.unit_of_work() as session:
-        api.add_release(session=session, blobs=workbench.blobs, person_code="P0001", document=document,
-                        signed_on=SHOOT_DATE, scopes=["ai_training"], actor="test")
+        add_signed_release(session=session, blobs=workbench.blobs, code="P0001", document_dir=tmp_path,
+                           signed_on=SHOOT_DATE, actor="test")
 
 
 def _latest_release_document(workbench: Workbench) -> str:

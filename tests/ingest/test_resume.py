@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ingest import api
-from ingest.sample_shoot import build_sample_shoot
+from samples.shoot import build_sample_shoot
 from likeness import doctor
 from likeness.models import Face, Shot
 from likeness.workbench import Workbench

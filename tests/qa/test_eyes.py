@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from ingest.faces import LEFT_EYE, RIGHT_EYE, RIGHT_IRIS, FaceFinding, find_faces
+from faces.detect import FaceFinding, find_faces
+from faces.landmarks import LEFT_EYE, RIGHT_EYE, RIGHT_IRIS
 from likeness.errors import InvalidInput, NotFound
 from qa.calibrate import (
     DEFAULT_PRIORS, LabelledMeasures, calibrate_eye_thresholds, measure_labelled, write_thresholds,

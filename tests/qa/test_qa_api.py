@@ -6,7 +6,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from ingest import api as ingest_api
-from ingest.sample_shoot import SampleShoot
+from samples.shoot import SampleShoot
 from likeness.models import AuditEvent, ReviewItem, Shot
 from likeness.workbench import Workbench
 from qa import api
@@ -69,8 +69,8 @@ def test_face_images_are_checked_with_one_mesh_pass(testdata_dir: Path) -> None:
     """An aligned crop (or, later, a generated face) gets the eye verdict and face checks directly."""
     import numpy as np
 
-    from ingest.align import align_face, ffhq_quad
-    from ingest.faces import find_faces
+    from faces.align import align_face, ffhq_quad
+    from faces.detect import find_faces
     from qa.eyes import load_upright
 
     def crop_of(relative: str) -> np.ndarray:

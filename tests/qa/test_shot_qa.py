@@ -4,11 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.align import align_face, ffhq_quad
+from faces.align import align_face, ffhq_quad
 from ingest.decode import decode_frame
-from ingest.faces import find_faces
-from ingest.sample_shoot import render_portrait_frame
-from ingest.dng import write_dng
+from faces.detect import find_faces
+from samples.shoot import render_portrait_frame
+from samples.dng import write_dng
 from qa.shot_qa import Check, FrameTone, face_window, measure_shot, summarise
 
 

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from ingest import api
-from ingest.sample_shoot import build_sample_shoot, write_release_document
+from samples.releases import register_sitter as register_sample_sitter
+from samples.releases import write_release_document
+from samples.shoot import build_sample_shoot
 from likeness.errors import InvalidInput
 from likeness.models import PersonalData, Person, Role, Shoot, Shot
 from likeness.users import create_user
@@ -37,13 +39,9 @@ def add_user(wb: Workbench, username: str, role: Role) -> None:
 def register_sitter(wb: Workbench, tmp_path: Path, code: str = SITTER) -> None:
     """A sitter with personal data and an ai_training release signed long before any shoot."""
     signed = dt.date(2020, 1, 1)
-    document = write_release_document(tmp_path / f"release-{code}.pdf", person_code=code, signed_on=signed, scopes=["ai_training"])
     with wb.db.unit_of_work() as session:
-        api.add_person(session=session, code=code, legal_name=LEGAL_NAME, date_of_birth=BIRTHDAY, email=EMAIL, actor="test")
-        api.add_release(
-            session=session, blobs=wb.blobs, person_code=code, document=document, signed_on=signed,
-            scopes=["ai_training"], actor="test",
-        )
+        register_sample_sitter(session=session, blobs=wb.blobs, code=code, document_dir=tmp_path, legal_name=LEGAL_NAME,
+                               date_of_birth=BIRTHDAY, email=EMAIL, release_signed_on=signed, actor="test")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from ingest import api
-from ingest.sample_shoot import build_sample_shoot, write_release_document
+from samples.releases import register_sitter
+from samples.shoot import build_sample_shoot
 from likeness.models import Role, Shoot, Shot
 from likeness.users import create_user
 from likeness.workbench import Workbench
@@ -31,14 +32,10 @@ def test_photographer_uploads_a_shoot_and_sees_its_contact_sheet(
 
     wb = env_workbench
     signed = dt.date(2020, 1, 1)
-    document = write_release_document(tmp_path / "release.pdf", person_code=SITTER, signed_on=signed, scopes=["ai_training"])
     with wb.db.unit_of_work() as session:
         create_user(session=session, username="ana", password=PASSWORD, role=Role.photographer, actor="test")
-        api.add_person(session=session, code=SITTER, legal_name="Browser Sitter", actor="test")
-        api.add_release(
-            session=session, blobs=wb.blobs, person_code=SITTER, document=document, signed_on=signed,
-            scopes=["ai_training"], actor="test",
-        )
+        register_sitter(session=session, blobs=wb.blobs, code=SITTER, document_dir=tmp_path, legal_name="Browser Sitter",
+                        release_signed_on=signed, actor="test")
     shoot = build_sample_shoot(tmp_path / "card", sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
     frames = [shoot.path / relative for relative in shoot.good_frames]
     assert len(frames) == 2 and len({f.name for f in frames}) == 2

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.api import add_person, add_release, revoke_release
+from ingest.api import add_person, add_release, list_people, list_releases, person_codes, revoke_release
 from likeness.errors import InvalidInput
 from likeness.models import Role, Scope
-from ui import queries
 from ui._common import guard, require_role, workbench
 from ui.staging import safe_name
 
 DOCUMENT_TYPES = ["pdf", "png", "jpg", "jpeg", "tif", "tiff"]
+PEOPLE_COLUMNS = ("code", "legal_name", "date_of_birth", "email", "phone", "releases", "ai_training_today")
 COLUMNS = {
     "code": "Code", "legal_name": "Legal name", "date_of_birth": "Date of birth", "email": "Email", "phone": "Phone",
     "releases": "Releases", "ai_training_today": "ai_training today", "id": "#", "person": "Person",
@@ -50,7 +50,7 @@ with add_tab, st.form("add_person", clear_on_submit=True):
             st.success(f"Added {added}.")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    codes = queries.person_codes(session)
+    codes = person_codes(session=session)
 with release_tab, st.form("add_release", clear_on_submit=True):
     document = st.file_uploader("Signed document (PDF or scan)", type=DOCUMENT_TYPES, key="release_document")
     left, right = st.columns(2)
@@ -77,7 +77,7 @@ with release_tab, st.form("add_release", clear_on_submit=True):
             st.success(f"Release #{release_id} added for {release_person}.")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    open_releases = {r.id: r for r in queries.list_releases(session) if r.revoked_on is None}
+    open_releases = {r.id: r for r in list_releases(session=session) if r.revoked_on is None}
 with revoke_tab, st.form("revoke_release", clear_on_submit=True):
     release_id = st.selectbox(
         "Release", list(open_releases), index=None, format_func=lambda i: open_releases[i].label(), key="revoke_id"
@@ -96,11 +96,12 @@ with revoke_tab, st.form("revoke_release", clear_on_submit=True):
 
 with tables, guard(stop=True):
     with wb.db.unit_of_work() as session:
-        people = queries.people_with_personal_data(session, today=today)
-        releases = queries.list_releases(session)
+        people = list_people(session=session, today=today, personal_data=True)
+        releases = list_releases(session=session)
     st.subheader("Sitters")
     if people:
-        st.dataframe([asdict(p) for p in people], hide_index=True, column_config=COLUMNS, width="stretch")
+        st.dataframe([asdict(p) for p in people], hide_index=True, column_config=COLUMNS, width="stretch",
+                     column_order=PEOPLE_COLUMNS)
     else:
         st.info("No sitters registered yet.")
     st.subheader("Releases")

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from likeness import users
 from likeness.errors import LikenessError
 from likeness.models import DefectReason, Role, Thumb
 from qa import api as qa_api
-from ui import queries
 from ui._common import current_user, guard, plain, require_role, thumbnail, workbench
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _as_reviewer() -> Iterator[tuple[Session, int] | None]:
     Callbacks run before the app re-reads the role, so the role is checked here as well."""
     user = current_user()
     with workbench().db.unit_of_work() as session:
-        allowed = user is not None and queries.active_role(session, user.user_id) in REVIEWERS
+        allowed = user is not None and users.active_role(session=session, user_id=user.user_id) in REVIEWERS
         yield (session, user.user_id) if allowed else None
 
 
@@ -109,9 +109,9 @@ def vote(thumb: Thumb, reasons: tuple[str, ...] = ()) -> None:
             if reviewer is None:
                 return
             session, reviewer_id = reviewer
-            before = queries.my_votes(session, reviewer_id, [item_id]).get(item_id)
+            before = qa_api.my_votes(session=session, reviewer_id=reviewer_id, item_ids=[item_id]).get(item_id)
             qa_api.cast_vote(session=session, item_id=item_id, reviewer_id=reviewer_id, thumb=thumb, reasons=reasons)
-            voted = queries.my_votes(session, reviewer_id, batch)
+            voted = qa_api.my_votes(session=session, reviewer_id=reviewer_id, item_ids=batch)
     except LikenessError as exc:
         st.session_state[ERROR_KEY] = str(exc)
         return
@@ -158,7 +158,7 @@ def _label(text: str) -> str:
     return text.replace("_", " ")
 
 
-def _face_html(position: int, card: queries.ReviewCard) -> str:
+def _face_html(position: int, card: qa_api.ReviewCard) -> str:
     try:
         image = f'<img src="{thumbnail(blob_url, card.image_sha256, THUMB_SIZE, pad=True)}" alt="face {position + 1}">'
     except LikenessError as exc:
@@ -172,7 +172,7 @@ def _face_html(position: int, card: queries.ReviewCard) -> str:
     return f'<figure class="lk-face" data-item="{card.id}">{image}{caption}</figure>'
 
 
-def grid_html(cards: list[queries.ReviewCard]) -> str:
+def grid_html(cards: list[qa_api.ReviewCard]) -> str:
     """The faces of the batch with their index and the detector's flag: the same until the batch changes."""
     return GRID_STYLE + '<div class="lk-grid">' + "".join(_face_html(i, c) for i, c in enumerate(cards)) + "</div>"
 
@@ -200,7 +200,7 @@ def _number(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def show_measures(card: queries.ReviewCard, verdict: dict) -> None:
+def show_measures(card: qa_api.ReviewCard, verdict: dict) -> None:
     image, text = st.columns([1, 4], vertical_alignment="top")
     with image, guard():
         st.image(thumbnail(blob_url, card.image_sha256, DETAIL_SIZE), width=200)
@@ -223,7 +223,7 @@ def overall_stats(database_url: str) -> tuple[qa_api.ReviewStats, str]:
         return qa_api.review_stats(session=session), dt.datetime.now().strftime("%H:%M:%S")
 
 
-def show_counts(progress: queries.ReviewProgress, stats: qa_api.ReviewStats, taken_at: str) -> None:
+def show_counts(progress: qa_api.ReviewProgress, stats: qa_api.ReviewStats, taken_at: str) -> None:
     rows = ["| reason | you | all\\* | κ\\* |", "|---|--:|--:|--:|"]
     for reason in DefectReason:
         kappa = stats.agreement.get(reason.value)
@@ -245,19 +245,19 @@ blob_url = wb.blobs.url
 st.title("Review")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    cards = queries.review_cards(session, _batch())
-    votes = queries.my_votes(session, user.user_id, [c.id for c in cards])
+    cards = qa_api.review_cards(session=session, item_ids=_batch())
+    votes = qa_api.my_votes(session=session, reviewer_id=user.user_id, item_ids=[c.id for c in cards])
     if len(votes) == len(cards):  # batch finished (or none yet): the next faces not voted on
         items = qa_api.next_items(session=session, reviewer_id=user.user_id, limit=BATCH)
-        cards = [queries.ReviewCard(i.id, i.image_sha256, i.flag, i.flag_confidence) for i in items]
+        cards = [qa_api.ReviewCard(i.id, i.image_sha256, i.flag, i.flag_confidence) for i in items]
         votes = {}
         st.session_state[CURSOR_KEY] = 0
     st.session_state[BATCH_KEY] = tuple(c.id for c in cards)
     cursor = min(max(st.session_state.get(CURSOR_KEY, 0), 0), max(len(cards) - 1, 0))
     st.session_state[CURSOR_KEY] = cursor
     showing_measures = st.session_state.get(MEASURES_KEY, False) and bool(cards)
-    verdict = queries.review_measures(session, cards[cursor].id) if showing_measures else {}
-    progress = queries.review_progress(session, user.user_id)
+    verdict = qa_api.review_measures(session=session, item_id=cards[cursor].id) if showing_measures else {}
+    progress = qa_api.review_progress(session=session, reviewer_id=user.user_id)
 with guard(stop=True):
     stats, taken_at = overall_stats(wb.db.url)
 

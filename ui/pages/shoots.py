@@ -12,11 +12,11 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from ingest.api import IngestSummary, ingest_folder
+from ingest import api as ingest_api
+from pipeline.api import ingest_and_check
 from qa import api as qa_api
 from likeness.errors import LikenessError
 from likeness.models import Role
-from ui import queries
 from ui._common import UPLOADERS, guard, plain, require_role, thumbnail, workbench
 from ui.staging import UPLOAD_TYPES, ShootFields, discard, stage_upload
 
@@ -49,7 +49,7 @@ def show_summary(summary: IngestSummary) -> None:
         st.markdown("\n".join(lines))
 
 
-def show_card(card: queries.ShotCard) -> None:
+def show_card(card: ingest_api.ShotCard) -> None:
     if card.preview_sha256:
         with guard():
             st.image(thumbnail(blob_url, card.preview_sha256, PREVIEW_SIZE, pad=True), width="stretch")
@@ -76,25 +76,23 @@ def show_card(card: queries.ShotCard) -> None:
         )
 
 
-def ingest_upload(files: list, fields: ShootFields) -> IngestSummary:
+def ingest_upload(files: list, fields: ShootFields) -> ingest_api.IngestSummary:
     folder = stage_upload(wb.settings.resolved_upload_dir, files, fields)
     bar = st.progress(0.0, text="ingesting …")
     try:
-        summary = ingest_folder(
+        done = ingest_and_check(
             workbench=wb, path=folder, actor=user.username, workers=wb.settings.workers,
             progress=lambda done, total, path: bar.progress(done / max(total, 1), text=f"{done}/{total} · {path}"),
         )
     except LikenessError:
         # Refused before anything was stored (a bad manifest, a name taken): drop the staging folder.
         with wb.db.unit_of_work() as session:
-            if not queries.shoot_uses_folder(session, folder):
+            if not ingest_api.shoot_uses_folder(session=session, folder=folder):
                 discard(folder)
         raise
     finally:
         bar.empty()
-    with wb.db.unit_of_work() as session:
-        qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=summary.shoot_id, actor=user.username)
-    return summary
+    return done.ingest
 
 
 def _n(value: float | None, digits: int) -> str:
@@ -127,7 +125,7 @@ if user.role in UPLOADERS:
 
 # -- contact sheets --------------------------------------------------------------------------
 with guard(stop=True), wb.db.unit_of_work() as session:
-    shoots = queries.list_shoots(session)
+    shoots = ingest_api.list_shoots(session=session)
 if not shoots:
     st.info("No shoots stored yet." + (" Upload one above." if user.role in UPLOADERS else ""))
     st.stop()
@@ -137,12 +135,12 @@ if st.session_state.get("shoot_id") not in by_id:
 shoot_id = st.selectbox("Shoot", list(by_id), format_func=lambda i: by_id[i].label(), key="shoot_id")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    total = queries.count_shots(session, shoot_id)
+    total = ingest_api.count_shots(session=session, shoot_id=shoot_id)
 pages = max(1, math.ceil(total / PER_PAGE))
 page = st.number_input("Page", 1, pages, key=f"page_{shoot_id}") if pages > 1 else 1
 with guard(stop=True), wb.db.unit_of_work() as session:
-    cards = queries.contact_sheet(session, shoot_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
-    failures = queries.ingest_failures(session, shoot_id)
+    cards = ingest_api.contact_sheet(session=session, shoot_id=shoot_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
+    failures = ingest_api.ingest_failures(session=session, shoot_id=shoot_id)
 
 shoot = by_id[shoot_id]
 st.caption(

@@ -16,8 +16,9 @@ import tifffile
 from PIL import Image
 from skimage import data as skdata
 
-from ingest.dng import BLACK_LEVEL, WHITE_LEVEL, write_dng
-from ingest.sample_shoot import SampleShoot, build_sample_shoot, write_release_document
+from samples.dng import BLACK_LEVEL, WHITE_LEVEL, write_dng
+from samples.releases import write_release_document
+from samples.shoot import SampleShoot, build_sample_shoot
 
 SHOOT_DAY = datetime(2026, 11, 20, 10, 30, 15)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ingest.demo import DEMO_PASSWORD, DEMO_USERS, prepare_demo
+from samples.demo import DEMO_PASSWORD, DEMO_USERS, prepare_demo
 from likeness.models import Shot
 from likeness.users import authenticate
 from likeness.workbench import Workbench

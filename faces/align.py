@@ -12,25 +12,22 @@ import math
 import cv2
 import numpy as np
 
-# Six eye contour points each, like the 68-point scheme FFHQ was built on: the image-left eye
-# is the subject's right eye.
-IMAGE_LEFT_EYE = (33, 160, 158, 133, 153, 144)
-IMAGE_RIGHT_EYE = (362, 385, 387, 263, 373, 380)
-MOUTH_LEFT, MOUTH_RIGHT = 61, 291
+from faces.landmarks import LEFT_EYE, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, RIGHT_EYE
 
 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     """Oriented crop quad (4, 2) in image pixels: top-left, bottom-left, bottom-right, top-right.
 
-    ``landmarks`` is a FaceMesh array (468 or 478 points, x and y first) from :mod:`ingest.faces`.
+    ``landmarks`` is a FaceMesh array (468 or 478 points, x and y first) from :mod:`faces.detect`.
     """
     lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    # Eye contours rather than iris centres: the crop must not move when the gaze does.
-    eye_left = lm[list(IMAGE_LEFT_EYE)].mean(axis=0)
-    eye_right = lm[list(IMAGE_RIGHT_EYE)].mean(axis=0)
+    # Six eye contour points each, like the 68-point scheme FFHQ was built on, rather than iris
+    # centres: the crop must not move when the gaze does. Image left is the subject's right.
+    eye_left = lm[list(RIGHT_EYE)].mean(axis=0)
+    eye_right = lm[list(LEFT_EYE)].mean(axis=0)
     eye_avg = (eye_left + eye_right) / 2.0
     eye_to_eye = eye_right - eye_left
-    mouth_avg = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) / 2.0
+    mouth_avg = (lm[MOUTH_RIGHT_CORNER] + lm[MOUTH_LEFT_CORNER]) / 2.0
     eye_to_mouth = mouth_avg - eye_avg
 
     x = eye_to_eye - np.flipud(eye_to_mouth) * [-1.0, 1.0]

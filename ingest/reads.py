@@ -1,5 +1,6 @@
-"""Read-only queries behind the pages. Each takes a session and returns plain frozen dataclasses,
-so nothing tied to a session outlives the unit of work that loaded it."""
+"""Read-only queries on shoots, shots, sitters and releases for the CLI and the pages. Each
+takes a session and returns plain frozen dataclasses, so nothing tied to a session outlives the
+unit of work that loaded it; column-only selects where whole rows are not needed."""
 
 from __future__ import annotations
 
@@ -11,16 +12,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ingest.api import release_status
-from likeness.models import (
-    Face, IngestFailure, Person, Release, Review, ReviewItem, Role, Scope, Shoot, Shot, ShotStatus, Thumb, User,
-)
-
-
-def active_role(session: Session, user_id: int) -> Role | None:
-    """The user's role now, or None when the account is gone or deactivated."""
-    role = session.scalar(select(User.role).where(User.id == user_id, User.active.is_(True)))
-    return Role(role) if role is not None else None
+from ingest.people import normalise_code
+from ingest.releases import release_status
+from likeness.models import Face, IngestFailure, Person, Release, Scope, Shoot, Shot, ShotStatus
 
 
 # -- shoots ----------------------------------------------------------------------------------
@@ -46,7 +40,7 @@ class ShootRow:
         return f"{self.name} · {self.shoot_date} · {', '.join(parts) or 'no frames'}"
 
 
-def list_shoots(session: Session) -> list[ShootRow]:
+def list_shoots(*, session: Session) -> list[ShootRow]:
     """Every shoot, newest first, with its shots counted per status and its failed files."""
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     for shoot_id, status, n in session.execute(
@@ -95,17 +89,17 @@ class ShotCard:
     faces: tuple[FaceCard, ...] = ()
 
 
-def shoot_uses_folder(session: Session, folder: Path) -> bool:
+def shoot_uses_folder(*, session: Session, folder: Path) -> bool:
     """Whether a stored shoot was ingested from `folder` (its source_path)."""
     source = str(folder.resolve())
     return session.scalar(select(func.count()).select_from(Shoot).where(Shoot.source_path == source)) > 0
 
 
-def count_shots(session: Session, shoot_id: int) -> int:
+def count_shots(*, session: Session, shoot_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Shot).where(Shot.shoot_id == shoot_id)) or 0
 
 
-def contact_sheet(session: Session, shoot_id: int, *, offset: int = 0, limit: int = 24) -> list[ShotCard]:
+def contact_sheet(*, session: Session, shoot_id: int, offset: int = 0, limit: int = 24) -> list[ShotCard]:
     """One page of a shoot's shots in file order, with the measures of their faces."""
     shots = session.execute(
         select(
@@ -139,7 +133,7 @@ class FailureRow:
     reason: str
 
 
-def ingest_failures(session: Session, shoot_id: int) -> list[FailureRow]:
+def ingest_failures(*, session: Session, shoot_id: int) -> list[FailureRow]:
     return [
         FailureRow(*row)
         for row in session.execute(
@@ -150,42 +144,47 @@ def ingest_failures(session: Session, shoot_id: int) -> list[FailureRow]:
     ]
 
 
-# -- people (admin only: these rows carry personal data) -------------------------------------
+# -- people ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PersonRow:
+    """A sitter and whether a release covers ``ai_training`` today. The personal fields are
+    filled only when asked for (admins)."""
+
     code: str
-    legal_name: str | None
-    date_of_birth: dt.date | None
-    email: str | None
-    phone: str | None
     releases: int
-    ai_training_today: str
+    ai_training_today: str  # the release state, with its detail when it is not valid
+    legal_name: str | None = None
+    date_of_birth: dt.date | None = None
+    email: str | None = None
+    phone: str | None = None
 
 
-def people_with_personal_data(session: Session, *, today: dt.date) -> list[PersonRow]:
-    """Every sitter with their personal data and whether a release covers ai_training today."""
+def list_people(*, session: Session, today: dt.date, personal_data: bool = False) -> list[PersonRow]:
+    """Every sitter by code with their release count and today's ``ai_training`` status;
+    ``personal_data`` adds the admin-only fields."""
+    query = select(Person).options(selectinload(Person.releases)).order_by(Person.code)
+    if personal_data:
+        query = query.options(selectinload(Person.personal))
     rows = []
-    for person in session.scalars(
-        select(Person).options(selectinload(Person.releases), selectinload(Person.personal)).order_by(Person.code)
-    ):
+    for person in session.scalars(query):
         status = release_status(person, today, Scope.ai_training)
-        personal = person.personal
+        personal = person.personal if personal_data else None
         rows.append(
             PersonRow(
                 code=person.code,
+                releases=len(person.releases),
+                ai_training_today=status.state.value if status.valid else f"{status.state.value}: {status.detail}",
                 legal_name=personal.legal_name if personal else None,
                 date_of_birth=personal.date_of_birth if personal else None,
                 email=personal.email if personal else None,
                 phone=personal.phone if personal else None,
-                releases=len(person.releases),
-                ai_training_today=status.state.value if status.valid else f"{status.state.value}: {status.detail}",
             )
         )
     return rows
 
 
-def person_codes(session: Session) -> list[str]:
+def person_codes(*, session: Session) -> list[str]:
     return list(session.scalars(select(Person.code).order_by(Person.code)))
 
 
@@ -206,85 +205,16 @@ class ReleaseRow:
         return f"#{self.id} · {self.person} · signed {self.signed_on} · {self.scopes}"
 
 
-def list_releases(session: Session) -> list[ReleaseRow]:
+def list_releases(*, session: Session, person_code: str | None = None) -> list[ReleaseRow]:
+    """Releases by sitter code and id; only one sitter's with ``person_code``."""
+    query = select(Release, Person.code).join(Person, Release.person_id == Person.id).order_by(Person.code, Release.id)
+    if person_code is not None:
+        query = query.where(Person.code == normalise_code(person_code))
     return [
         ReleaseRow(
             id=r.id, person=code, signed_on=r.signed_on, expires_on=r.expires_on, scopes=", ".join(r.scopes or []),
             guardian=r.guardian_name, witness=r.witness_name, document=f"{r.document_name} ({r.document_type})",
             revoked_on=r.revoked_on, revoked_reason=r.revoked_reason,
         )
-        for r, code in session.execute(
-            select(Release, Person.code).join(Person, Release.person_id == Person.id).order_by(Person.code, Release.id)
-        )
+        for r, code in session.execute(query)
     ]
-
-
-# -- review ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ReviewCard:
-    """One face in the review grid: what the thumbnail and its badge need (no measures)."""
-
-    id: int
-    image_sha256: str
-    flag: str | None
-    flag_confidence: float | None
-
-
-def review_cards(session: Session, item_ids: list[int]) -> list[ReviewCard]:
-    """The items in the order given; ids that no longer exist are left out."""
-    if not item_ids:
-        return []
-    rows = {
-        row.id: ReviewCard(*row)
-        for row in session.execute(
-            select(ReviewItem.id, ReviewItem.image_sha256, ReviewItem.flag, ReviewItem.flag_confidence)
-            .where(ReviewItem.id.in_(item_ids))
-        )
-    }
-    return [rows[i] for i in item_ids if i in rows]
-
-
-def review_measures(session: Session, item_id: int) -> dict:
-    """The detector's verdict stored with the item (state, confidence, reason, measures)."""
-    return session.scalar(select(ReviewItem.measures).where(ReviewItem.id == item_id)) or {}
-
-
-def my_votes(session: Session, reviewer_id: int, item_ids: list[int]) -> dict[int, tuple[str, tuple[str, ...]]]:
-    """This reviewer's votes on the given items: item id -> (thumb, reasons)."""
-    if not item_ids:
-        return {}
-    return {
-        item_id: (thumb, tuple(reasons or ()))
-        for item_id, thumb, reasons in session.execute(
-            select(Review.item_id, Review.thumb, Review.reasons)
-            .where(Review.reviewer_id == reviewer_id, Review.item_id.in_(item_ids))
-        )
-    }
-
-
-@dataclass(frozen=True)
-class ReviewProgress:
-    items: int
-    reviewed: int  # items this reviewer has voted on
-    up: int
-    down: int
-    reasons: dict[str, int] = field(default_factory=dict)  # this reviewer's thumbs-down reasons
-
-
-def review_progress(session: Session, reviewer_id: int) -> ReviewProgress:
-    """Counted on every key press, so the thumbs are counted in SQL and only thumbs-down rows are read."""
-    items = session.scalar(select(func.count()).select_from(ReviewItem)) or 0
-    thumbs = dict(
-        session.execute(
-            select(Review.thumb, func.count()).where(Review.reviewer_id == reviewer_id).group_by(Review.thumb)
-        ).all()
-    )
-    reasons: dict[str, int] = defaultdict(int)
-    for given in session.scalars(
-        select(Review.reasons).where(Review.reviewer_id == reviewer_id, Review.thumb == Thumb.down.value)
-    ):
-        for reason in given or ():
-            reasons[reason] += 1
-    up, down = thumbs.get(Thumb.up.value, 0), thumbs.get(Thumb.down.value, 0)
-    return ReviewProgress(items=items, reviewed=up + down, up=up, down=down, reasons=dict(reasons))

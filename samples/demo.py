@@ -9,14 +9,14 @@ import logging
 import typer
 from sqlalchemy import select
 
-from ingest import api
-from ingest.cli import print_summary
-from ingest.sample_shoot import build_sample_shoot, write_release_document
+from pipeline.api import ingest_and_check
+from pipeline.cli import print_summary
+from samples.releases import register_sitter
+from samples.shoot import build_sample_shoot
 from likeness import users
 from likeness.cli import app_command, console, sub_app
 from likeness.models import Person, Role, User
 from likeness.workbench import Workbench
-from qa import api as qa_api
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +41,15 @@ def prepare_demo(workbench: Workbench) -> None:
             if session.scalar(select(User).where(User.username == username)) is None:
                 users.create_user(session=session, username=username, password=DEMO_PASSWORD, role=role, actor="demo")
         if session.scalar(select(Person).where(Person.code == SITTER)) is None:
-            api.add_person(
-                session=session, code=SITTER, legal_name="Demo Sitter", date_of_birth=dt.date(1990, 5, 17), actor="demo"
+            register_sitter(
+                session=session, blobs=workbench.blobs, code=SITTER, document_dir=data_dir,
+                legal_name="Demo Sitter", date_of_birth=dt.date(1990, 5, 17), release_signed_on=SHOOT_DATE,
+                witness_name="Studio manager", actor="demo",
             )
-            document = write_release_document(
-                data_dir / "demo-release.pdf", person_code=SITTER, signed_on=SHOOT_DATE, scopes=["ai_training"]
-            )
-            api.add_release(
-                session=session, blobs=workbench.blobs, person_code=SITTER, document=document,
-                signed_on=SHOOT_DATE, scopes=["ai_training"], witness_name="Studio manager", actor="demo",
-            )
-    summary = api.ingest_folder(workbench=workbench, path=shoot_dir, actor="demo")
-    print_summary(summary)
-    with workbench.db.unit_of_work() as session:
-        checked = qa_api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=summary.shoot_id, actor="demo")
-    console.print(f"shot QA: {checked.passed} of {checked.shots} frames pass; {checked.queued_faces} faces queued for review")
+    done = ingest_and_check(workbench=workbench, path=shoot_dir, actor="demo")
+    print_summary(done.ingest)
+    if (checked := done.qa) is not None:
+        console.print(f"shot QA: {checked.passed} of {checked.shots} frames pass; {checked.queued_faces} faces queued for review")
 
 
 @demo_app.callback(invoke_without_command=True)

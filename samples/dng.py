@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from likeness.files import atomic_output
+
 __all__ = ["write_dng", "BLACK_LEVEL", "WHITE_LEVEL", "MAX_SIDE", "MIN_SIDE"]
 
 BLACK_LEVEL = 512
@@ -495,16 +497,10 @@ def write_dng(
         ]
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(header)
-            for blob in blobs:
-                fh.write(blob)
-            if fh.tell() < off_raw:
-                fh.write(b"\x00" * (off_raw - fh.tell()))
-            fh.write(raw_bytes)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        fh.write(header)
+        for blob in blobs:
+            fh.write(blob)
+        if fh.tell() < off_raw:
+            fh.write(b"\x00" * (off_raw - fh.tell()))
+        fh.write(raw_bytes)

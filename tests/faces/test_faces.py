@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from ingest import faces as faces_module
-from ingest.align import IMAGE_LEFT_EYE, IMAGE_RIGHT_EYE, align_face, ffhq_quad
-from ingest.faces import FaceFinding, eye_aspect_ratio, find_faces, head_pose, iris_position
+from faces import detect as faces_module
+from faces.align import align_face, ffhq_quad
+from faces.detect import FaceFinding, find_faces
+from faces.landmarks import LEFT_EYE, RIGHT_EYE
+from faces.measures import eye_aspect_ratio, head_pose, iris_position
 
-EYES = (*IMAGE_LEFT_EYE, *IMAGE_RIGHT_EYE, 468, 473)
+EYES = (*RIGHT_EYE, *LEFT_EYE, 468, 473)
 
 
 @functools.lru_cache(maxsize=None)
@@ -47,8 +49,8 @@ def _angle_diff(a: float, b: float) -> float:
 
 
 def _eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (landmarks[list(IMAGE_LEFT_EYE), :2].mean(axis=0),
-            landmarks[list(IMAGE_RIGHT_EYE), :2].mean(axis=0))
+    return (landmarks[list(RIGHT_EYE), :2].mean(axis=0),
+            landmarks[list(LEFT_EYE), :2].mean(axis=0))
 
 
 @pytest.fixture(scope="session")
@@ -253,11 +255,11 @@ def test_wrong_input_type_is_refused() -> None:
 
 def test_degenerate_geometry_gives_nan() -> None:
     flat = np.zeros((478, 3), np.float32)
-    assert math.isnan(eye_aspect_ratio(flat, faces_module.RIGHT_EYE))
+    assert math.isnan(eye_aspect_ratio(flat, RIGHT_EYE))
     assert math.isnan(iris_position(flat, 468, 33, 133))
     assert all(math.isnan(v) for v in head_pose(flat))
     broken = np.full((478, 3), np.nan, np.float32)
-    assert math.isnan(eye_aspect_ratio(broken, faces_module.LEFT_EYE))
+    assert math.isnan(eye_aspect_ratio(broken, LEFT_EYE))
     assert all(math.isnan(v) for v in head_pose(broken))
     measured = faces_module._measure(flat, 0.9)
     assert math.isnan(measured.yaw) and math.isnan(measured.ear_left)

@@ -22,13 +22,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-log = logging.getLogger(__name__)
+from faces.landmarks import LEFT_EYE, LEFT_EYE_CORNERS, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_EYE_CORNERS, RIGHT_IRIS
+from faces.measures import eye_aspect_ratio, head_pose, iris_position
 
-N_LANDMARKS = 478
-# Subject's right eye (image left) and left eye (image right), in EAR order p1..p6.
-RIGHT_EYE = (33, 160, 158, 133, 153, 144)
-LEFT_EYE = (362, 385, 387, 263, 373, 380)
-RIGHT_IRIS, LEFT_IRIS = 468, 473
+log = logging.getLogger(__name__)
 
 MIN_IMAGE_EDGE = 16  # nothing smaller can hold a measurable face
 DETECT_LONG_EDGE = 1280  # detectors resize to 128/192 px internally; more only costs time
@@ -41,9 +38,6 @@ DEDUP_IOU = 0.4
 TILE_FRACTION = 0.4
 TILE_OVERLAP = 0.25
 MIN_TILED_EDGE = 640
-# FaceMesh puts the chin (152) a little deeper than the hairline point (10): on level frontal
-# portraits the raw forehead-to-chin angle reads about 6 degrees chin-down.
-PITCH_BIAS_DEG = 6.0
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare landmark arrays ambiguously
@@ -132,45 +126,6 @@ def _graph(kind: str, confidence: float) -> Any:
     return graph
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den > 1e-9 and math.isfinite(num) and math.isfinite(den) else float("nan")
-
-
-def eye_aspect_ratio(pts: np.ndarray, idx: tuple[int, ...]) -> float:
-    """(|p2-p6| + |p3-p5|) / (2 |p1-p4|) on the image plane, for landmark indices p1..p6."""
-    p1, p2, p3, p4, p5, p6 = (pts[i, :2].astype(np.float64) for i in idx)
-    vertical = np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)
-    return _ratio(float(vertical), 2.0 * float(np.linalg.norm(p1 - p4)))
-
-
-def iris_position(pts: np.ndarray, iris: int, outer: int, inner: int) -> float:
-    """Iris centre projected on the outer->inner corner axis: 0 at the outer corner, 1 at the inner."""
-    a, b, c = (pts[i, :2].astype(np.float64) for i in (outer, inner, iris))
-    axis = b - a
-    return _ratio(float(np.dot(c - a, axis)), float(np.dot(axis, axis)))
-
-
-def head_pose(pts: np.ndarray) -> tuple[float, float, float]:
-    """Yaw, pitch, roll in degrees (see :class:`FaceFinding`) from a face frame in the 3D landmarks."""
-    p = pts.astype(np.float64)
-    across = (p[263] - p[33]) + (p[362] - p[133])  # towards the subject's left (image right)
-    down = p[152] - p[10]  # forehead to chin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = across / np.linalg.norm(across)
-        down = down - np.dot(down, x) * x
-        y = down / np.linalg.norm(down)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return (float("nan"),) * 3
-    z = np.cross(x, y)  # into the scene, away from the camera, for a frontal face
-    # Columns are the face axes in camera coordinates; decompose as Rz(roll) Ry(yaw) Rx(pitch).
-    r = np.stack([x, y, z], axis=1)
-    yaw = math.degrees(math.asin(float(np.clip(-r[2, 0], -1.0, 1.0))))
-    pitch = -math.degrees(math.atan2(r[2, 1], r[2, 2])) + PITCH_BIAS_DEG
-    pitch = (pitch + 180.0) % 360.0 - 180.0
-    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
-    return yaw, pitch, roll
-
-
 def _measure(pts: np.ndarray, score: float) -> FaceFinding:
     (x0, y0), (x1, y1) = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
     yaw, pitch, roll = head_pose(pts)
@@ -178,8 +133,8 @@ def _measure(pts: np.ndarray, score: float) -> FaceFinding:
         box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), landmarks=pts,
         yaw=yaw, pitch=pitch, roll=roll,
         ear_right=eye_aspect_ratio(pts, RIGHT_EYE), ear_left=eye_aspect_ratio(pts, LEFT_EYE),
-        iris_right=iris_position(pts, RIGHT_IRIS, 33, 133),
-        iris_left=iris_position(pts, LEFT_IRIS, 263, 362),
+        iris_right=iris_position(pts, RIGHT_IRIS, *RIGHT_EYE_CORNERS),
+        iris_left=iris_position(pts, LEFT_IRIS, *LEFT_EYE_CORNERS),
     )
 
 

@@ -1,0 +1,83 @@
+"""Read-only queries behind the review grid: cards, stored verdicts, a reviewer's votes and
+progress, as frozen dataclasses from column-only selects."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from likeness.models import Review, ReviewItem, Thumb
+
+
+# -- review ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReviewCard:
+    """One face in the review grid: what the thumbnail and its badge need (no measures)."""
+
+    id: int
+    image_sha256: str
+    flag: str | None
+    flag_confidence: float | None
+
+
+def review_cards(*, session: Session, item_ids: list[int]) -> list[ReviewCard]:
+    """The items in the order given; ids that no longer exist are left out."""
+    if not item_ids:
+        return []
+    rows = {
+        row.id: ReviewCard(*row)
+        for row in session.execute(
+            select(ReviewItem.id, ReviewItem.image_sha256, ReviewItem.flag, ReviewItem.flag_confidence)
+            .where(ReviewItem.id.in_(item_ids))
+        )
+    }
+    return [rows[i] for i in item_ids if i in rows]
+
+
+def review_measures(*, session: Session, item_id: int) -> dict:
+    """The detector's verdict stored with the item (state, confidence, reason, measures)."""
+    return session.scalar(select(ReviewItem.measures).where(ReviewItem.id == item_id)) or {}
+
+
+def my_votes(*, session: Session, reviewer_id: int, item_ids: list[int]) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """This reviewer's votes on the given items: item id -> (thumb, reasons)."""
+    if not item_ids:
+        return {}
+    return {
+        item_id: (thumb, tuple(reasons or ()))
+        for item_id, thumb, reasons in session.execute(
+            select(Review.item_id, Review.thumb, Review.reasons)
+            .where(Review.reviewer_id == reviewer_id, Review.item_id.in_(item_ids))
+        )
+    }
+
+
+@dataclass(frozen=True)
+class ReviewProgress:
+    items: int
+    reviewed: int  # items this reviewer has voted on
+    up: int
+    down: int
+    reasons: dict[str, int] = field(default_factory=dict)  # this reviewer's thumbs-down reasons
+
+
+def review_progress(*, session: Session, reviewer_id: int) -> ReviewProgress:
+    """Counted on every key press, so the thumbs are counted in SQL and only thumbs-down rows are read."""
+    items = session.scalar(select(func.count()).select_from(ReviewItem)) or 0
+    thumbs = dict(
+        session.execute(
+            select(Review.thumb, func.count()).where(Review.reviewer_id == reviewer_id).group_by(Review.thumb)
+        ).all()
+    )
+    reasons: dict[str, int] = defaultdict(int)
+    for given in session.scalars(
+        select(Review.reasons).where(Review.reviewer_id == reviewer_id, Review.thumb == Thumb.down.value)
+    ):
+        for reason in given or ():
+            reasons[reason] += 1
+    up, down = thumbs.get(Thumb.up.value, 0), thumbs.get(Thumb.down.value, 0)
+    return ReviewProgress(items=items, reviewed=up + down, up=up, down=down, reasons=dict(reasons))
