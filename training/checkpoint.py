@@ -17,33 +17,37 @@ Keys (the contract with readers such as generation and the model registry):
     seconds                    training time so far
     train_config, network_config   TrainConfig.to_dict(), NetworkConfig.to_dict()
 
-A file is complete before its name appears (temporary file in the same folder, fsync, rename,
-fsync of the folder), so a run killed while saving leaves the previous snapshot as the latest;
-`find_latest_snapshot` ignores the temporary files such a kill leaves behind.
+A file is complete before its name appears (`likeness.files.write_atomic`: temporary file in
+the same folder, fsync, rename, fsync of the folder), so a run killed while saving leaves the
+previous snapshot as the latest; `find_latest_snapshot` ignores the temporary files such a kill
+leaves behind.
+
+Beside the snapshots a run folder holds OPTIONS_FILE (the resolved settings, written when the
+run starts) and METRICS_FILE (one JSON line per snapshot, appended after the snapshot file).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pickle
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 from likeness.errors import InvalidInput, NotFound
+from likeness.files import write_atomic
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FORMAT = "likeness.stylegan2-ada.snapshot"
 SNAPSHOT_VERSION = 1
 SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})\.pt$")
+METRICS_FILE = "metrics.jsonl"
+OPTIONS_FILE = "training_options.json"
 REQUIRED_KEYS = ("G", "D", "G_ema", "G_opt", "D_opt", "loss", "augment_p", "ada_stats", "cur_nimg",
                  "step", "tick", "rng", "train_config", "network_config")
 
@@ -51,24 +55,6 @@ REQUIRED_KEYS = ("G", "D", "G_ema", "G_opt", "D_opt", "loss", "augment_p", "ada_
 def snapshot_name(cur_nimg: int) -> str:
     """`network-snapshot-{kimg:06d}.pt` for the whole kimg reached."""
     return f"network-snapshot-{cur_nimg // 1000:06d}.pt"
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write` on a temporary file beside `path`, fsync it, then rename it to `path`."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-    return path
 
 
 def save_snapshot(path: Path, state: dict[str, Any]) -> Path:
@@ -118,17 +104,3 @@ def find_latest_snapshot(run_dir: Path) -> Path | None:
     """The snapshot with the highest kimg in `run_dir`, or None when there is none."""
     best = max(iter_snapshots(run_dir), default=None, key=lambda item: item[0])
     return None if best is None else best[1]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        log.debug("fsync of folder %s not supported", folder)
-    finally:
-        os.close(fd)

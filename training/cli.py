@@ -13,10 +13,9 @@ from rich.table import Table
 from likeness.cli import DefaultCommandGroup, console, open_workbench, sub_app
 from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
-from training import generate as gen
-from training import runs
+from training import api
+from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
-from training.loop import AUGMENT_MODES, Progress as TrainProgress, TrainConfig
 from training.networks import NetworkConfig
 
 
@@ -49,10 +48,11 @@ def train_run(
     dataset: Path = typer.Argument(..., help="Dataset folder or .zip from `likeness train prepare`."),
     out: Path | None = typer.Option(None, help="Run folder (default: runs/<name> in the data directory)."),
     name: str | None = typer.Option(None, help="Run name (default: the run folder's name)."),
-    kimg: float = typer.Option(25000.0, help="Train for this many thousand images in all."),
-    batch: int = typer.Option(32, help="Images per step."),
-    snapshot_kimg: float = typer.Option(200.0, help="Snapshot (checkpoint) every this many thousand images."),
-    tick_kimg: float = typer.Option(4.0, help="Progress report every this many thousand images."),
+    kimg: float = typer.Option(RUN_DEFAULTS.kimg, help="Train for this many thousand images in all."),
+    batch: int = typer.Option(RUN_DEFAULTS.batch, help="Images per step."),
+    snapshot_kimg: float = typer.Option(RUN_DEFAULTS.snapshot_kimg,
+                                        help="Snapshot (checkpoint) every this many thousand images."),
+    tick_kimg: float = typer.Option(RUN_DEFAULTS.tick_kimg, help="Progress report every this many thousand images."),
     network: Path | None = typer.Option(None, help="NetworkConfig JSON file (default: the preset for the resolution)."),
     net: list[str] = typer.Option([], help="Preset override KEY=VALUE, e.g. channel_max=256 (repeatable)."),
     augment: str = typer.Option("ada", help=f"Augmentation: {', '.join(AUGMENT_MODES)}."),
@@ -64,7 +64,7 @@ def train_run(
 ) -> None:
     """Train a StyleGAN2-ADA run, recording progress and checkpoints in the database."""
     with open_workbench() as wb:
-        run_dir = out or wb.settings.data_dir / "runs" / (name or dataset.stem)
+        run_dir = out or api.run_folder(wb, name or dataset.stem)
         config = TrainConfig(
             data=str(dataset), out_dir=str(run_dir), network=_network_file(network),
             network_overrides=_overrides(net), batch=batch, total_kimg=kimg, snapshot_kimg=snapshot_kimg,
@@ -81,13 +81,12 @@ def train_run(
                     f"{report.img_per_s:.1f} img/s  {losses}  p {report.augment_p:.3f}"))
 
             try:
-                run_id = runs.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show)
+                run_id = api.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show)
             except KeyboardInterrupt:
                 again = f"likeness train run {dataset} --out {run_dir}" + (f" --name {name}" if name else "")
                 console.print(f"stopped; continue with `{again} --resume auto`")
                 raise typer.Exit(130) from None
-        with wb.db.unit_of_work() as session:
-            summary = next(s for s in runs.run_status(session) if s.id == run_id)
+        summary = api.run_summary(wb, run_id)
     console.print(f"run {summary.name}: {summary.status} at kimg {summary.kimg:g}, {summary.checkpoints} checkpoints "
                   f"(latest #{summary.latest_checkpoint_id}) in {summary.run_dir}")
 
@@ -95,8 +94,8 @@ def train_run(
 @train_app.command("status")
 def train_status() -> None:
     """List training runs: status, progress, augmentation and their latest checkpoint."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
-        summaries = runs.run_status(session)
+    with open_workbench() as wb:
+        summaries = api.run_summaries(wb)
     if not summaries:
         console.print("no training runs yet; start one with `likeness train run DATASET`")
         return
@@ -111,8 +110,8 @@ def train_status() -> None:
 @train_app.command("checkpoints")
 def train_checkpoints(run: str | None = typer.Argument(None, help="Only this run (by name).")) -> None:
     """List checkpoints with the ids that `likeness generate` takes."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
-        checkpoints = runs.list_checkpoints(session, run_name=run)
+    with open_workbench() as wb:
+        checkpoints = api.checkpoints(wb, run_name=run)
     table = Table("#", "run", "kimg", "stage", "tainted", "losses")
     for c in checkpoints:
         losses = " ".join(f"{k} {v:.3f}" for k, v in c.metrics.get("losses", {}).items())
@@ -134,13 +133,10 @@ def generate_faces(
     """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review."""
     chosen = _seeds(seeds) if seeds is not None else list(range(n))
     with open_workbench() as wb:
-        ids = gen.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
+        ids = api.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
                            noise_mode=noise_mode, queue_for_review=review)
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            with wb.db.unit_of_work() as session:
-                for seed, sha in gen.image_blobs(session, ids):
-                    wb.blobs.copy_to(sha, out / f"seed{seed:04d}.png")
+            api.write_generated(wb, ids, out)
     queued = ", queued for review" if review else ""
     console.print(f"{len(ids)} images from checkpoint {checkpoint} at psi {psi:g}{queued}"
                   + (f"; written to {out}" if out is not None else ""))
@@ -177,11 +173,11 @@ def _checkpoint_ref(text: str) -> int | Path:
     return int(text) if text.isdigit() else Path(text)
 
 
-def _resume(wb: Workbench, text: str | None, run_dir: Path) -> runs.Resume:
+def _resume(wb: Workbench, text: str | None, run_dir: Path) -> api.Resume:
     if text is None or text == "auto":
         return text  # type: ignore[return-value]
     if text.isdigit():
-        return runs.checkpoint_file(wb, int(text), scratch=run_dir / "resume")
+        return api.checkpoint_file(wb, int(text), scratch=run_dir / "resume")
     return Path(text)
 
 

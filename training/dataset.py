@@ -36,7 +36,7 @@ import random
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
@@ -45,6 +45,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from likeness.errors import InvalidInput
+from likeness.files import fsync_dir
+from likeness.progress import ProgressFn
 
 __all__ = ["DatasetError", "ImageFolderDataset", "PreparedDataset", "prepare_dataset"]
 
@@ -56,7 +58,6 @@ RGB_CONVERTIBLE_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
 MIN_RESOLUTION = 4
 
 Label = int | tuple[float, ...]
-Progress = Callable[[int, int, str], None]  # (done, total, source path) after each image
 
 
 class DatasetError(InvalidInput):
@@ -501,10 +502,11 @@ def _output_name(index: int) -> str:
 
 def prepare_dataset(src: Path, dest: Path, *, resolution: int,
                     labels: Mapping[str, int | Sequence[float]] | None = None,
-                    progress: Progress | None = None) -> PreparedDataset:
+                    progress: ProgressFn | None = None) -> PreparedDataset:
     """Build a training dataset (folder, or zip when dest ends in .zip) from square face crops.
 
     `labels` maps each source image's path relative to `src` (forward slashes) to its label.
+    `progress` hears (done, total, source path relative to `src`) after each image.
     The dataset is built in a hidden sibling of `dest` and renamed into place at the end, so an
     interrupted run never leaves a partial dataset at `dest`.
     """
@@ -530,6 +532,7 @@ def prepare_dataset(src: Path, dest: Path, *, resolution: int,
         if dest.is_dir():
             dest.rmdir()  # empty, checked above
         os.replace(partial, dest)
+        fsync_dir(dest.parent)
     except BaseException:
         _remove(partial)
         raise
@@ -538,7 +541,7 @@ def prepare_dataset(src: Path, dest: Path, *, resolution: int,
 
 
 def _write_images(src: Path, images: list[str], resolution: int, labels: dict[str, Label] | None,
-                  writer: _Writer, digest: _Fingerprint, progress: Progress | None) -> None:
+                  writer: _Writer, digest: _Fingerprint, progress: ProgressFn | None) -> None:
     entries: list[list[object]] = []
     for index, source in enumerate(images):
         name, data = _output_name(index), _encode(src / source, resolution)

@@ -59,7 +59,7 @@ def load_generator(workbench: Workbench, checkpoint: int | Path, *, device: str 
     reads the file once; the taint check runs on every call.
     """
     with workbench.db.unit_of_work() as session:
-        row = _checkpoint(session, checkpoint)
+        row = _checkpoint(checkpoint, session=session)
         checkpoint_id, file_sha = row.id, row.file_sha256
     network, G = _generator_from_blob(workbench.blobs.url, file_sha, device)
     return LoadedGenerator(checkpoint_id=checkpoint_id, network=network, G=G, device=torch.device(device))
@@ -88,14 +88,14 @@ def generate(
     recipe = dict(checkpoint_id=loaded.checkpoint_id, psi=float(psi), label_key=key, noise_mode=noise_mode)
 
     with workbench.db.unit_of_work() as session:
-        known = _existing(session, recipe, seeds)
+        known = _existing(recipe, seeds, session=session)
     images = {seed: workbench.blobs.put_bytes(_png(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
               for seed in dict.fromkeys(seeds) if seed not in known}
 
     with workbench.db.unit_of_work() as session:
-        if _checkpoint(session, loaded.checkpoint_id).tainted:  # it may have been tainted meanwhile
+        if _checkpoint(loaded.checkpoint_id, session=session).tainted:  # it may have been tainted meanwhile
             raise _tainted(loaded.checkpoint_id)
-        rows = _existing(session, recipe, seeds)
+        rows = _existing(recipe, seeds, session=session)
         for seed, sha in images.items():
             if seed not in rows:
                 rows[seed] = GeneratedImage(seed=seed, label=_label_json(label), image_sha256=sha, **recipe)
@@ -180,7 +180,7 @@ def truncation_sweep(
     return _grid(cells, columns=len(psis), size=loaded.network.resolution)
 
 
-def image_blobs(session: Session, ids: Sequence[int]) -> list[tuple[int, str]]:
+def image_blobs(ids: Sequence[int], *, session: Session) -> list[tuple[int, str]]:
     """(seed, image SHA-256) of generated images, in the order of `ids`."""
     rows = {row.id: row for row in session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(ids)))}
     return [(rows[i].seed, rows[i].image_sha256) for i in ids]
@@ -188,7 +188,7 @@ def image_blobs(session: Session, ids: Sequence[int]) -> list[tuple[int, str]]:
 
 # ---- Checkpoints and consent. ------------------------------------------------------------------
 
-def _checkpoint(session: Session, checkpoint: int | Path) -> Checkpoint:
+def _checkpoint(checkpoint: int | Path, *, session: Session) -> Checkpoint:
     if isinstance(checkpoint, int):
         row = session.get(Checkpoint, checkpoint)
         if row is None:
@@ -282,7 +282,7 @@ def _label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor 
     return c.to(loaded.device)
 
 
-def _existing(session: Session, recipe: dict[str, object], seeds: Sequence[int]) -> dict[int, GeneratedImage]:
+def _existing(recipe: dict[str, object], seeds: Sequence[int], *, session: Session) -> dict[int, GeneratedImage]:
     query = select(GeneratedImage).where(GeneratedImage.seed.in_(set(seeds)),
                                          *(getattr(GeneratedImage, k) == v for k, v in recipe.items()))
     return {row.seed: row for row in session.scalars(query)}

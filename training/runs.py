@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 from likeness.errors import ConfigError, NotFound
 from likeness.models import Checkpoint, RunStatus, TrainingRun, utcnow
 from likeness.workbench import Workbench
-from training.loop import Progress, TrainConfig, TrainResult, train
+from training.checkpoint import METRICS_FILE, OPTIONS_FILE
+from training.config import TrainConfig, TrainProgress, TrainResult
+from training.loop import train
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
-OPTIONS_FILE = "training_options.json"
 Resume = Path | Literal["auto"] | None
 
 
@@ -56,12 +56,15 @@ class RunSummary:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointSummary:
+    """One checkpoint as `likeness train checkpoints` and the app show it."""
+
     id: int
     run_name: str
     kimg: float
     stage: str
     tainted: bool
     file_sha256: str
+    grid_sha256: str | None             # the sample grid written with the snapshot
     metrics: dict[str, Any]
 
 
@@ -71,7 +74,7 @@ def start_run(
     *,
     name: str | None = None,             # the run's unique name (default: the run folder's name)
     resume: Resume = None,               # "auto": the run folder's latest snapshot; a snapshot path; None: fresh
-    progress: Callable[[Progress], None] | None = None,  # called after each tick is recorded
+    progress: Callable[[TrainProgress], None] | None = None,  # called after each tick is recorded
     abort: Callable[[], bool] | None = None,  # polled every step; True ends the run as stopped
 ) -> int:
     """Train with `config`, keeping the `TrainingRun` row and its checkpoints current; returns its id.
@@ -86,7 +89,7 @@ def start_run(
     run_id, resume = _open_run(workbench, config, name=name, resume=resume)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
 
-    def on_tick(report: Progress) -> None:
+    def on_tick(report: TrainProgress) -> None:
         _record_tick(workbench, run_id, run_dir, report)
         recorder.record_new()
         if progress is not None:
@@ -106,35 +109,45 @@ def start_run(
     return run_id
 
 
-def run_status(session: Session) -> list[RunSummary]:
+def run_status(*, session: Session) -> list[RunSummary]:
     """Every run, newest first, with its checkpoint count and latest checkpoint."""
     counts = (select(Checkpoint.run_id, func.count().label("n"), func.max(Checkpoint.id).label("latest"))
               .group_by(Checkpoint.run_id).subquery())
     rows = session.execute(
-        select(TrainingRun, counts.c.n, counts.c.latest)
+        select(TrainingRun.id, TrainingRun.name, TrainingRun.status, TrainingRun.kimg, TrainingRun.total_kimg,
+               TrainingRun.augment_p, counts.c.n, counts.c.latest, TrainingRun.last_metrics, TrainingRun.error,
+               TrainingRun.run_dir, TrainingRun.updated_at)
         .outerjoin(counts, counts.c.run_id == TrainingRun.id)
         .order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
     )
     return [
-        RunSummary(id=run.id, name=run.name, status=run.status, kimg=run.kimg, total_kimg=run.total_kimg,
-                   augment_p=run.augment_p, checkpoints=n or 0, latest_checkpoint_id=latest,
-                   last_metrics=dict(run.last_metrics), error=run.error, run_dir=run.run_dir,
-                   updated_at=run.updated_at)
-        for run, n, latest in rows
+        RunSummary(id=run_id, name=name, status=status, kimg=kimg, total_kimg=total_kimg, augment_p=augment_p,
+                   checkpoints=n or 0, latest_checkpoint_id=latest, last_metrics=dict(last_metrics or {}),
+                   error=error, run_dir=run_dir, updated_at=updated_at)
+        for (run_id, name, status, kimg, total_kimg, augment_p, n, latest, last_metrics, error, run_dir,
+             updated_at) in rows
     ]
 
 
-def list_checkpoints(session: Session, *, run_name: str | None = None) -> list[CheckpointSummary]:
+def find_run_id(name: str, *, session: Session) -> int | None:
+    """The id of the run called `name`, or None."""
+    return session.scalar(select(TrainingRun.id).where(TrainingRun.name == name))
+
+
+def list_checkpoints(*, session: Session, run_name: str | None = None) -> list[CheckpointSummary]:
     """Checkpoints of one run (or of all), oldest first."""
-    query = select(Checkpoint, TrainingRun.name).join(TrainingRun).order_by(TrainingRun.id, Checkpoint.kimg)
+    query = (select(Checkpoint.id, TrainingRun.name, Checkpoint.kimg, Checkpoint.stage, Checkpoint.tainted,
+                    Checkpoint.file_sha256, Checkpoint.grid_sha256, Checkpoint.metrics)
+             .join(TrainingRun, Checkpoint.run_id == TrainingRun.id)
+             .order_by(TrainingRun.id, Checkpoint.kimg))
     if run_name is not None:
-        if session.scalar(select(TrainingRun.id).where(TrainingRun.name == run_name)) is None:
+        if find_run_id(run_name, session=session) is None:
             raise NotFound(f"no training run named {run_name!r}", hint="`likeness train status` lists the runs")
         query = query.where(TrainingRun.name == run_name)
     return [
-        CheckpointSummary(id=c.id, run_name=run, kimg=c.kimg, stage=c.stage, tainted=c.tainted,
-                          file_sha256=c.file_sha256, metrics=dict(c.metrics))
-        for c, run in session.execute(query)
+        CheckpointSummary(id=checkpoint_id, run_name=run, kimg=kimg, stage=stage, tainted=tainted,
+                          file_sha256=file_sha256, grid_sha256=grid_sha256, metrics=dict(metrics or {}))
+        for checkpoint_id, run, kimg, stage, tainted, file_sha256, grid_sha256, metrics in session.execute(query)
     ]
 
 
@@ -162,7 +175,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
             run = TrainingRun(name=name, dataset_path=config.data, run_dir=config.out_dir,
                               total_kimg=config.total_kimg, started_at=utcnow())
             session.add(run)
-        elif resume is None and run.status == RunStatus.finished.value:
+        elif resume is None and run.status == RunStatus.finished:
             raise ConfigError(f"training run {name!r} already exists (#{run.id}, {run.status})",
                               hint="continue it with --resume auto, or choose another --name")
         elif Path(run.run_dir) != Path(config.out_dir):
@@ -171,7 +184,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
         if run.id is not None and resume is None:
             log.warning("run %s ended %s; continuing from its latest snapshot", name, run.status)
             resume = "auto"
-        elif run.status == RunStatus.running.value:
+        elif run.status == RunStatus.running:
             log.warning("run %s is marked running; continuing it (it was probably killed)", name)
         run.status = RunStatus.running.value
         run.config = config.to_dict()
@@ -183,7 +196,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
         return run.id, resume
 
 
-def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: Progress) -> None:
+def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress) -> None:
     with workbench.db.unit_of_work() as session:
         run = session.get(TrainingRun, run_id)
         run.kimg = report.kimg

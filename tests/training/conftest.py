@@ -1,18 +1,41 @@
-"""Shared training fixtures: real face photographs, centre-cropped, as a 16x16 dataset."""
+"""Shared training fixtures: the tiny network, `tiny_config`, and small datasets.
+
+`faces16` is real face photographs, centre-cropped, as a 16x16 dataset; `make_dataset` builds
+six smooth random colour fields (fast, for the database and CLI tests). Test modules import the
+helpers from here, never from one another.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from training.dataset import prepare_dataset
-from training.loop import TrainConfig
+from training.config import TrainConfig
+from training.dataset import PreparedDataset, prepare_dataset
 from training.networks import NetworkConfig
 
+# A small configuration that still has every kind of block (3 generator resolutions, 2 D blocks).
 TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 FACE_FOLDERS = ("open", "closed", "crossed")
+
+
+def tiny_network(**overrides: Any) -> NetworkConfig:
+    return NetworkConfig(**{**TINY, **overrides})
+
+
+def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
+    """The tiny network on one CPU thread: two steps of four images, a tick and a snapshot after
+    each (both snapshots share the file name network-snapshot-000000.pt). Tests that need
+    another shape of run say so with overrides."""
+    values: dict[str, Any] = dict(
+        data=str(data), out_dir=str(out), network=tiny_network(), batch=4, total_kimg=0.008,
+        kimg_per_tick=0.004, snapshot_kimg=0.004, workers=0, grid_samples=4, threads=1, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)
 
 
 def centre_crops(testdata_dir: Path, dest: Path) -> Path:
@@ -36,8 +59,15 @@ def faces16(testdata_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return root / "data"
 
 
-def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    values = dict(data=str(data), out_dir=str(out), network=NetworkConfig(**TINY), batch=4, total_kimg=0.024,
-                  kimg_per_tick=0.008, snapshot_kimg=1.0, workers=0, grid_samples=4, threads=1)
-    values.update(overrides)
-    return TrainConfig(**values)
+def make_crops(folder: Path, count: int = 6) -> Path:
+    """Square 32x32 'crops' of smooth random colour fields."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((32, 32), Image.BILINEAR).save(folder / f"crop{i}.png")
+    return folder
+
+
+def make_dataset(root: Path) -> PreparedDataset:
+    return prepare_dataset(make_crops(root / "crops"), root / "data", resolution=16)

@@ -18,7 +18,8 @@ from training.loss import LossConfig
 
 WORKER = """
 import json, os, sys, torch
-from training.loop import TrainConfig, train
+from training.config import TrainConfig
+from training.loop import train
 result = train(TrainConfig.from_dict(json.loads(open(sys.argv[1]).read())), resume=None)
 rank = os.environ["RANK"]
 torch.save({"G": result.G.state_dict(), "D": result.D.state_dict(), "augment_p": result.augment_p},
@@ -39,7 +40,7 @@ def test_two_gloo_processes_match_one_process(faces16: Path, tmp_path: Path) -> 
     averaged twice, unsynchronised w_avg or pl_mean, overlapping shards) move weights by a good
     share of the learning rate, 2.5e-3.
     """
-    settings = dict(max_size=8, batch=8, batch_gpu=4, total_kimg=0.032, kimg_per_tick=0.016,
+    settings = dict(max_size=8, batch=8, batch_gpu=4, total_kimg=0.032, kimg_per_tick=0.016, snapshot_kimg=1.0,
                     loss=LossConfig(r1_interval=2, pl_interval=2), ada_interval=2, ada_kimg=0.1, ada_target=0.0)
     single = train(tiny_config(faces16, tmp_path / "single", **settings), resume=None)
 

@@ -14,7 +14,7 @@ from likeness.errors import ConsentViolation, InvalidInput
 from likeness.models import Checkpoint, GeneratedImage, ReviewItem
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
-from tests.training.test_runs import tiny_config
+from tests.training.conftest import tiny_config
 from training import generate as gen
 from training.runs import start_run
 
@@ -38,7 +38,7 @@ def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, 
     ids = gen.generate(workbench, checkpoint_id, seeds=[0, 1, 2], psi=0.7)
     assert len(set(ids)) == 3
     with workbench.db.unit_of_work() as session:
-        pairs = gen.image_blobs(session, ids)
+        pairs = gen.image_blobs(ids, session=session)
         items = {i.image_sha256: i.source for i in session.scalars(select(ReviewItem))}
     assert [seed for seed, _ in pairs] == [0, 1, 2]
     shas = [sha for _, sha in pairs]

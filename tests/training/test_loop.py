@@ -16,12 +16,19 @@ from PIL import Image
 from torch import nn
 
 from likeness.errors import ConfigError, InvalidInput, NotFound
-from training.checkpoint import find_latest_snapshot, load_snapshot, save_snapshot, snapshot_name, write_atomic
-from training.dataset import ImageFolderDataset
+from likeness.files import write_atomic
 from tests.training.conftest import TINY, tiny_config
-from training.loop import Progress, TrainConfig, train
+from training import metrics
+from training.checkpoint import find_latest_snapshot, load_snapshot, save_snapshot, snapshot_name
+from training.config import TrainConfig, TrainProgress
+from training.dataset import ImageFolderDataset
+from training.loop import train
 from training.loss import LossConfig, StyleGAN2Loss
 from training.networks import NetworkConfig, build_networks
+
+# A tick every two steps of tiny_config and a snapshot only at the end of the run.
+SPARSE = dict(kimg_per_tick=0.008, snapshot_kimg=1.0)
+
 
 def make_loss(seed: int = 0, **loss_overrides) -> StyleGAN2Loss:
     torch.manual_seed(seed)
@@ -132,8 +139,8 @@ def test_style_mixing_takes_fine_styles_from_a_second_latent() -> None:
 # -- the loop ----------------------------------------------------------------------------------
 
 def test_progress_reports_and_run_folder(faces16: Path, tmp_path: Path) -> None:
-    reports: list[Progress] = []
-    result = train(tiny_config(faces16, tmp_path / "run"), progress_fn=reports.append)
+    reports: list[TrainProgress] = []
+    result = train(tiny_config(faces16, tmp_path / "run", total_kimg=0.024, **SPARSE), progress_fn=reports.append)
     assert [r.tick for r in reports] == [1, 2, 3] and [r.done for r in reports] == [False, False, True]
     assert reports[-1].kimg == pytest.approx(0.024) and reports[-1].img_per_s > 0
     assert set(reports[0].losses) == {"D", "D_r1", "G", "G_pl"}
@@ -153,11 +160,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(faces16: Path, tmp_p
     The stop falls inside an ADA interval and between lazy-regulariser steps, with p moving.
     """
     settings = dict(loss=LossConfig(r1_interval=4, pl_interval=2), ada_interval=2, ada_kimg=0.05,
-                    ada_target=0.0, xflip=True)
-    straight = train(tiny_config(faces16, tmp_path / "straight", **settings))
+                    ada_target=0.0, xflip=True, **SPARSE)
+    straight = train(tiny_config(faces16, tmp_path / "straight", total_kimg=0.024, **settings))
     first = train(tiny_config(faces16, tmp_path / "resumed", total_kimg=0.012, **settings))
     assert first.cur_nimg == 12
-    resumed = train(tiny_config(faces16, tmp_path / "resumed", **settings))
+    resumed = train(tiny_config(faces16, tmp_path / "resumed", total_kimg=0.024, **settings))
     assert resumed.cur_nimg == straight.cur_nimg == 24
     assert resumed.augment_p == straight.augment_p > 0
     for name in ("G", "D", "G_ema"):
@@ -174,12 +181,13 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(faces16: Path, tmp_p
 
 
 def test_snapshot_loads_with_weights_only_and_restores_optimisers(faces16: Path, tmp_path: Path) -> None:
-    result = train(tiny_config(faces16, tmp_path / "run", total_kimg=0.008))
+    result = train(tiny_config(faces16, tmp_path / "run", total_kimg=0.008, **SPARSE))
     state = torch.load(result.snapshot, weights_only=True)
     assert state["format"] == "likeness.stylegan2-ada.snapshot" and state["cur_nimg"] == 8
     assert state["rng"]["torch"].dtype == torch.uint8
     assert NetworkConfig.from_dict(state["network_config"]) == NetworkConfig(**TINY)
-    assert TrainConfig.from_dict(state["train_config"]) == tiny_config(faces16, tmp_path / "run", total_kimg=0.008)
+    assert TrainConfig.from_dict(state["train_config"]) == tiny_config(faces16, tmp_path / "run", total_kimg=0.008,
+                                                                        **SPARSE)
     G, D = build_networks(NetworkConfig(**TINY))
     G.load_state_dict(state["G_ema"])
     opt = torch.optim.Adam(D.parameters())
@@ -192,16 +200,16 @@ def test_resume_refuses_other_files_and_other_networks(faces16: Path, tmp_path: 
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a checkpoint")
     with pytest.raises(InvalidInput, match="bogus.pt"):
-        train(tiny_config(faces16, tmp_path / "a"), resume=bogus)
+        train(tiny_config(faces16, tmp_path / "a", total_kimg=0.024, **SPARSE), resume=bogus)
     with pytest.raises(NotFound, match="missing.pt"):
-        train(tiny_config(faces16, tmp_path / "a"), resume=tmp_path / "missing.pt")
+        train(tiny_config(faces16, tmp_path / "a", total_kimg=0.024, **SPARSE), resume=tmp_path / "missing.pt")
     torch.save({"G": {}}, tmp_path / "plain.pt")
     with pytest.raises(InvalidInput, match="not a likeness training snapshot"):
         load_snapshot(tmp_path / "plain.pt")
-    first = train(tiny_config(faces16, tmp_path / "b", total_kimg=0.004))
+    first = train(tiny_config(faces16, tmp_path / "b", total_kimg=0.004, **SPARSE))
     wider = dataclasses.replace(NetworkConfig(**TINY), channel_max=32)
     with pytest.raises(ConfigError, match="channel_max: 16 -> 32"):
-        train(tiny_config(faces16, tmp_path / "b", network=wider), resume=first.snapshot)
+        train(tiny_config(faces16, tmp_path / "b", network=wider, total_kimg=0.024, **SPARSE), resume=first.snapshot)
 
 
 def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -> None:
@@ -212,7 +220,7 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
     assert path.name == "network-snapshot-000004.pt"
     # A process killed in the middle of writing the next snapshot over the same name.
     code = ("import os, signal, sys\n"
-            "from training.checkpoint import write_atomic\n"
+            "from likeness.files import write_atomic\n"
             "def half(handle):\n"
             "    handle.write(b'x' * 100000); handle.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
             f"write_atomic(__import__('pathlib').Path({str(path)!r}), half)\n")
@@ -236,9 +244,9 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
 def test_ada_raises_p_when_d_overfits_a_tiny_dataset(faces16: Path, tmp_path: Path) -> None:
     """8 images: D soon calls every real real, so r_t = E[sign(D(real))] passes the target and
     p climbs (ada_kimg is tiny so that p moves fast enough to see)."""
-    reports: list[Progress] = []
+    reports: list[TrainProgress] = []
     config = tiny_config(faces16, tmp_path / "run", max_size=8, batch=8, total_kimg=0.8, kimg_per_tick=0.08,
-                         ada_kimg=1.0, ada_interval=2)
+                         snapshot_kimg=1.0, ada_kimg=1.0, ada_interval=2)
     result = train(config, progress_fn=reports.append)
     ps = [r.augment_p for r in reports]
     assert ps[-1] > 0.1 and ps[-1] == pytest.approx(result.augment_p)
@@ -246,9 +254,9 @@ def test_ada_raises_p_when_d_overfits_a_tiny_dataset(faces16: Path, tmp_path: Pa
 
 
 def test_fixed_and_off_augmentation_keep_p(faces16: Path, tmp_path: Path) -> None:
-    fixed = train(tiny_config(faces16, tmp_path / "fixed", augment="fixed", augment_p=0.3, total_kimg=0.008))
+    fixed = train(tiny_config(faces16, tmp_path / "fixed", augment="fixed", augment_p=0.3, total_kimg=0.008, **SPARSE))
     assert fixed.augment_p == pytest.approx(0.3)
-    off = train(tiny_config(faces16, tmp_path / "off", augment="off", total_kimg=0.008))
+    off = train(tiny_config(faces16, tmp_path / "off", augment="off", total_kimg=0.008, **SPARSE))
     assert off.augment_p == 0.0
 
 
@@ -256,9 +264,10 @@ def test_config_errors_name_the_setting(faces16: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TrainConfig.augment "):
         tiny_config(faces16, tmp_path, augment="sometimes")
     with pytest.raises(ConfigError, match="batch_gpu 3"):
-        train(tiny_config(faces16, tmp_path / "x", batch_gpu=3))
+        train(tiny_config(faces16, tmp_path / "x", batch_gpu=3, total_kimg=0.024, **SPARSE))
     with pytest.raises(ConfigError, match="network.resolution is 32"):
-        train(tiny_config(faces16, tmp_path / "x", network=NetworkConfig(**{**TINY, "resolution": 32})))
+        train(tiny_config(faces16, tmp_path / "x", network=NetworkConfig(**{**TINY, "resolution": 32}),
+                          total_kimg=0.024, **SPARSE))
     config = tiny_config(faces16, tmp_path, loss=LossConfig(r1_gamma=2.0))
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
@@ -281,8 +290,8 @@ def test_g_ema_moves_towards_real_faces(faces16: Path, tmp_path: Path) -> None:
     reals = torch.stack([data[i][0] for i in range(len(data))]).float() / 127.5 - 1
     target = colour_statistics(reals)
     z = torch.randn(64, 16, generator=gen(123))
-    config = tiny_config(faces16, tmp_path / "run", batch=8, total_kimg=2.4, kimg_per_tick=0.8, ema_kimg=0.1,
-                         threads=None)
+    config = tiny_config(faces16, tmp_path / "run", batch=8, total_kimg=2.4, kimg_per_tick=0.8, snapshot_kimg=1.0,
+                         ema_kimg=0.1, threads=None)
     torch.manual_seed(config.seed)
     untrained, _ = build_networks(config.network)      # what G_ema is before the first step
     with torch.no_grad():

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.training.conftest import tiny_network
 from training.networks import (
     Discriminator,
     EqualizedConv2d,
@@ -31,14 +32,12 @@ from training.networks import (
     upsample2d,
 )
 
-# A small configuration that still has every kind of block (3 generator resolutions, 2 D blocks).
-TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 PEER = dict(z_dim=512, w_dim=512, mapping_layers=8, channel_max=512, g_channel_base=1024, d_channel_base=2048)
 
 
 def make_nets(seed: int = 0, **overrides) -> tuple[Generator, Discriminator]:
     torch.manual_seed(seed)
-    return build_networks(NetworkConfig(**{**TINY, **overrides}))
+    return build_networks(tiny_network(**overrides))
 
 
 def count(module: torch.nn.Module) -> int:

@@ -6,11 +6,9 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from alembic import command
-from PIL import Image
 from sqlalchemy import inspect, select
 
 from likeness import doctor
@@ -19,35 +17,11 @@ from likeness.errors import ConfigError
 from likeness.models import Checkpoint, RunStatus, TrainingRun
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
-from training.dataset import DatasetError, PreparedDataset, prepare_dataset
-from training.loop import Progress, TrainConfig
+from tests.training.conftest import TINY, make_crops, make_dataset, tiny_config
+from training.config import TrainProgress
+from training.dataset import DatasetError
 from training.networks import NetworkConfig
 from training.runs import list_checkpoints, run_status, start_run
-
-TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
-
-
-def make_crops(folder: Path, count: int = 6) -> Path:
-    """Square 32x32 'crops' of smooth random colour fields."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    for i in range(count):
-        small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((32, 32), Image.BILINEAR).save(folder / f"crop{i}.png")
-    return folder
-
-
-def make_dataset(root: Path) -> PreparedDataset:
-    return prepare_dataset(make_crops(root / "crops"), root / "data", resolution=16)
-
-
-def tiny_config(data: Path, out: Path, **overrides: object) -> TrainConfig:
-    """Two steps of four images, a tick and a snapshot after each (both snapshots share a file name)."""
-    values: dict[str, object] = dict(
-        data=str(data), out_dir=str(out), network=NetworkConfig(**TINY), batch=4, total_kimg=0.008,
-        kimg_per_tick=0.004, snapshot_kimg=0.004, workers=0, grid_samples=4, threads=1, device="cpu")
-    values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
 
 
 def flat(output: str) -> str:
@@ -69,7 +43,7 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
     prepared = make_dataset(tmp_path)
     seen: list[tuple[float, str]] = []
 
-    def watch(report: Progress) -> None:
+    def watch(report: TrainProgress) -> None:
         # Each tick is in the database before the caller hears of it.
         seen.append((report.kimg, run_row(workbench, run_id_of("r1")).status))
 
@@ -102,7 +76,7 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
 
     with workbench.db.unit_of_work() as session:
         report = doctor.check(session=session, blobs=workbench.blobs)
-        [summary] = run_status(session)
+        [summary] = run_status(session=session)
     assert report.healthy and report.blobs_referenced == 4
     assert (summary.name, summary.checkpoints, summary.latest_checkpoint_id) == ("r1", 2, last.id)
 
@@ -123,7 +97,7 @@ def test_resuming_by_name_continues_the_same_row(workbench: Workbench, tmp_path:
     assert (run.status, run.kimg, run.total_kimg) == ("finished", 0.012, 0.012)
     assert [c.kimg for c in checkpoints_of(workbench, run_id)] == [0.004, 0.008, 0.012]
     with workbench.db.unit_of_work() as session:
-        assert [c.kimg for c in list_checkpoints(session, run_name="faces")] == [0.004, 0.008, 0.012]
+        assert [c.kimg for c in list_checkpoints(session=session, run_name="faces")] == [0.004, 0.008, 0.012]
         assert len(session.scalars(select(TrainingRun)).all()) == 1
 
 
@@ -141,7 +115,7 @@ def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path
 def test_interrupted_and_aborted_runs_end_stopped_with_their_snapshots(workbench: Workbench, tmp_path: Path) -> None:
     prepared = make_dataset(tmp_path)
 
-    def interrupt(report: Progress) -> None:
+    def interrupt(report: TrainProgress) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -150,7 +124,7 @@ def test_interrupted_and_aborted_runs_end_stopped_with_their_snapshots(workbench
 
     with workbench.db.unit_of_work() as session:
         runs = {r.name: r for r in session.scalars(select(TrainingRun))}
-        kimgs = {name: [c.kimg for c in list_checkpoints(session, run_name=name)] for name in runs}
+        kimgs = {name: [c.kimg for c in list_checkpoints(session=session, run_name=name)] for name in runs}
     assert {name: (r.status, r.kimg) for name, r in runs.items()} == {
         "ctrl-c": ("stopped", 0.004), "aborted": ("stopped", 0.004)}
     assert kimgs == {"ctrl-c": [0.004], "aborted": [0.004]}
@@ -221,7 +195,7 @@ def test_cli_run_trains_and_records(env_workbench: Workbench, tmp_path: Path) ->
 
 def run_status_id(workbench: Workbench, name: str) -> int:
     with workbench.db.unit_of_work() as session:
-        return next(s.id for s in run_status(session) if s.name == name)
+        return next(s.id for s in run_status(session=session) if s.name == name)
 
 
 def test_a_killed_run_continues_from_its_last_snapshot_when_started_again(workbench: Workbench, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
-from tests.training.test_runs import tiny_config
+from tests.training.conftest import tiny_config
 from tests.ui.test_app import APP, add_user, sign_in, titles
 from training.runs import start_run
 
@@ -79,7 +80,7 @@ def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workb
                                                             tiny_trained_run: tuple[Path, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args))
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args) or SimpleNamespace(pid=4242))
     at = open_page(env_workbench)
     at.text_input(key="training_dataset").input(str(tiny_trained_run[0]))
     at.text_input(key="training_name").input("tiny")

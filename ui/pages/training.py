@@ -1,22 +1,18 @@
 """Training: follow StyleGAN2-ADA runs, start one, and generate faces from a checkpoint. Admins only.
 
-A run trains in a process of its own (`likeness train run`), which records its progress and
-checkpoints in the database; this page only reads them back, so it never waits for training.
+A run trains in a process of its own (`training.api.start_run_process`), which records its
+progress and checkpoints in the database; this page only reads them back (through
+`training.api`), so it never waits for training.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from likeness.models import Checkpoint, Role, RunStatus
-from training import generate as gen
-from training import runs
+from likeness.errors import LikenessError
+from likeness.models import Role, RunStatus
+from training import api
 from ui._common import guard, plain, require_role, thumbnail, workbench
 
 GENERATED_KEY = "training_generated"  # ids of the images generated last, shown until the next generation
@@ -27,11 +23,11 @@ st.title("Training")
 
 
 @st.fragment(run_every=5 if st.session_state.get("training_live") else None)
-def runs_table() -> list[runs.RunSummary]:
+def runs_table() -> list[api.RunSummary]:
     """The runs, re-read every few seconds while one of them is training."""
-    with guard(stop=True), wb.db.unit_of_work() as session:
-        summaries = runs.run_status(session)
-    st.session_state["training_live"] = any(s.status == RunStatus.running.value for s in summaries)
+    with guard(stop=True):
+        summaries = api.run_summaries(wb)
+    st.session_state["training_live"] = any(s.status == RunStatus.running for s in summaries)
     if not summaries:
         st.caption("No training runs yet.")
         return summaries
@@ -53,29 +49,19 @@ with st.expander("Start a run"), st.form("training_start"):
                             help="Made by `likeness train prepare`.")
     name = st.text_input("Run name", key="training_name", help="Default: the dataset's name.")
     left, middle, right = st.columns(3)
-    kimg = left.number_input("Length (kimg)", min_value=0.001, value=25000.0, key="training_kimg")
-    batch = middle.number_input("Batch", min_value=1, value=32, step=1, key="training_batch")
-    snapshot_kimg = right.number_input("Snapshot every (kimg)", min_value=0.001, value=200.0, key="training_snapshot")
+    kimg = left.number_input("Length (kimg)", min_value=0.001, value=api.RUN_DEFAULTS.kimg, key="training_kimg")
+    batch = middle.number_input("Batch", min_value=1, value=api.RUN_DEFAULTS.batch, step=1, key="training_batch")
+    snapshot_kimg = right.number_input("Snapshot every (kimg)", min_value=0.001, value=api.RUN_DEFAULTS.snapshot_kimg,
+                                       key="training_snapshot")
     if st.form_submit_button("Start training", type="primary", key="training_start_submit"):
-        name = name.strip() or Path(dataset.strip()).stem
-        if not Path(dataset.strip()).exists():
-            st.error(f"No dataset at {plain(dataset.strip())}.", icon=":material/error:")
-        elif not name or any(s.name == name for s in summaries):
-            st.error(f"Run {plain(name)} exists already: choose another name.", icon=":material/error:")
+        try:
+            started = api.start_run_process(workbench=wb, dataset=dataset, name=name, kimg=kimg, batch=int(batch),
+                                            snapshot_kimg=snapshot_kimg)
+        except LikenessError as exc:  # shown escaped: dataset paths and run names are not markup
+            st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
         else:
-            run_dir = wb.settings.data_dir / "runs" / name
-            run_dir.mkdir(parents=True, exist_ok=True)
-            log_path = run_dir / "train.log"
-            with log_path.open("ab") as log_file:
-                subprocess.Popen(
-                    [sys.executable, "-m", "likeness.cli", "train", "run",
-                     dataset.strip(), "--out", str(run_dir), "--name", name, "--kimg", f"{kimg:g}",
-                     "--batch", str(int(batch)), "--snapshot-kimg", f"{snapshot_kimg:g}"],
-                    env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # the run outlives this page and a restart of the app
-                )
             st.session_state["training_live"] = True
-            st.success(f"Started run {plain(name)}; its output goes to {plain(str(log_path))}. "
+            st.success(f"Started run {plain(started.name)}; its output goes to {plain(str(started.log_path))}. "
                        "Press Refresh to follow it.")
 
 if not summaries:
@@ -83,10 +69,9 @@ if not summaries:
 
 st.subheader("Progress")
 run_name = st.selectbox("Run", [s.name for s in summaries], key="training_run")
-with guard(stop=True), wb.db.unit_of_work() as session:
-    checkpoints = runs.list_checkpoints(session, run_name=run_name)
-    latest = session.get(Checkpoint, checkpoints[-1].id) if checkpoints else None
-    grid_sha256 = latest.grid_sha256 if latest is not None else None
+with guard(stop=True):
+    checkpoints = api.checkpoints(wb, run_name=run_name)
+grid_sha256 = checkpoints[-1].grid_sha256 if checkpoints else None
 
 if not checkpoints:
     st.caption("No checkpoints yet: curves and samples appear with the first snapshot.")
@@ -110,19 +95,19 @@ with st.form("training_generate"):
     checkpoint_id = st.selectbox("Checkpoint", list(labels), index=len(labels) - 1, format_func=labels.get,
                                  key="training_checkpoint")
     left, middle, right = st.columns(3)
-    first_seed = left.number_input("First seed", min_value=0, max_value=gen.MAX_SEED, value=0, step=1,
+    first_seed = left.number_input("First seed", min_value=0, max_value=api.MAX_SEED, value=0, step=1,
                                    key="training_first_seed")
     count = middle.number_input("Images", min_value=1, max_value=64, value=8, step=1, key="training_count")
     psi = right.number_input("Truncation psi", min_value=0.0, max_value=2.0, value=0.7, step=0.05, key="training_psi")
     if st.form_submit_button("Generate", type="primary", key="training_generate_submit"):
-        seeds = range(int(first_seed), min(int(first_seed) + int(count), gen.MAX_SEED + 1))
+        seeds = range(int(first_seed), min(int(first_seed) + int(count), api.MAX_SEED + 1))
         with guard(), st.spinner("generating…"):
-            st.session_state[GENERATED_KEY] = gen.generate(wb, checkpoint_id, seeds=list(seeds), psi=psi)
+            st.session_state[GENERATED_KEY] = api.generate(wb, checkpoint_id, seeds=list(seeds), psi=psi)
             st.success(f"Generated {len(seeds)} images; they are queued for review.")
 
 if st.session_state.get(GENERATED_KEY):
-    with guard(stop=True), wb.db.unit_of_work() as session:
-        pairs = gen.image_blobs(session, st.session_state[GENERATED_KEY])
+    with guard(stop=True):
+        pairs = api.generated_images(wb, st.session_state[GENERATED_KEY])
     columns = st.columns(8)
     for i, (seed, sha256) in enumerate(pairs):
         columns[i % 8].image(thumbnail(wb.blobs.url, sha256, (256, 256)), caption=f"seed {seed}", width=128)

@@ -1,0 +1,172 @@
+"""What the rest of the project calls to train and generate: the CLI and the Training page.
+
+`likeness train ...` / `likeness generate ...` (training/cli.py) and the Training page
+(ui/pages/training.py) both go through these functions, so they agree on where runs live, on
+the defaults a run starts with (`RUN_DEFAULTS`), and on what a run or checkpoint summary holds.
+Each function opens its own short unit of work; the reads are column-only selects returning
+frozen dataclasses (training/runs.py, training/generate.py).
+
+A run started from the page trains in a process of its own (`start_run_process` runs
+`likeness train run`), which records its progress in the database; the page only reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from likeness.errors import ConfigError, NotFound
+from likeness.workbench import Workbench
+from training import generate as gen
+from training import runs
+from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
+from training.generate import MAX_SEED, NOISE_MODES, Label
+from training.runs import CheckpointSummary, Resume, RunSummary
+
+__all__ = [
+    "MAX_SEED", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Label", "Resume", "RunDefaults",
+    "RunSummary", "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file", "checkpoints", "generate",
+    "generated_images", "run_command", "run_folder", "run_summaries", "run_summary", "start_run",
+    "start_run_process", "write_generated",
+]
+
+LOG_FILE = "train.log"
+
+
+# ---- Runs: where they live, what they are. -----------------------------------------------------
+
+def run_folder(workbench: Workbench, name: str) -> Path:
+    """The default folder of the run called `name`: runs/<name> in the data directory."""
+    return workbench.settings.data_dir / "runs" / name
+
+
+def run_summaries(workbench: Workbench) -> list[RunSummary]:
+    """Every run, newest first, with its checkpoint count and latest checkpoint."""
+    with workbench.db.unit_of_work() as session:
+        return runs.run_status(session=session)
+
+
+def run_summary(workbench: Workbench, run_id: int) -> RunSummary:
+    """One run by id; NotFound when there is none."""
+    summary = next((s for s in run_summaries(workbench) if s.id == run_id), None)
+    if summary is None:
+        raise NotFound(f"no training run #{run_id}", hint="`likeness train status` lists the runs")
+    return summary
+
+
+def checkpoints(workbench: Workbench, *, run_name: str | None = None) -> list[CheckpointSummary]:
+    """Checkpoints of one run (by name) or of all runs, oldest first; NotFound for an unknown run."""
+    with workbench.db.unit_of_work() as session:
+        return runs.list_checkpoints(session=session, run_name=run_name)
+
+
+def checkpoint_file(workbench: Workbench, checkpoint_id: int, *, scratch: Path) -> Path:
+    """A readable path to a checkpoint's snapshot (to resume from it): the blob, or a copy in `scratch`."""
+    return runs.checkpoint_file(workbench, checkpoint_id, scratch=scratch)
+
+
+# ---- Starting a run: in this process, or in a process of its own. -----------------------------
+
+def start_run(
+    workbench: Workbench,
+    config: TrainConfig,
+    *,
+    name: str | None = None,             # the run's unique name (default: the run folder's name)
+    resume: Resume = None,               # "auto", a snapshot path, or None (see runs.start_run)
+    progress: Callable[[TrainProgress], None] | None = None,  # after each tick is recorded
+    abort: Callable[[], bool] | None = None,  # polled every step; True ends the run as stopped
+) -> int:
+    """Train in this process, recording the run and its checkpoints; returns the run's id."""
+    return runs.start_run(workbench, config, name=name, resume=resume, progress=progress, abort=abort)
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedRun:
+    """A training process started by `start_run_process`."""
+
+    pid: int
+    name: str
+    run_dir: Path
+    log_path: Path                      # its stdout and stderr
+    command: tuple[str, ...]
+
+
+def run_command(*, dataset: str | Path, run_dir: Path, name: str, kimg: float = RUN_DEFAULTS.kimg,
+                batch: int = RUN_DEFAULTS.batch, snapshot_kimg: float = RUN_DEFAULTS.snapshot_kimg) -> list[str]:
+    """The `likeness train run` command line of a run, with this interpreter."""
+    return [sys.executable, "-m", "likeness.cli", "train", "run", str(dataset), "--out", str(run_dir),
+            "--name", name, "--kimg", f"{kimg:g}", "--batch", str(int(batch)), "--snapshot-kimg", f"{snapshot_kimg:g}"]
+
+
+def start_run_process(
+    *,
+    workbench: Workbench,
+    dataset: str | Path,                 # a dataset folder or .zip from `likeness train prepare`
+    name: str | None = None,             # a new run's name (default: the dataset's name)
+    kimg: float = RUN_DEFAULTS.kimg,
+    batch: int = RUN_DEFAULTS.batch,
+    snapshot_kimg: float = RUN_DEFAULTS.snapshot_kimg,
+    log_path: Path | None = None,        # where its output goes (default: train.log in the run folder)
+) -> StartedRun:
+    """Start a new run as `likeness train run` in a detached process; returns at once.
+
+    The process outlives the caller (a page, or an app restart): it is detached from the
+    caller's terminal and process group. NotFound when there is no dataset at `dataset`,
+    ConfigError when a run of that name exists already.
+    """
+    given = str(dataset).strip()
+    dataset = Path(given)
+    if not given or not dataset.exists():
+        raise NotFound(f"No dataset at {given or '(none given)'}.", hint="make one with `likeness train prepare`")
+    name = (name or "").strip() or dataset.stem
+    if not name:
+        raise ConfigError("A run needs a name.")
+    with workbench.db.unit_of_work() as session:
+        taken = runs.find_run_id(name, session=session) is not None
+    if taken:
+        raise ConfigError(f"Run {name} exists already: choose another name.")
+    run_dir = run_folder(workbench, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or run_dir / LOG_FILE
+    command = run_command(dataset=dataset, run_dir=run_dir, name=name, kimg=kimg, batch=batch,
+                          snapshot_kimg=snapshot_kimg)
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command, env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,  # setsid: no signal aimed at the caller's terminal reaches it
+        )
+    return StartedRun(pid=process.pid, name=name, run_dir=run_dir, log_path=log_path, command=tuple(command))
+
+
+# ---- Generating faces. -------------------------------------------------------------------------
+
+def generate(
+    workbench: Workbench,
+    checkpoint: int | Path,              # a checkpoint id, or a snapshot file recorded as a checkpoint
+    *,
+    seeds: Sequence[int],
+    psi: float = 0.7,
+    label: Label | None = None,
+    noise_mode: str = "const",
+    queue_for_review: bool = True,
+) -> list[int]:
+    """One reproducible PNG per seed from a checkpoint (see training.generate); GeneratedImage ids."""
+    return gen.generate(workbench, checkpoint, seeds=seeds, psi=psi, label=label, noise_mode=noise_mode,
+                        queue_for_review=queue_for_review)
+
+
+def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(seed, image SHA-256) of generated images, in the order of `ids`."""
+    with workbench.db.unit_of_work() as session:
+        return gen.image_blobs(ids, session=session)
+
+
+def write_generated(workbench: Workbench, ids: Sequence[int], folder: Path) -> list[Path]:
+    """Copy generated images to `folder` as seed<SEED>.png; returns the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [workbench.blobs.copy_to(sha256, folder / f"seed{seed:04d}.png")
+            for seed, sha256 in generated_images(workbench, ids)]
