@@ -59,13 +59,13 @@ class Processes:
         """Sum the gradients of `module` over all processes, as one flat all-reduce."""
         if not self.active:
             return
-        params = [p for p in module.parameters() if p.grad is not None]
-        if not params:
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
             return
-        flat = torch.cat([p.grad.flatten() for p in params])
+        flat = torch.cat([g.flatten() for g in grads])
         dist.all_reduce(flat)
-        for p, g in zip(params, flat.split([p.numel() for p in params])):
-            p.grad.copy_(g.view_as(p.grad))
+        for grad, summed in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(summed.view_as(grad))
 
     def broadcast(self, module: torch.nn.Module) -> None:
         """Give every process rank 0's weights and buffers."""
@@ -112,8 +112,8 @@ class EndlessShard(Sampler[int]):
     """
 
     def __init__(self, dataset: Dataset, *, procs: Processes, seed: int, start: int) -> None:
-        self.shard = DistributedSampler(dataset, num_replicas=procs.world_size, rank=procs.rank,
-                                        shuffle=True, seed=seed, drop_last=False)
+        self.shard: DistributedSampler[int] = DistributedSampler(
+            dataset, num_replicas=procs.world_size, rank=procs.rank, shuffle=True, seed=seed, drop_last=False)
         self.start = start
 
     def __iter__(self) -> Iterator[int]:

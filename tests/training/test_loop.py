@@ -18,7 +18,6 @@ from torch import nn
 from likeness.errors import ConfigError, InvalidInput, NotFound
 from likeness.files import write_atomic
 from tests.training.conftest import TINY, tiny_config
-from training import metrics
 from training.checkpoint import find_latest_snapshot, load_snapshot, save_snapshot, snapshot_name
 from training.config import TrainConfig, TrainProgress
 from training.dataset import ImageFolderDataset

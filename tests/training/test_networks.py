@@ -12,13 +12,13 @@ import torch.nn.functional as F
 
 from tests.training.conftest import tiny_network
 from training.networks import (
+    PRESET_RESOLUTIONS,
     Discriminator,
     EqualizedConv2d,
     EqualizedLinear,
     Generator,
     MinibatchStdLayer,
     NetworkConfig,
-    PRESET_RESOLUTIONS,
     SynthesisLayer,
     ToRGB,
     bias_act,

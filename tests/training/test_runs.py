@@ -107,7 +107,7 @@ def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path
         start_run(workbench, tiny_config(missing, tmp_path / "broken"))
     with workbench.db.unit_of_work() as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.name == "broken"))
-    assert run.status == RunStatus.failed.value
+    assert run.status == RunStatus.failed
     assert run.error == str(raised.value) and str(missing) in run.error
     assert run.finished_at is not None and run.kimg == 0
 

@@ -16,7 +16,7 @@ from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
 from tests.training.conftest import tiny_config
 from tests.ui.test_app import APP, add_user, sign_in, titles
-from training.runs import start_run
+from training.api import start_run
 
 PAGE = "ui/pages/training.py"
 
