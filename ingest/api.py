@@ -4,7 +4,7 @@ of shoots, shots, sitters and releases."""
 from __future__ import annotations
 
 from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
-from ingest.gate import RecheckResult, Verdict, classify, recheck
+from ingest.gate import RecheckResult, ConsentVerdict, classify, recheck
 from ingest.people import add_person, add_release, get_person, revoke_release
 from ingest.reads import (
     FaceCard, FailureRow, PersonRow, ReleaseRow, ShootRow, ShotCard, contact_sheet, count_shots, ingest_failures,
@@ -33,7 +33,7 @@ __all__ = [
     "ReleaseState",
     "ReleaseStatus",
     "ShootManifest",
-    "Verdict",
+    "ConsentVerdict",
     "add_person",
     "add_release",
     "classify",

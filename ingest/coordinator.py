@@ -266,7 +266,7 @@ def _write_batch(
     session.flush()
 
 
-def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Person | None, verdict: gate.Verdict) -> Shot:
+def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Person | None, verdict: gate.ConsentVerdict) -> Shot:
     meta = result.metadata
     shot = Shot(
         sha256=result.job.sha256, shoot_id=shoot.id, person_id=person.id if person else None, sitter_code=sitter,
@@ -276,7 +276,7 @@ def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Per
         shutter_s=meta.shutter_s, aperture=meta.aperture, focal_length_mm=meta.focal_length_mm,
         captured_at=meta.captured_at, capture_date=shoot.shoot_date, white_balance=result.white_balance,
         exif=meta.tags, preview_sha256=result.preview_sha256, preview_source=result.preview_source,
-        face_count=len(result.faces), status=verdict.status.value, reason=verdict.reason, reason_detail=verdict.detail,
+        face_count=len(result.faces), status=verdict.status, reason=verdict.reason, reason_detail=verdict.detail,
     )
     for index, face in enumerate(result.faces):
         finding = face.finding

@@ -24,26 +24,26 @@ _CONSENT_REASON = {
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ConsentVerdict:
     status: ShotStatus
     reason: str | None
     detail: str | None
 
 
-def classify(*, sitter_code: str | None, person: Person | None, capture_date: dt.date, face_count: int) -> Verdict:
+def classify(*, sitter_code: str | None, person: Person | None, capture_date: dt.date, face_count: int) -> ConsentVerdict:
     """Accepted only with a known sitter, a valid ai_training release and exactly one face."""
     if sitter_code is None:
-        return Verdict(ShotStatus.quarantined, "unknown_sitter", "no sitter folder or frames.csv entry names this frame")
+        return ConsentVerdict(ShotStatus.quarantined, "unknown_sitter", "no sitter folder or frames.csv entry names this frame")
     if person is None:
-        return Verdict(ShotStatus.quarantined, "unknown_sitter", f"sitter {sitter_code} is not registered (`likeness person add`)")
+        return ConsentVerdict(ShotStatus.quarantined, "unknown_sitter", f"sitter {sitter_code} is not registered (`likeness person add`)")
     consent = release_status(person, capture_date, "ai_training")
     if not consent.valid:
-        return Verdict(ShotStatus.quarantined, _CONSENT_REASON[consent.state], consent.detail)
+        return ConsentVerdict(ShotStatus.quarantined, _CONSENT_REASON[consent.state], consent.detail)
     if face_count == 0:
-        return Verdict(ShotStatus.quarantined, "no_face", "no face found")
+        return ConsentVerdict(ShotStatus.quarantined, "no_face", "no face found")
     if face_count > 1:
-        return Verdict(ShotStatus.quarantined, "several_faces", f"{face_count} faces found")
-    return Verdict(ShotStatus.accepted, None, None)
+        return ConsentVerdict(ShotStatus.quarantined, "several_faces", f"{face_count} faces found")
+    return ConsentVerdict(ShotStatus.accepted, None, None)
 
 
 @dataclass
@@ -58,7 +58,7 @@ def recheck(
 ) -> RecheckResult:
     """Re-apply the gate to stored shots (no decoding): after a release or person is added,
     revoked, or a sitter registered. Shots rejected by QA stay rejected."""
-    query = select(Shot).where(Shot.status != ShotStatus.rejected.value)
+    query = select(Shot).where(Shot.status != ShotStatus.rejected)
     if shoot_id is not None:
         query = query.where(Shot.shoot_id == shoot_id)
     if person_code is not None:
@@ -74,12 +74,12 @@ def recheck(
         verdict = classify(
             sitter_code=shot.sitter_code, person=person, capture_date=shot.capture_date, face_count=shot.face_count
         )
-        if (verdict.status.value, verdict.reason) != (shot.status, shot.reason):
+        if (verdict.status, verdict.reason) != (shot.status, shot.reason):
             audit.record(
                 session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
-                before=[shot.status, shot.reason], after=[verdict.status.value, verdict.reason],
+                before=[shot.status, shot.reason], after=[verdict.status, verdict.reason],
             )
-            shot.status, shot.reason, shot.reason_detail = verdict.status.value, verdict.reason, verdict.detail
+            shot.status, shot.reason, shot.reason_detail = verdict.status, verdict.reason, verdict.detail
             shot.person_id = person.id if person else None
             if verdict.status is ShotStatus.accepted:
                 result.accepted += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,23 +51,44 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     photographer = "photographer"
     labeler = "labeler"
     reviewer = "reviewer"
     admin = "admin"
 
 
-class ShotStatus(str, enum.Enum):
+class ShotStatus(enum.StrEnum):
     accepted = "accepted"
     quarantined = "quarantined"
     rejected = "rejected"
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     ai_training = "ai_training"
     commercial = "commercial"
     editorial = "editorial"
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A str enum stored as its value in a VARCHAR (the CHECK constraint lists the values), read
+    back as the enum member: code compares members, never ``.value`` strings."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum_type(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum_type(value)
 
 
 def _in(column: str, values: type[enum.Enum]) -> str:
@@ -173,7 +195,7 @@ class Shot(Base):
     preview_sha256: Mapped[str | None] = blob_column(required=False)
     preview_source: Mapped[str | None] = mapped_column(String(16))
     face_count: Mapped[int] = mapped_column(default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ShotStatus] = mapped_column(EnumText(ShotStatus, 16))
     reason: Mapped[str | None] = mapped_column(String(40))
     reason_detail: Mapped[str | None] = mapped_column(Text)
     qa: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -238,7 +260,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(EnumText(Role, 20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[Timestamp]
 
@@ -258,12 +280,12 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class Thumb(str, enum.Enum):
+class Thumb(enum.StrEnum):
     up = "up"
     down = "down"
 
 
-class DefectReason(str, enum.Enum):
+class DefectReason(enum.StrEnum):
     """Why a reviewer turned a face down."""
 
     closed_eyes = "closed_eyes"
@@ -310,7 +332,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    thumb: Mapped[str] = mapped_column(String(4))
+    thumb: Mapped[Thumb] = mapped_column(EnumText(Thumb, 4))
     reasons: Mapped[list[Any]] = mapped_column(default=list)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[Timestamp]
@@ -352,7 +374,7 @@ class LabelTask(Base):
     created_at: Mapped[Timestamp]
 
 
-class LabelState(str, enum.Enum):
+class LabelState(enum.StrEnum):
     current = "current"
     superseded = "superseded"  # an edited annotation replaced it
     retracted = "retracted"    # the annotation was deleted
@@ -383,12 +405,12 @@ class Label(Base):
     ls_task_id: Mapped[int | None]
     ls_annotation_id: Mapped[int | None]
     ls_updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str] = mapped_column(String(12), default=LabelState.current.value)
+    state: Mapped[LabelState] = mapped_column(EnumText(LabelState, 12), default=LabelState.current)
     created_at: Mapped[Timestamp]
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     finished = "finished"
@@ -396,7 +418,7 @@ class RunStatus(str, enum.Enum):
     stopped = "stopped"
 
 
-class CheckpointStage(str, enum.Enum):
+class CheckpointStage(enum.StrEnum):
     candidate = "candidate"
     production = "production"
     archived = "archived"
@@ -410,7 +432,7 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(12), default=RunStatus.queued.value)
+    status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus, 12), default=RunStatus.queued)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # TrainConfig.to_dict()
     network: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the resolved NetworkConfig, once known
     dataset_path: Mapped[str] = mapped_column(Text)
@@ -445,7 +467,7 @@ class Checkpoint(Base):
     file_name: Mapped[str] = mapped_column(String(255))  # the snapshot's name in the run folder
     grid_sha256: Mapped[str | None] = blob_column(required=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    stage: Mapped[str] = mapped_column(String(12), default=CheckpointStage.candidate.value)
+    stage: Mapped[CheckpointStage] = mapped_column(EnumText(CheckpointStage, 12), default=CheckpointStage.candidate)
     # Set when a release behind the run's data is revoked: nothing may be generated from it.
     tainted: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]

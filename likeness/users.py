@@ -58,10 +58,10 @@ def create_user(*, session: Session, username: str, password: str, role: Role | 
         raise InvalidInput(f"the password for {username} is shorter than {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise InvalidInput(f"user {username} already exists")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role.value)
+    user = User(username=username, password_hash=_hasher.hash(password), role=role)
     session.add(user)
     session.flush()
-    audit.record(session, actor=actor, action="user.create", subject_type="user", subject_id=user.id, role=role.value)
+    audit.record(session, actor=actor, action="user.create", subject_type="user", subject_id=user.id, role=role)
     return user
 
 

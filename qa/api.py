@@ -20,7 +20,7 @@ from likeness.models import Face, Person, Shoot, Shot, ShotStatus
 from qa.eyes import classify_face
 from qa.review import (
     ReviewStats,
-    Verdict,
+    ReviewVerdict,
     cast_vote,
     enqueue,
     next_items,
@@ -32,7 +32,7 @@ from qa.review_reads import ReviewCard, ReviewProgress, my_votes, review_cards, 
 from qa.shot_qa import FrameTone, ShotQaThresholds, face_window, measure_shot, sharpness, summarise
 
 __all__ = [
-    "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "Verdict", "cast_vote", "consistency_report", "enqueue", "next_items",
+    "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "ReviewVerdict", "cast_vote", "consistency_report", "enqueue", "next_items",
     "retract_vote", "review_stats", "run_shot_qa", "verdict_of",
     "ReviewCard", "ReviewProgress", "my_votes", "review_cards", "review_measures", "review_progress",
 ]
@@ -97,7 +97,7 @@ def run_shot_qa(
             s.id: face_window(_image(blobs, s.faces[0].crop_sha256), crop_upscale(s.faces[0]))
             for s in shots if s.faces and s.faces[0].crop_sha256
         }
-        median = _session_sharpness(list(windows.values()))
+        median = _shoot_sharpness(list(windows.values()))
         for shot in shots:
             _qa_one(session, blobs, shot, windows.get(shot.id), reference, median, thresholds, result, actor)
     session.flush()
@@ -114,7 +114,7 @@ def crop_upscale(face: Face) -> float:
     return face.crop_size / side if side > 0 else 1.0
 
 
-def _session_sharpness(windows: list[np.ndarray]) -> float | None:
+def _shoot_sharpness(windows: list[np.ndarray]) -> float | None:
     """The shoot's median face sharpness: what this sitter under this light looks like in focus."""
     values = [sharpness(window) for window in windows]
     return float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
@@ -122,7 +122,7 @@ def _session_sharpness(windows: list[np.ndarray]) -> float | None:
 
 def _qa_one(
     session: Session, blobs: BlobStore, shot: Shot, window: np.ndarray | None, reference: FrameTone | None,
-    session_sharpness: float | None, thresholds: ShotQaThresholds, result: QaResult, actor: str,
+    shoot_sharpness: float | None, thresholds: ShotQaThresholds, result: QaResult, actor: str,
 ) -> None:
     if shot.preview_sha256 is None:
         return
@@ -144,29 +144,29 @@ def _qa_one(
         face=window,
         preview=_image(blobs, shot.preview_sha256),
         pose=(face.yaw, face.pitch, face.roll) if face is not None else None,
-        eyes=eyes, reference=reference, session_sharpness=session_sharpness, thresholds=thresholds,
+        eyes=eyes, reference=reference, shoot_sharpness=shoot_sharpness, thresholds=thresholds,
     )
     shot.qa = summarise(checks)
     result.shots += 1
     before = (shot.status, shot.reason)
     if shot.qa["passed"]:
         result.passed += 1
-        if shot.status == ShotStatus.rejected.value and (shot.reason or "").startswith(QA_REASON_PREFIX):
+        if shot.status == ShotStatus.rejected and (shot.reason or "").startswith(QA_REASON_PREFIX):
             person = session.scalar(select(Person).where(Person.code == shot.sitter_code)) if shot.sitter_code else None
             gate = ingest_api.classify(
                 sitter_code=shot.sitter_code, person=person, capture_date=shot.capture_date, face_count=shot.face_count
             )
-            shot.status, shot.reason, shot.reason_detail = gate.status.value, gate.reason, gate.detail
-    elif shot.status == ShotStatus.accepted.value or (shot.reason or "").startswith(QA_REASON_PREFIX):
+            shot.status, shot.reason, shot.reason_detail = gate.status, gate.reason, gate.detail
+    elif shot.status == ShotStatus.accepted or (shot.reason or "").startswith(QA_REASON_PREFIX):
         # Consent problems outrank QA: a quarantined frame keeps its quarantine reason.
         failed = [c for c in checks if c.passed is False]
-        shot.status = ShotStatus.rejected.value
+        shot.status = ShotStatus.rejected
         shot.reason = QA_REASON_PREFIX + failed[0].name
         shot.reason_detail = "; ".join(f"{c.name} = {c.value} (needs {c.threshold})" for c in failed)
     if (shot.status, shot.reason) != before:
-        if shot.status == ShotStatus.rejected.value:
+        if shot.status == ShotStatus.rejected:
             result.rejected += 1
-        elif before[0] == ShotStatus.rejected.value:
+        elif before[0] == ShotStatus.rejected:
             result.restored += 1
         audit.record(
             session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,

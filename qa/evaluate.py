@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 

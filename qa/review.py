@@ -18,7 +18,7 @@ from likeness.models import DefectReason, Review, ReviewItem, Thumb, User, utcno
 from qa.agreement import fleiss_kappa
 
 
-class Verdict(str, enum.Enum):
+class ReviewVerdict(str, enum.Enum):
     up = "up"
     down = "down"
     tied = "tied"
@@ -102,13 +102,13 @@ def next_items(*, session: Session, reviewer_id: int, limit: int = 48) -> list[R
     return list(session.scalars(query))
 
 
-def verdict_of(thumbs: Iterable[str]) -> Verdict:
+def verdict_of(thumbs: Iterable[str]) -> ReviewVerdict:
     counts = Counter(thumbs)
     if not counts:
-        return Verdict.unreviewed
-    if counts[Thumb.down.value] == counts[Thumb.up.value]:
-        return Verdict.tied
-    return Verdict.down if counts[Thumb.down.value] > counts[Thumb.up.value] else Verdict.up
+        return ReviewVerdict.unreviewed
+    if counts[Thumb.down] == counts[Thumb.up]:
+        return ReviewVerdict.tied
+    return ReviewVerdict.down if counts[Thumb.down] > counts[Thumb.up] else ReviewVerdict.up
 
 
 @dataclass
@@ -137,11 +137,11 @@ def review_stats(*, session: Session) -> ReviewStats:
     stats.votes = sum(len(v) for v in by_item.values())
     stats.reviewed_items = len(by_item)
     verdicts = Counter(verdict_of(t for t, _ in votes).value for votes in by_item.values())
-    verdicts[Verdict.unreviewed.value] = stats.items - stats.reviewed_items
+    verdicts[ReviewVerdict.unreviewed.value] = stats.items - stats.reviewed_items
     stats.verdicts = dict(verdicts)
     stats.reason_counts = dict(Counter(r for votes in by_item.values() for _, reasons in votes for r in reasons))
     stats.flagged_confirmed = sum(
-        1 for item_id, votes in by_item.items() if items.get(item_id) and verdict_of(t for t, _ in votes) is Verdict.down
+        1 for item_id, votes in by_item.items() if items.get(item_id) and verdict_of(t for t, _ in votes) is ReviewVerdict.down
     )
     shared = [votes for votes in by_item.values() if len(votes) >= 2]
     stats.multi_reviewed_items = len(shared)

@@ -75,9 +75,9 @@ def review_progress(*, session: Session, reviewer_id: int) -> ReviewProgress:
     )
     reasons: dict[str, int] = defaultdict(int)
     for given in session.scalars(
-        select(Review.reasons).where(Review.reviewer_id == reviewer_id, Review.thumb == Thumb.down.value)
+        select(Review.reasons).where(Review.reviewer_id == reviewer_id, Review.thumb == Thumb.down)
     ):
         for reason in given or ():
             reasons[reason] += 1
-    up, down = thumbs.get(Thumb.up.value, 0), thumbs.get(Thumb.down.value, 0)
+    up, down = thumbs.get(Thumb.up, 0), thumbs.get(Thumb.down, 0)
     return ReviewProgress(items=items, reviewed=up + down, up=up, down=down, reasons=dict(reasons))

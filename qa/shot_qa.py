@@ -99,7 +99,7 @@ def measure_shot(
     pose: tuple[float | None, float | None, float | None] | None,
     eyes: dict[str, Any] | None,
     reference: FrameTone | None,
-    session_sharpness: float | None = None,
+    shoot_sharpness: float | None = None,
     thresholds: ShotQaThresholds = ShotQaThresholds(),
 ) -> list[Check]:
     """Every check for one frame; `face` is the aligned crop's face_window(). A frame without a
@@ -114,11 +114,11 @@ def measure_shot(
         shadows = float(np.count_nonzero(luma <= 5)) / luma.size
         mean_luma = float(cv2.mean(luma)[0])
         floor = t.min_sharpness
-        if session_sharpness:
-            floor = max(floor, t.min_relative_sharpness * session_sharpness)
+        if shoot_sharpness:
+            floor = max(floor, t.min_relative_sharpness * shoot_sharpness)
         checks += [
             Check("sharpness", round(sharp, 1), f">= {floor:.1f}", sharp >= floor,
-                  f"session median {session_sharpness:.1f}" if session_sharpness else ""),
+                  f"session median {shoot_sharpness:.1f}" if shoot_sharpness else ""),
             Check("clipped_highlights", round(highlights, 4), f"<= {t.max_clipped_highlights}", highlights <= t.max_clipped_highlights),
             Check("clipped_shadows", round(shadows, 4), f"<= {t.max_clipped_shadows}", shadows <= t.max_clipped_shadows),
             Check("face_luma", round(mean_luma, 1), f"{t.min_face_luma}..{t.max_face_luma}", t.min_face_luma <= mean_luma <= t.max_face_luma),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path

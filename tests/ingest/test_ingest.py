@@ -13,7 +13,8 @@ from likeness import doctor
 from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Shot
 from likeness.workbench import Workbench
-from tests.factories import register_sitter, write_shoot_toml
+from tests.factories.people import register_sitter
+from tests.factories.shoots import write_shoot_toml
 
 
 def _state(workbench: Workbench) -> tuple[list[tuple], set[str]]:
@@ -93,7 +94,7 @@ def test_frames_wait_in_quarantine_until_sitter_and_release_exist(
 
 def register_sitter_release_only(workbench: Workbench, tmp_path: Path) -> None:
     from samples.releases import add_signed_release
-    from tests.factories import SHOOT_DATE
+    from tests.factories.people import SHOOT_DATE
 
     with workbench.db.unit_of_work() as session:
         add_signed_release(session=session, blobs=workbench.blobs, code="P0001", document_dir=tmp_path,

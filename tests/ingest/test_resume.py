@@ -15,7 +15,7 @@ from samples.shoot import build_sample_shoot
 from likeness import doctor
 from likeness.models import Face, Shot
 from likeness.workbench import Workbench
-from tests.factories import register_sitter
+from tests.factories.people import register_sitter
 
 
 def _count_shots(workbench: Workbench) -> int:

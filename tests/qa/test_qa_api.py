@@ -10,7 +10,7 @@ from samples.shoot import SampleShoot
 from likeness.models import AuditEvent, ReviewItem, Shot
 from likeness.workbench import Workbench
 from qa import api
-from tests.factories import register_sitter
+from tests.factories.people import register_sitter
 
 
 def _ingest(workbench: Workbench, shoot: SampleShoot, tmp_path: Path) -> int:

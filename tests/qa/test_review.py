@@ -11,7 +11,7 @@ from likeness.models import Review, Role
 from likeness.users import create_user
 from likeness.workbench import Workbench
 from qa.agreement import fleiss_kappa
-from qa.review import Verdict, cast_vote, enqueue, next_items, retract_vote, review_stats, verdict_of
+from qa.review import ReviewVerdict, cast_vote, enqueue, next_items, retract_vote, review_stats, verdict_of
 
 
 def test_fleiss_kappa_matches_the_published_example() -> None:
@@ -62,7 +62,7 @@ def test_votes_verdicts_and_queue_order(workbench: Workbench) -> None:
         queue = [i.id for i in next_items(session=session, reviewer_id=ana)]
         assert items[0] not in queue and items[1] not in queue and queue[0] == items[2]
         stats = review_stats(session=session)
-    assert stats.verdicts[Verdict.down.value] == 2 and stats.verdicts[Verdict.unreviewed.value] == 2
+    assert stats.verdicts[ReviewVerdict.down.value] == 2 and stats.verdicts[ReviewVerdict.unreviewed.value] == 2
     assert stats.reason_counts == {"closed_eyes": 2, "teeth": 1, "ears": 2}
     assert stats.agreement["ears"] == pytest.approx(1.0)  # both raters of both items agree on ears
     assert stats.multi_reviewed_items == 2
@@ -87,9 +87,9 @@ def test_bad_votes_are_refused(workbench: Workbench) -> None:
 
 
 def test_verdict_is_the_majority() -> None:
-    assert verdict_of(["down", "down", "up"]) is Verdict.down
-    assert verdict_of(["down", "up"]) is Verdict.tied
-    assert verdict_of([]) is Verdict.unreviewed
+    assert verdict_of(["down", "down", "up"]) is ReviewVerdict.down
+    assert verdict_of(["down", "up"]) is ReviewVerdict.tied
+    assert verdict_of([]) is ReviewVerdict.unreviewed
 
 
 def test_twenty_reviewers_voting_at_once_lose_nothing(workbench: Workbench) -> None:

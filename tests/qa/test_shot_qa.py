@@ -39,7 +39,7 @@ def _overexpose(rgb: np.ndarray, stops: float) -> np.ndarray:
 def test_a_good_frame_passes_every_check(studio_frame) -> None:
     rgb, crop = studio_frame
     checks = measure_shot(face=face_window(crop), preview=rgb, pose=(2.0, -3.0, 1.0), eyes={"state": "open"},
-                          reference=FrameTone.of(rgb), session_sharpness=None)
+                          reference=FrameTone.of(rgb), shoot_sharpness=None)
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert summarise(checks)["passed"]
 
@@ -59,7 +59,7 @@ def test_degraded_frames_fail_the_right_checks(studio_frame) -> None:
     alone = _by_name(measure_shot(face=face_window(soft), preview=rgb, pose=None, eyes=None, reference=None))["sharpness"]
     assert alone.passed and alone.value < sharp.value
     in_session = _by_name(measure_shot(face=face_window(soft), preview=rgb, pose=None, eyes=None, reference=None,
-                                       session_sharpness=2.5 * alone.value))["sharpness"]
+                                       shoot_sharpness=2.5 * alone.value))["sharpness"]
     assert in_session.passed is False and "session median" in in_session.detail
 
     bright = _by_name(measure_shot(face=face_window(_overexpose(crop, 2)), preview=_overexpose(rgb, 2), pose=None, eyes=None,

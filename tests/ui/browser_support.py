@@ -22,6 +22,7 @@ import pytest
 
 from likeness.workbench import Workbench
 from tests.conftest import skip_or_fail
+from tests.factories.people import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -32,7 +33,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
-PASSWORD = "correct horse battery"
+
 
 
 def _free_port() -> int:

@@ -11,38 +11,21 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from ingest import api
-from samples.releases import register_sitter as register_sample_sitter
 from samples.releases import write_release_document
 from samples.shoot import build_sample_shoot
 from likeness.errors import InvalidInput
 from likeness.models import PersonalData, Person, Role, Shoot, Shot
-from likeness.users import create_user
 from likeness.workbench import Workbench
+from tests.factories.app import APP, sign_in, start, titles
+from tests.factories.people import (
+    BIRTHDAY, EARLY_RELEASE, EMAIL, LEGAL_NAME, PASSWORD, add_user, register_sitter,
+)
 from ui.staging import ShootFields, safe_name, stage_upload
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-APP = str(REPO_ROOT / "streamlit_app.py")
-PASSWORD = "correct horse battery"
 SITTER = "P0001"
-LEGAL_NAME = "Wilhelmina Quarrington"
-EMAIL = "wilhelmina@example.org"
-BIRTHDAY = dt.date(1990, 5, 17)
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def add_user(wb: Workbench, username: str, role: Role) -> None:
-    with wb.db.unit_of_work() as session:
-        create_user(session=session, username=username, password=PASSWORD, role=role, actor="test")
-
-
-def register_sitter(wb: Workbench, tmp_path: Path, code: str = SITTER) -> None:
-    """A sitter with personal data and an ai_training release signed long before any shoot."""
-    signed = dt.date(2020, 1, 1)
-    with wb.db.unit_of_work() as session:
-        register_sample_sitter(session=session, blobs=wb.blobs, code=code, document_dir=tmp_path, legal_name=LEGAL_NAME,
-                               date_of_birth=BIRTHDAY, email=EMAIL, release_signed_on=signed, actor="test")
-
 
 @pytest.fixture(scope="session")
 def small_shoot(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -50,21 +33,6 @@ def small_shoot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ui-shoot") / "shoot"
     build_sample_shoot(folder, sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
     return folder
-
-
-def start(timeout: float = 30) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def sign_in(at: AppTest, username: str, password: str = PASSWORD) -> AppTest:
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(password)
-    at.button(key="login_submit").click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def rendered_text(at: AppTest) -> str:
@@ -77,10 +45,6 @@ def rendered_text(at: AppTest) -> str:
             if node.type == "arrow_data_frame":
                 parts.append(node.value.to_string())
     return "\n".join(parts)
-
-
-def titles(at: AppTest) -> list[str]:
-    return [t.value for t in at.title]
 
 
 # -- signing in ------------------------------------------------------------------------------
@@ -153,7 +117,7 @@ def test_a_deactivated_account_is_signed_out_on_the_next_rerun(env_workbench: Wo
 def test_shoots_page_shows_an_ingested_shoot_as_a_contact_sheet(
     env_workbench: Workbench, small_shoot: Path, tmp_path: Path
 ) -> None:
-    register_sitter(env_workbench, tmp_path)
+    register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
     summary = api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")
     assert len(summary.accepted) == 2
     add_user(env_workbench, "ana", Role.photographer)
@@ -185,7 +149,7 @@ def test_failed_files_are_listed_with_their_reasons(env_workbench: Workbench, tm
 
 
 def test_upload_form_stages_and_ingests_a_shoot(env_workbench: Workbench, small_shoot: Path, tmp_path: Path) -> None:
-    register_sitter(env_workbench, tmp_path)
+    register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
     add_user(env_workbench, "ana", Role.photographer)
     at = sign_in(start(), "ana")
     frames = sorted(small_shoot.rglob("*.dng"))
@@ -229,7 +193,7 @@ def test_upload_errors_are_one_line_and_leave_nothing_behind(env_workbench: Work
 def test_a_shoot_name_taken_on_another_date_is_refused_and_unstaged(
     env_workbench: Workbench, small_shoot: Path, tmp_path: Path
 ) -> None:
-    register_sitter(env_workbench, tmp_path)
+    register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
     api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")  # "demo-shoot", 2026-11-20
     add_user(env_workbench, "ana", Role.photographer)
     at = sign_in(start(), "ana")
@@ -259,7 +223,7 @@ def test_labelers_and_reviewers_have_no_upload_form(env_workbench: Workbench) ->
 def test_personal_data_never_reaches_other_roles(
     env_workbench: Workbench, small_shoot: Path, tmp_path: Path, role: Role
 ) -> None:
-    register_sitter(env_workbench, tmp_path)
+    register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
     api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")
     add_user(env_workbench, "someone", role)
     at = sign_in(start(), "someone")
@@ -276,7 +240,7 @@ def test_personal_data_never_reaches_other_roles(
 
 
 def test_admin_sees_people_with_personal_data(env_workbench: Workbench, tmp_path: Path) -> None:
-    register_sitter(env_workbench, tmp_path)
+    register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
     add_user(env_workbench, "root", Role.admin)
     at = sign_in(start(), "root")
     at.switch_page("ui/pages/people.py").run()

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ingest import api
-from samples.releases import register_sitter
 from samples.shoot import build_sample_shoot
 from likeness.models import Role, Shoot, Shot
-from likeness.users import create_user
 from likeness.workbench import Workbench
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, app_url  # noqa: F401 (app_url: a fixture)
+from tests.factories.people import add_user, register_sitter
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,11 +29,8 @@ def test_photographer_uploads_a_shoot_and_sees_its_contact_sheet(
     from playwright.sync_api import expect, sync_playwright
 
     wb = env_workbench
-    signed = dt.date(2020, 1, 1)
-    with wb.db.unit_of_work() as session:
-        create_user(session=session, username="ana", password=PASSWORD, role=Role.photographer, actor="test")
-        register_sitter(session=session, blobs=wb.blobs, code=SITTER, document_dir=tmp_path, legal_name="Browser Sitter",
-                        release_signed_on=signed, actor="test")
+    add_user(wb, "ana", Role.photographer)
+    register_sitter(wb, tmp_path, SITTER, signed_on=dt.date(2020, 1, 1), personal_data=True)
     shoot = build_sample_shoot(tmp_path / "card", sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
     frames = [shoot.path / relative for relative in shoot.good_frames]
     assert len(frames) == 2 and len({f.name for f in frames}) == 2

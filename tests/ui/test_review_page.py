@@ -10,68 +10,20 @@ from typing import NamedTuple
 
 import pytest
 import streamlit as st
-from PIL import Image, ImageOps
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from ingest import api
-from likeness.models import Review, ReviewItem, Role, User
+from likeness.models import ReviewItem, Role, User
 from likeness.workbench import Workbench
 from qa import api as qa_api
-from tests.factories import register_sitter, write_shoot_toml
-from tests.ui.test_app import add_user, sign_in, start, titles
+from tests.factories.app import sign_in, start, titles
+from tests.factories.people import add_user, user_id
+from tests.factories.review import queue_faces, votes_of, write_face_shoot
 
 REVIEW_PAGE = "ui/pages/review.py"
-FACE_LABELS = ("crossed", "closed", "open")
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def write_face_shoot(testdata_dir: Path, folder: Path, *, per_label: int | None = None, variants: int = 1) -> Path:
-    """A shoot folder of real face photos (one sitter). With `variants` > 1 each photo comes again
-    mirrored and smaller, so every frame is an image of its own (the queue is keyed by content)."""
-    write_shoot_toml(folder, name=folder.name, sitters=["P0001"])
-    (folder / "P0001").mkdir()
-    for label in FACE_LABELS:
-        for source in sorted((testdata_dir / "faces" / label).iterdir())[:per_label]:
-            with Image.open(source) as opened:
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-            for variant in range(variants):
-                frame = ImageOps.mirror(image) if variant % 2 else image
-                scale = 1.0 - 0.15 * (variant // 2)
-                if scale != 1.0:
-                    frame = frame.resize((round(frame.width * scale), round(frame.height * scale)))
-                frame.save(folder / "P0001" / f"{label}_{source.stem}_{variant}.jpg", quality=92)
-    return folder
-
-
-def queue_faces(wb: Workbench, folder: Path, tmp_path: Path) -> int:
-    """Ingest the face shoot and run shot QA, which queues each face with the eye detector's flag."""
-    register_sitter(wb, tmp_path)
-    summary = api.ingest_folder(workbench=wb, path=folder, actor="test")
-    with wb.db.unit_of_work() as session:
-        result = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=summary.shoot_id, actor="test")
-    assert result.queued_faces >= 3
-    return result.queued_faces
-
-
-def user_id(wb: Workbench, username: str) -> int:
-    with wb.db.unit_of_work() as session:
-        return session.scalar(select(User.id).where(User.username == username))
-
-
-def votes_of(wb: Workbench, username: str) -> dict[int, tuple[str, list[str]]]:
-    """The reviewer's votes as stored: item id -> (thumb, reasons)."""
-    with wb.db.unit_of_work() as session:
-        return {
-            item_id: (thumb, list(reasons))
-            for item_id, thumb, reasons in session.execute(
-                select(Review.item_id, Review.thumb, Review.reasons)
-                .join(User, User.id == Review.reviewer_id)
-                .where(User.username == username)
-            )
-        }
-
 
 def open_review(username: str) -> AppTest:
     at = sign_in(start(), username)

@@ -64,8 +64,8 @@ SCROLL_SCRIPT = """<script>
 document.querySelector('.lk-face[data-item="%d"]')?.scrollIntoView({block: "nearest"});
 </script>"""
 VOTE_COLOURS = {  # (background, text) of a vote's badge
-    Thumb.up.value: ("rgba(33, 195, 84, 0.15)", "#158237"),
-    Thumb.down.value: ("rgba(255, 43, 43, 0.12)", "#c21f1f"),
+    Thumb.up: ("rgba(33, 195, 84, 0.15)", "#158237"),
+    Thumb.down: ("rgba(255, 43, 43, 0.12)", "#c21f1f"),
 }
 
 
@@ -184,8 +184,8 @@ def state_css(current: int | None, votes: dict[int, tuple[str, tuple[str, ...]]]
         face = f'.lk-face[data-item="{current}"]'
         rules.append(f'{face} {{ outline-color: {CURRENT_COLOUR}; }} {face} b::before {{ content: "▶ "; }}')
     for item_id, (thumb, reasons) in sorted(votes.items()):
-        text = "up" if thumb == Thumb.up.value else ", ".join(map(_label, reasons)) or "down"
-        background, colour = VOTE_COLOURS.get(thumb, VOTE_COLOURS[Thumb.down.value])
+        text = "up" if thumb == Thumb.up else ", ".join(map(_label, reasons)) or "down"
+        background, colour = VOTE_COLOURS.get(thumb, VOTE_COLOURS[Thumb.down])
         face = f'.lk-face[data-item="{item_id}"]'
         rules.append(
             f"{face} img {{ opacity: 0.35; }} "

@@ -32,7 +32,7 @@ blob_url = wb.blobs.url
 st.title("Shoots")
 
 
-def show_summary(summary: IngestSummary) -> None:
+def show_summary(summary: ingest_api.IngestSummary) -> None:
     quarantined = sum(len(paths) for paths in summary.quarantined.values())
     line = (
         f"**{plain(summary.shoot)}**: {summary.files} files in {summary.elapsed_s:.1f} s: {len(summary.accepted)} accepted, "
