@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
+from tests.factories.app import APP, sign_in, titles
+from tests.factories.people import add_user
 from tests.training.conftest import tiny_config
-from tests.ui.test_app import APP, add_user, sign_in, titles
 from training.api import start_run
 
 PAGE = "ui/pages/training.py"
