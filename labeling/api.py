@@ -6,6 +6,7 @@ The CLI (`likeness label …`) and the Labeling page call these and nothing else
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from labeling.push import PushResult, push_faces
 from labeling.server import Connection, ServerStatus
 from labeling.taxonomy import TAXONOMY, Taxonomy
 from likeness.models import Face, Label, LabelProject, LabelState, LabelTask, Shoot, Shot
+from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 
 __all__ = [
@@ -30,57 +32,67 @@ __all__ = [
 ]
 
 
-def serve(wb: Workbench) -> Connection:
-    return server.start(wb.settings, wb.blobs.root)
+def serve(*, workbench: Workbench) -> Connection:
+    return server.start(workbench.settings, workbench.blobs.root)
 
 
-def stop(wb: Workbench) -> bool:
-    return server.stop(wb.settings)
+def stop(*, workbench: Workbench) -> bool:
+    return server.stop(workbench.settings)
 
 
-def status(wb: Workbench) -> ServerStatus:
-    return server.status(wb.settings)
+def status(*, workbench: Workbench) -> ServerStatus:
+    return server.status(workbench.settings)
 
 
-def connection(wb: Workbench) -> Connection:
+def connection(*, workbench: Workbench) -> Connection:
     """The Label Studio we use, from settings (no request is made)."""
-    return server.resolve_connection(wb.settings)
+    return server.resolve_connection(workbench.settings)
 
 
-def client(wb: Workbench) -> LabelStudioClient:
-    return LabelStudioClient(connection(wb))
+def client(*, workbench: Workbench) -> LabelStudioClient:
+    return LabelStudioClient(connection(workbench=workbench))
 
 
-def project(session: Session, server_url: str) -> LabelProject:
-    return current_project(session, server_url)
+def project(*, session: Session, server_url: str) -> LabelProject:
+    return current_project(session=session, server_url=server_url)
 
 
-def _project_settings(wb: Workbench) -> ProjectSettings:
-    return ProjectSettings(overlap=wb.settings.label_overlap, overlap_percent=wb.settings.label_overlap_percent,
-                           files_root=server.files_root(wb.settings, wb.blobs.root),
-                           blob_root=Path(wb.blobs.root))
+def _project_settings(*, workbench: Workbench) -> ProjectSettings:
+    settings = workbench.settings
+    return ProjectSettings(overlap=settings.label_overlap, overlap_percent=settings.label_overlap_percent,
+                           files_root=server.files_root(settings, workbench.blobs.root),
+                           blob_root=Path(workbench.blobs.root))
 
 
-def setup(wb: Workbench, taxonomy: Taxonomy = TAXONOMY) -> SetupResult:
-    ls = client(wb)
-    with wb.db.unit_of_work() as session:
-        return setup_project(session, ls, taxonomy, _project_settings(wb))
+def setup(*, workbench: Workbench, taxonomy: Taxonomy = TAXONOMY) -> SetupResult:
+    ls = client(workbench=workbench)
+    with workbench.db.unit_of_work() as session:
+        return setup_project(session=session, client=ls, taxonomy=taxonomy,
+                             settings=_project_settings(workbench=workbench))
 
 
-def _project_id(wb: Workbench, ls: LabelStudioClient) -> int:
-    with wb.db.unit_of_work() as session:
-        return current_project(session, ls.url).id
+def _project_id(*, workbench: Workbench, ls: LabelStudioClient) -> int:
+    with workbench.db.unit_of_work() as session:
+        return current_project(session=session, server_url=ls.url).id
 
 
-def push(wb: Workbench, *, shoot: str | None = None, progress=None) -> PushResult:
-    ls = client(wb)
-    return push_faces(wb.db, wb.blobs, ls, _project_id(wb, ls), files_root=_project_settings(wb).files_root,
-                      shoot=shoot, batch_size=wb.settings.label_push_batch, progress=progress)
+def push(*, workbench: Workbench, shoot: str | None = None, progress: ProgressFn | None = None) -> PushResult:
+    """Push the accepted, released faces not yet in the project; `progress(pushed, eligible, "")`
+    after each batch."""
+    ls = client(workbench=workbench)
+    return push_faces(db=workbench.db, blobs=workbench.blobs, client=ls,
+                      project_id=_project_id(workbench=workbench, ls=ls),
+                      files_root=_project_settings(workbench=workbench).files_root, shoot=shoot,
+                      batch_size=workbench.settings.label_push_batch, progress=progress)
 
 
-def pull(wb: Workbench, taxonomy: Taxonomy = TAXONOMY, *, progress=None, after_page=None) -> PullResult:
-    ls = client(wb)
-    return pull_labels(wb.db, ls, _project_id(wb, ls), taxonomy, progress=progress, after_page=after_page)
+def pull(*, workbench: Workbench, taxonomy: Taxonomy = TAXONOMY, progress: ProgressFn | None = None,
+         after_page: Callable[[int], None] | None = None) -> PullResult:
+    """Pull new, edited and deleted annotations; `progress(tasks_read, total, "")` after each page
+    (total 0 when it is not known up front)."""
+    ls = client(workbench=workbench)
+    return pull_labels(db=workbench.db, client=ls, project_id=_project_id(workbench=workbench, ls=ls),
+                       taxonomy=taxonomy, progress=progress, after_page=after_page)
 
 
 def project_url(server_url: str, ls_project_id: int) -> str:
@@ -100,7 +112,7 @@ class ShootProgress:
     by_attribute: dict[str, int]        # faces with a value for the attribute
 
 
-def progress(session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[ShootProgress]:
+def progress(*, session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[ShootProgress]:
     pushed = dict(session.execute(
         select(Shoot.name, func.count(LabelTask.id)).join(Shot, Shot.shoot_id == Shoot.id)
         .join(Face, Face.shot_id == Shot.id).join(LabelTask, LabelTask.face_id == Face.id)
@@ -108,12 +120,12 @@ def progress(session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[ShootProgr
     labelled = session.execute(
         select(Shoot.name, Label.attribute, func.count(func.distinct(Label.face_id)))
         .join(Face, Face.id == Label.face_id).join(Shot, Shot.id == Face.shot_id).join(Shoot, Shoot.id == Shot.shoot_id)
-        .where(Label.source == "annotation", Label.state == LabelState.current.value)
+        .where(Label.source == "annotation", Label.state == LabelState.current)
         .group_by(Shoot.name, Label.attribute)).all()
     annotated = dict(session.execute(
         select(Shoot.name, func.count(func.distinct(Label.face_id)))
         .join(Face, Face.id == Label.face_id).join(Shot, Shot.id == Face.shot_id).join(Shoot, Shoot.id == Shot.shoot_id)
-        .where(Label.source == "annotation", Label.state == LabelState.current.value)
+        .where(Label.source == "annotation", Label.state == LabelState.current)
         .group_by(Shoot.name)).all())
     per_attribute: dict[str, dict[str, int]] = defaultdict(dict)
     for shoot, attribute, count in labelled:
@@ -124,8 +136,8 @@ def progress(session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[ShootProgr
             for name, count in sorted(pushed.items())]
 
 
-def agreement_report(session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[Agreement]:
-    return agreement(session, taxonomy)
+def agreement_report(*, session: Session, taxonomy: Taxonomy = TAXONOMY) -> list[Agreement]:
+    return agreement(session=session, taxonomy=taxonomy)
 
 
 @dataclass(frozen=True)
@@ -134,9 +146,9 @@ class Disagreement:
     ls_task_id: int | None
 
 
-def disagreements(session: Session) -> list[Disagreement]:
+def disagreements(*, session: Session) -> list[Disagreement]:
     """Faces whose annotators disagree on an attribute, ties first."""
-    split = [c for c in consensus(session) if len(c.votes) > 1]
+    split = [c for c in consensus(session=session) if len(c.votes) > 1]
     tasks = dict(session.execute(select(LabelTask.face_id, LabelTask.ls_task_id).where(
         LabelTask.face_id.in_([c.face_id for c in split]))).all()) if split else {}
     split.sort(key=lambda c: (not c.tied, c.face_id, c.attribute))

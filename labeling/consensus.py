@@ -42,10 +42,10 @@ class Agreement:
     metric: str
 
 
-def _votes(session: Session, face_ids: list[int] | None = None) -> dict[tuple[int, str], dict[str, str]]:
+def _votes(*, session: Session, face_ids: list[int] | None = None) -> dict[tuple[int, str], dict[str, str]]:
     """(face, attribute) → {annotator: value}, from current, known annotation labels."""
     query = select(Label.face_id, Label.attribute, Label.annotator, Label.value, Label.id).where(
-        Label.source == "annotation", Label.state == LabelState.current.value, Label.known.is_(True),
+        Label.source == "annotation", Label.state == LabelState.current, Label.known.is_(True),
         Label.value.is_not(None)).order_by(Label.id)
     if face_ids is not None:
         query = query.where(Label.face_id.in_(face_ids))
@@ -55,9 +55,9 @@ def _votes(session: Session, face_ids: list[int] | None = None) -> dict[tuple[in
     return votes
 
 
-def consensus(session: Session, face_ids: list[int] | None = None) -> list[Consensus]:
+def consensus(*, session: Session, face_ids: list[int] | None = None) -> list[Consensus]:
     out = []
-    for (face_id, attribute), by_annotator in sorted(_votes(session, face_ids).items()):
+    for (face_id, attribute), by_annotator in sorted(_votes(session=session, face_ids=face_ids).items()):
         counts = Counter(by_annotator.values())
         ranked = counts.most_common()
         top = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None
@@ -65,8 +65,8 @@ def consensus(session: Session, face_ids: list[int] | None = None) -> list[Conse
     return out
 
 
-def agreement(session: Session, taxonomy: Taxonomy) -> list[Agreement]:
-    votes = _votes(session)
+def agreement(*, session: Session, taxonomy: Taxonomy) -> list[Agreement]:
+    votes = _votes(session=session)
     out = []
     for attribute in taxonomy.attributes:
         units = {face: by for (face, name), by in votes.items() if name == attribute.name}

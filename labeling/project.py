@@ -20,7 +20,7 @@ from labeling.label_config import build_label_config, config_sha256
 from labeling.predictions import model_version
 from labeling.taxonomy import Taxonomy
 from likeness.errors import ConfigError, NotFound
-from likeness.models import Label, LabelProject
+from likeness.models import Label, LabelProject, LabelState
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SetupResult:
     retired: dict[str, list[str]]
 
 
-def current_project(session: Session, server_url: str) -> LabelProject:
+def current_project(*, session: Session, server_url: str) -> LabelProject:
     project = session.scalars(select(LabelProject).where(LabelProject.server_url == server_url)
                               .order_by(LabelProject.id.desc())).first()
     if project is None:
@@ -52,10 +52,10 @@ def current_project(session: Session, server_url: str) -> LabelProject:
     return project
 
 
-def retired_values(session: Session, taxonomy: Taxonomy) -> dict[str, set[str]]:
+def retired_values(*, session: Session, taxonomy: Taxonomy) -> dict[str, set[str]]:
     """Values that annotations use but the taxonomy no longer lists, per attribute."""
     rows = session.execute(select(Label.attribute, Label.value).where(
-        Label.source == "annotation", Label.state == "current", Label.value.is_not(None)).distinct())
+        Label.source == "annotation", Label.state == LabelState.current, Label.value.is_not(None)).distinct())
     retired: dict[str, set[str]] = {}
     for attribute, value in rows:
         if attribute in taxonomy.by_name and not taxonomy.knows(attribute, value):
@@ -63,9 +63,9 @@ def retired_values(session: Session, taxonomy: Taxonomy) -> dict[str, set[str]]:
     return retired
 
 
-def setup_project(session: Session, client: LabelStudioClient, taxonomy: Taxonomy,
+def setup_project(*, session: Session, client: LabelStudioClient, taxonomy: Taxonomy,
                   settings: ProjectSettings) -> SetupResult:
-    retired = retired_values(session, taxonomy)
+    retired = retired_values(session=session, taxonomy=taxonomy)
     config = build_label_config(taxonomy, retired)
     digest = config_sha256(config)
     sdk = client.sdk

@@ -28,10 +28,10 @@ from labeling.client import LabelStudioClient, export_tasks, task_pages
 from labeling.taxonomy import Taxonomy
 from likeness.db import Database
 from likeness.models import Label, LabelProject, LabelState, LabelTask, utcnow
+from likeness.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int], None]
 LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only datetime format Label Studio's filters accept
 
 
@@ -77,12 +77,14 @@ def _users(client: LabelStudioClient) -> dict[int, str]:
     return {u.id: (u.email or u.username or str(u.id)) for u in client.call("list users", client.sdk.users.list)}
 
 
-def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxonomy: Taxonomy, *,
+def pull_labels(*, db: Database, client: LabelStudioClient, project_id: int, taxonomy: Taxonomy,
                 page_size: int = 1000, progress: ProgressFn | None = None,
                 after_page: Callable[[int], None] | None = None) -> PullResult:
     """Bring our labels up to date with the project's annotations (see the module docstring).
 
-    `after_page(n)` runs after page n is committed (the tests use it to stop the server there).
+    `progress(tasks_read, total, "")` runs after each page; total is known only for a first pull
+    (one export of the whole project), 0 otherwise. `after_page(n)` runs after page n is
+    committed (the tests use it to stop the server there).
     """
     with db.unit_of_work() as session:
         project = session.get(LabelProject, project_id)
@@ -92,12 +94,15 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
     if end_mark is None or (cursor is not None and end_mark <= cursor):
         return result
     users = _users(client)
-    for number, tasks in enumerate(_changed_tasks(db, client, project_id, ls_project_id, cursor, page_size), start=1):
+    pages = _changed_tasks(db=db, client=client, project_id=project_id, ls_project_id=ls_project_id,
+                           cursor=cursor, page_size=page_size)
+    for number, (tasks, total) in enumerate(pages, start=1):
         with db.unit_of_work() as session:
-            _apply_page(session, project_id, tasks, users, taxonomy, result)
+            _apply_page(session=session, project_id=project_id, tasks=tasks, users=users, taxonomy=taxonomy,
+                        result=result)
         result.tasks_read += len(tasks)
         if progress:
-            progress(result.tasks_read)
+            progress(result.tasks_read, total, "")
         if after_page:
             after_page(number)
     with db.unit_of_work() as session:
@@ -106,9 +111,10 @@ def pull_labels(db: Database, client: LabelStudioClient, project_id: int, taxono
     return result
 
 
-def _changed_tasks(db: Database, client: LabelStudioClient, project_id: int, ls_project_id: int,
-                   cursor: dt.datetime | None, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Pages of full task JSON for every task changed since `cursor`.
+def _changed_tasks(*, db: Database, client: LabelStudioClient, project_id: int, ls_project_id: int,
+                   cursor: dt.datetime | None, page_size: int) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """Pages of full task JSON for every task changed since `cursor`, each with the number of
+    tasks to read in all (0 when that is not known).
 
     Without a cursor every task is new to us, so the project comes in one export (Label Studio's
     cheapest way to serialise tasks). Otherwise changed tasks are listed with just their
@@ -119,26 +125,26 @@ def _changed_tasks(db: Database, client: LabelStudioClient, project_id: int, ls_
                                  exportType="JSON", download_all_tasks="true")
         everything.sort(key=lambda task: task["id"])
         for start in range(0, len(everything), page_size):
-            yield everything[start:start + page_size]
+            yield everything[start:start + page_size], len(everything)
         return
     for listed in task_pages(client, "read changed tasks", project=ls_project_id, page_size=page_size,
                              fields="all", include="id,updated_at,annotations", filters=_changed_since(cursor)):
         with db.unit_of_work() as session:
-            stored = _stored_times(session, project_id, [task["id"] for task in listed])
+            stored = _stored_times(session=session, project_id=project_id, task_ids=[task["id"] for task in listed])
         # Only tasks with a new or edited annotation need their results; deletions show in the listing.
         wanted = [t["id"] for t in listed if t["id"] in stored and _has_news(t, stored[t["id"]])]
         full = {task["id"]: task for task in export_tasks(client, ls_project_id, wanted)}
-        yield [full.get(task["id"], task) for task in listed]
+        yield [full.get(task["id"], task) for task in listed], 0
 
 
-def _stored_times(session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime]]:
+def _stored_times(*, session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime]]:
     """For each of our tasks among `task_ids`: annotation id → the `updated_at` we hold."""
     known = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
         LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(task_ids))).all())
     out: dict[int, dict[int, dt.datetime]] = {task_id: {} for task_id in known}
     rows = session.execute(select(Label.ls_task_id, Label.ls_annotation_id, Label.ls_updated_at).where(
         Label.ls_task_id.in_(list(known)), Label.face_id.in_(list(known.values())), Label.source == "annotation",
-        Label.state == LabelState.current.value).distinct())
+        Label.state == LabelState.current).distinct())
     for task_id, annotation_id, updated_at in rows:
         out[task_id][annotation_id] = _as_utc(updated_at)
     return out
@@ -160,24 +166,25 @@ def _annotations(task: dict[str, Any], users: dict[int, str]) -> dict[int, _Anno
     return out
 
 
-def _apply_page(session: Session, project_id: int, tasks: list[dict[str, Any]], users: dict[int, str], taxonomy: Taxonomy,
-                result: PullResult) -> None:
+def _apply_page(*, session: Session, project_id: int, tasks: list[dict[str, Any]], users: dict[int, str],
+                taxonomy: Taxonomy, result: PullResult) -> None:
     ids = [task["id"] for task in tasks]
     faces = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
         LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(ids))).all())
     stored: dict[int, dict[int, list[Label]]] = {}
     for row in session.scalars(select(Label).where(
             Label.ls_task_id.in_(ids), Label.face_id.in_(list(faces.values())), Label.source == "annotation",
-            Label.state == LabelState.current.value)):
+            Label.state == LabelState.current)):
         stored.setdefault(row.ls_task_id, {}).setdefault(row.ls_annotation_id, []).append(row)
     for task in tasks:
         if task["id"] not in faces:
             log.warning("task %s is not one we pushed; ignored", task["id"])
             continue
-        _apply_task(session, faces[task["id"]], task, stored.get(task["id"], {}), users, taxonomy, result)
+        _apply_task(session=session, face_id=faces[task["id"]], task=task, stored=stored.get(task["id"], {}),
+                    users=users, taxonomy=taxonomy, result=result)
 
 
-def _apply_task(session: Session, face_id: int, task: dict[str, Any], stored: dict[int, list[Label]],
+def _apply_task(*, session: Session, face_id: int, task: dict[str, Any], stored: dict[int, list[Label]],
                 users: dict[int, str], taxonomy: Taxonomy, result: PullResult) -> None:
     remote = _annotations(task, users)
     now = utcnow()
@@ -187,7 +194,7 @@ def _apply_task(session: Session, face_id: int, task: dict[str, Any], stored: di
             continue
         state = LabelState.retracted if annotation is None else LabelState.superseded
         for row in rows:
-            row.state, row.ended_at = state.value, now
+            row.state, row.ended_at = state, now
         if state is LabelState.retracted:
             result.retracted += len(rows)
         else:

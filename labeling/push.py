@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +25,9 @@ from labeling.predictions import Predicted, as_prediction, model_version, predic
 from likeness.blobstore import BlobStore
 from likeness.db import Database
 from likeness.models import Face, Label, LabelProject, LabelTask, Shot, ShotStatus
+from likeness.progress import ProgressFn
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -46,7 +44,7 @@ def file_url(blobs: BlobStore, files_root: Path, sha256: str) -> str:
     return f"/data/local-files/?d={relative}"
 
 
-def _eligible(db: Database, project_id: int, shoot_id: int | None, result: PushResult) -> list[int]:
+def _eligible(*, db: Database, project_id: int, shoot_id: int | None, result: PushResult) -> list[int]:
     """Face ids to push: accepted, released, with a crop, not yet in the project."""
     with db.unit_of_work() as session:
         pushed = select(LabelTask.face_id).where(LabelTask.project_id == project_id)
@@ -59,7 +57,7 @@ def _eligible(db: Database, project_id: int, shoot_id: int | None, result: PushR
         ids = []
         for face in faces:
             shot = face.shot
-            if shot.status != ShotStatus.accepted.value:
+            if shot.status != ShotStatus.accepted:
                 reason = f"shot {shot.status}"
             elif shot.person is None:
                 reason = "no sitter"
@@ -72,7 +70,8 @@ def _eligible(db: Database, project_id: int, shoot_id: int | None, result: PushR
         return ids
 
 
-def _adopt_unconfirmed(db: Database, client: LabelStudioClient, project: LabelProject, result: PushResult) -> None:
+def _adopt_unconfirmed(*, db: Database, client: LabelStudioClient, project: LabelProject,
+                       result: PushResult) -> None:
     """Resolve intent rows left by an interrupted push: adopt the tasks that were created."""
     with db.unit_of_work() as session:
         pending = {t.face_id: t for t in session.scalars(select(LabelTask).where(
@@ -96,7 +95,7 @@ def _adopt_unconfirmed(db: Database, client: LabelStudioClient, project: LabelPr
                  result.adopted, len(pending) - result.adopted)
 
 
-def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, project_id: int, *,
+def push_faces(*, db: Database, blobs: BlobStore, client: LabelStudioClient, project_id: int,
                files_root: Path, shoot: str | None = None, batch_size: int = 1000,
                progress: ProgressFn | None = None) -> PushResult:
     result = PushResult()
@@ -104,8 +103,8 @@ def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, projec
         project = session.get(LabelProject, project_id)
         shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot) if shoot else None
         session.expunge(project)
-    _adopt_unconfirmed(db, client, project, result)
-    face_ids = _eligible(db, project.id, shoot_id, result)
+    _adopt_unconfirmed(db=db, client=client, project=project, result=result)
+    face_ids = _eligible(db=db, project_id=project.id, shoot_id=shoot_id, result=result)
     version = model_version()
     for start in range(0, len(face_ids), batch_size):
         batch = face_ids[start:start + batch_size]
@@ -121,14 +120,15 @@ def push_faces(db: Database, blobs: BlobStore, client: LabelStudioClient, projec
         task_ids = list(response.task_ids or [])
         if len(task_ids) != len(ordered):
             raise RuntimeError(f"Label Studio returned {len(task_ids)} task ids for {len(ordered)} tasks")
-        _confirm(db, project.id, ordered, task_ids, predicted, version)
+        _confirm(db=db, project_id=project.id, face_ids=ordered, task_ids=task_ids, predicted=predicted,
+                 version=version)
         result.pushed += len(ordered)
         if progress:
-            progress(result.pushed, len(face_ids))
+            progress(result.pushed, len(face_ids), "")
     return result
 
 
-def _confirm(db: Database, project_id: int, face_ids: list[int], task_ids: list[int],
+def _confirm(*, db: Database, project_id: int, face_ids: list[int], task_ids: list[int],
              predicted: dict[int, list[Predicted]], version: str) -> None:
     """Record the task ids Label Studio gave (in import order) and our predictions as labels."""
     with db.unit_of_work() as session:

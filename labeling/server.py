@@ -206,16 +206,16 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, wait_s: f
 
 def issue_token(url: str, email: str, password: str) -> str:
     """Sign in as `email` and create its personal access token (one per user in 1.23)."""
-    session = requests.Session()
-    session.get(f"{url}/user/login/", timeout=30)
-    response = session.post(f"{url}/user/login/", timeout=30, allow_redirects=False,
-                            data={"email": email, "password": password,
-                                  "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
-                            headers={"Referer": f"{url}/user/login/"})
+    http = requests.Session()
+    http.get(f"{url}/user/login/", timeout=30)
+    response = http.post(f"{url}/user/login/", timeout=30, allow_redirects=False,
+                         data={"email": email, "password": password,
+                               "csrfmiddlewaretoken": http.cookies.get("csrftoken", "")},
+                         headers={"Referer": f"{url}/user/login/"})
     if response.status_code != 302:
         raise ServiceUnavailable(f"could not sign in to Label Studio at {url} as {email} (HTTP {response.status_code})")
-    response = session.post(f"{url}/api/token/", json={}, timeout=30,
-                            headers={"X-CSRFToken": session.cookies.get("csrftoken", ""), "Referer": url})
+    response = http.post(f"{url}/api/token/", json={}, timeout=30,
+                         headers={"X-CSRFToken": http.cookies.get("csrftoken", ""), "Referer": url})
     if response.status_code == 409:
         raise ConfigError(f"{email} already holds a token at {url} and ours is lost",
                           hint="revoke it in Label Studio (Account & Settings → Personal Access Token) and run serve again")

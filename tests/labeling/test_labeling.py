@@ -17,44 +17,15 @@ from labeling.predictions import model_version
 from labeling.pull import _as_utc
 from labeling.taxonomy import TAXONOMY, Choice, Taxonomy
 from likeness.errors import ConfigError, ServiceUnavailable
-from likeness.models import Face, Label, LabelProject, LabelTask
+from likeness.models import Face, Label, LabelProject, LabelState, LabelTask
 from likeness.workbench import Workbench
-from tests.labeling.conftest import LabelStudioServer, add_faces
-
-
-def _choice(attribute: str, value: str) -> dict:
-    return {"from_name": attribute, "to_name": "crop", "type": "choices", "value": {"choices": [value]}}
-
-
-def _task_ids(wb: Workbench) -> dict[int, int]:
-    with wb.db.unit_of_work() as session:
-        return dict(session.execute(select(LabelTask.face_id, LabelTask.ls_task_id)).all())
-
-
-def _labeler(ls: LabelStudioClient, name: str) -> int:
-    email = f"{name}@studio.test"
-    for user in ls.sdk.users.list():
-        if user.email == email:
-            return user.id
-    return ls.sdk.users.create(email=email, username=name).id
-
-
-def _annotate(ls: LabelStudioClient, task_id: int, user_id: int, **values: str) -> int:
-    result = [_choice(attribute, value) for attribute, value in values.items()]
-    return ls.sdk.annotations.create(id=task_id, result=result, completed_by=user_id).id
-
-
-def _pushed(wb: Workbench) -> tuple[LabelStudioClient, dict[int, int]]:
-    """Set the project up and push; the client and face id → task id."""
-    api.setup(wb)
-    api.push(wb)
-    return api.client(wb), _task_ids(wb)
+from tests.labeling.support import LabelStudioServer, add_faces, annotate, choice, labeler, setup_and_push, task_ids
 
 
 def _current(wb: Workbench, **where: object) -> list[tuple]:
     with wb.db.unit_of_work() as session:
         query = select(Label.face_id, Label.attribute, Label.value, Label.annotator).where(
-            Label.source == "annotation", Label.state == "current", Label.attribute != "")
+            Label.source == "annotation", Label.state == LabelState.current, Label.attribute != "")
         for column, value in where.items():
             query = query.where(getattr(Label, column) == value)
         return sorted(session.execute(query).all())
@@ -94,17 +65,17 @@ def test_push_sends_released_accepted_faces_once_with_predictions(lwb: Workbench
     released = add_faces(lwb, tmp_path, n=3, eyes="closed", yaw=30.0)
     add_faces(lwb, tmp_path, n=2, sitter="P0002", release=False, seed=1)
     add_faces(lwb, tmp_path, n=1, sitter="P0001", status="quarantined", seed=2)
-    setup = api.setup(lwb)
+    setup = api.setup(workbench=lwb)
     assert setup.created
 
-    first = api.push(lwb)
+    first = api.push(workbench=lwb)
     assert first.pushed == 3
     assert first.withheld == {"no valid release": 2, "shot quarantined": 1}
-    assert set(_task_ids(lwb)) == set(released)
-    again = api.push(lwb)
+    assert set(task_ids(lwb)) == set(released)
+    again = api.push(workbench=lwb)
     assert (again.pushed, again.already) == (0, 3)
 
-    ls = api.client(lwb)
+    ls = api.client(workbench=lwb)
     tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id, fields="all"))
     assert sorted(t.data["face_id"] for t in tasks) == released
     prediction = tasks[0].predictions[0]
@@ -133,39 +104,39 @@ def _access_token(ls: LabelStudioClient, refresh: str) -> str:
 
 def test_an_interrupted_push_is_adopted_not_doubled(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=4)
-    setup = api.setup(lwb)
-    ls = api.client(lwb)
+    setup = api.setup(workbench=lwb)
+    ls = api.client(workbench=lwb)
     # A push that imported its batch but died before confirming: intent rows without task ids.
     with lwb.db.unit_of_work() as session:
         project = session.scalars(select(LabelProject)).one()
         session.add_all(LabelTask(project_id=project.id, face_id=f) for f in faces[:2])
     ls.sdk.projects.import_tasks(setup.ls_project_id, request=[{"data": {"face_id": f, "crop": "x", "preview": "x"}} for f in faces[:2]])
-    result = api.push(lwb)
+    result = api.push(workbench=lwb)
     assert (result.adopted, result.pushed) == (2, 2)
     tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id))
     assert sorted(t.data["face_id"] for t in tasks) == faces
-    assert sorted(_task_ids(lwb).values()) == sorted(t.id for t in tasks)
+    assert sorted(task_ids(lwb).values()) == sorted(t.id for t in tasks)
 
 
 # -- pull ---------------------------------------------------------------------------------------
 
 def test_pull_takes_in_new_edited_and_deleted_annotations_once(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=3)
-    ls, tasks = _pushed(lwb)
-    ann = _labeler(ls, "ann")
-    a0 = _annotate(ls, tasks[faces[0]], ann, eyes="open", age_band="adult")
-    a1 = _annotate(ls, tasks[faces[1]], ann, eyes="closed")
+    ls, tasks = setup_and_push(lwb)
+    ann = labeler(ls, "ann")
+    a0 = annotate(ls, tasks[faces[0]], ann, eyes="open", age_band="adult")
+    a1 = annotate(ls, tasks[faces[1]], ann, eyes="closed")
 
-    first = api.pull(lwb)
+    first = api.pull(workbench=lwb)
     assert (first.added, first.superseded, first.retracted) == (3, 0, 0)
     email = "ann@studio.test"
     assert _current(lwb) == sorted([(faces[0], "age_band", "adult", email), (faces[0], "eyes", "open", email),
                                     (faces[1], "eyes", "closed", email)])
-    assert api.pull(lwb).added == 0  # nothing changed: nothing read twice
+    assert api.pull(workbench=lwb).added == 0  # nothing changed: nothing read twice
 
-    ls.sdk.annotations.update(id=a0, result=[_choice("eyes", "half_closed"), _choice("age_band", "adult")])
+    ls.sdk.annotations.update(id=a0, result=[choice("eyes", "half_closed"), choice("age_band", "adult")])
     ls.sdk.annotations.delete(id=a1)
-    second = api.pull(lwb)
+    second = api.pull(workbench=lwb)
     assert (second.added, second.superseded, second.retracted) == (2, 2, 1)
     assert _current(lwb) == sorted([(faces[0], "age_band", "adult", email), (faces[0], "eyes", "half_closed", email)])
     with lwb.db.unit_of_work() as session:
@@ -176,9 +147,9 @@ def test_pull_takes_in_new_edited_and_deleted_annotations_once(lwb: Workbench, t
 
 def test_unknown_values_are_kept_raw_and_reported(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=1)
-    ls, tasks = _pushed(lwb)
-    _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyes="winking")
-    result = api.pull(lwb)
+    ls, tasks = setup_and_push(lwb)
+    annotate(ls, tasks[faces[0]], labeler(ls, "ann"), eyes="winking")
+    result = api.pull(workbench=lwb)
     assert [(u["attribute"], u["value"]) for u in result.unknown] == [("eyes", "winking")]
     with lwb.db.unit_of_work() as session:
         row = session.scalars(select(Label).where(Label.source == "annotation")).one()
@@ -188,24 +159,24 @@ def test_unknown_values_are_kept_raw_and_reported(lwb: Workbench, tmp_path: Path
 def test_overlap_consensus_ties_and_agreement(lwb: Workbench, tmp_path: Path) -> None:
     lwb.settings.label_overlap = 3
     faces = add_faces(lwb, tmp_path, n=3)
-    setup = api.setup(lwb)
-    ls = api.client(lwb)
+    setup = api.setup(workbench=lwb)
+    ls = api.client(workbench=lwb)
     remote = ls.sdk.projects.get(setup.ls_project_id)
     assert (remote.maximum_annotations, remote.overlap_cohort_percentage) == (3, 100)
-    api.push(lwb)
-    tasks = _task_ids(lwb)
-    a, b, c = (_labeler(ls, n) for n in ("ann", "bea", "cyd"))
+    api.push(workbench=lwb)
+    tasks = task_ids(lwb)
+    a, b, c = (labeler(ls, n) for n in ("ann", "bea", "cyd"))
     # face 0: all say open; face 1: 2 closed vs 1 open; face 2: two annotators split (a tie).
     for user, value in ((a, "open"), (b, "open"), (c, "open")):
-        _annotate(ls, tasks[faces[0]], user, eyes=value)
+        annotate(ls, tasks[faces[0]], user, eyes=value)
     for user, value in ((a, "closed"), (b, "closed"), (c, "open")):
-        _annotate(ls, tasks[faces[1]], user, eyes=value)
+        annotate(ls, tasks[faces[1]], user, eyes=value)
     for user, value in ((a, "open"), (b, "closed")):
-        _annotate(ls, tasks[faces[2]], user, eyes=value)
-    api.pull(lwb)
+        annotate(ls, tasks[faces[2]], user, eyes=value)
+    api.pull(workbench=lwb)
     with lwb.db.unit_of_work() as session:
-        split = api.disagreements(session)
-        report = {r.attribute: r for r in api.agreement_report(session)}
+        split = api.disagreements(session=session)
+        report = {r.attribute: r for r in api.agreement_report(session=session)}
     assert [(d.consensus.face_id, d.consensus.tied, d.consensus.value) for d in split] == \
         [(faces[2], True, None), (faces[1], False, "closed")]
     assert split[0].ls_task_id == tasks[faces[2]]
@@ -220,31 +191,31 @@ def test_overlap_consensus_ties_and_agreement(lwb: Workbench, tmp_path: Path) ->
 
 def test_taxonomy_change_migrates_the_project_and_keeps_annotations(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=1)
-    ls, tasks = _pushed(lwb)
-    _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyewear="sunglasses")
-    api.pull(lwb)
+    ls, tasks = setup_and_push(lwb)
+    annotate(ls, tasks[faces[0]], labeler(ls, "ann"), eyewear="sunglasses")
+    api.pull(workbench=lwb)
     # A new value, and a value that leaves the taxonomy while an annotation still uses it.
     changed = Taxonomy(tuple(
         dataclasses.replace(a, choices=tuple(c for c in a.choices if c.value != "sunglasses") + (Choice("goggles", "Goggles"),))
         if a.name == "eyewear" else a for a in TAXONOMY.attributes))
-    result = api.setup(lwb, changed)
+    result = api.setup(workbench=lwb, taxonomy=changed)
     assert (result.created, result.config_changed, result.retired) == (False, True, {"eyewear": ["sunglasses"]})
     remote = ls.sdk.projects.get(result.ls_project_id)
     assert 'value="goggles"' in remote.label_config and 'value="sunglasses"' in remote.label_config
     assert len(list(ls.sdk.tasks.list(project=result.ls_project_id, fields="all"))[0].annotations) == 1
-    assert api.setup(lwb, changed).config_changed is False
+    assert api.setup(workbench=lwb, taxonomy=changed).config_changed is False
     assert _current(lwb) == [(faces[0], "eyewear", "sunglasses", "ann@studio.test")]
 
 
 def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path, label_studio: LabelStudioServer) -> None:
     faces = add_faces(lwb, tmp_path, n=12)
-    ls, tasks = _pushed(lwb)
-    user = _labeler(ls, "ann")
-    _annotate(ls, tasks[faces[0]], user, eyes="open", usable="yes")
-    first = api.pull(lwb)  # the first pull exports everything at once; later ones go page by page
+    ls, tasks = setup_and_push(lwb)
+    user = labeler(ls, "ann")
+    annotate(ls, tasks[faces[0]], user, eyes="open", usable="yes")
+    first = api.pull(workbench=lwb)  # the first pull exports everything at once; later ones go page by page
     assert first.added == 2
     for face in faces[1:]:
-        _annotate(ls, tasks[face], user, eyes="open", usable="yes")
+        annotate(ls, tasks[face], user, eyes="open", usable="yes")
 
     def kill_after_first_page(page: int) -> None:
         if page == 1:
@@ -252,18 +223,19 @@ def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path,
 
     from labeling import pull as pull_mod
     with pytest.raises(ServiceUnavailable, match="Label Studio"):
-        pull_mod.pull_labels(lwb.db, LabelStudioClient(server.resolve_connection(lwb.settings), attempts=2, backoff_s=0.1),
-                             _project(lwb), TAXONOMY, page_size=5, after_page=kill_after_first_page)
+        pull_mod.pull_labels(db=lwb.db, client=LabelStudioClient(server.resolve_connection(lwb.settings), attempts=2,
+                                                                 backoff_s=0.1),
+                             project_id=_project(lwb), taxonomy=TAXONOMY, page_size=5, after_page=kill_after_first_page)
     with lwb.db.unit_of_work() as session:
         assert _as_utc(session.scalars(select(LabelProject)).one().pull_cursor) == first.cursor  # not advanced
     assert len(_current(lwb)) == 2 + 5 * 2  # page 1 (five more tasks, 2 values each) committed
 
     server.start(label_studio.settings, str(label_studio.blob_root))
-    result = api.pull(lwb)
+    result = api.pull(workbench=lwb)
     assert result.cursor > first.cursor
     rows = _current(lwb)
     assert len(rows) == 24 and len(set(rows)) == 24  # every value once, none doubled
-    assert api.pull(lwb).tasks_read == 0
+    assert api.pull(workbench=lwb).tasks_read == 0
 
 
 def _project(wb: Workbench) -> int:

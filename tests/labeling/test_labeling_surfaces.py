@@ -1,4 +1,4 @@
-"""The labeling CLI and the Labeling page, against the session's real Label Studio."""
+"""The labeling CLI and the Labeling page, against the real Label Studio the test run shares."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from labeling import api
 from likeness.models import Label, Role
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
-from tests.labeling.conftest import add_faces
-from tests.labeling.test_labeling import _annotate, _labeler, _pushed, _task_ids
-from tests.ui.test_app import APP, add_user, sign_in
+from tests.factories.app import APP, sign_in
+from tests.factories.people import add_user
+from tests.labeling.support import add_faces, annotate, labeler, setup_and_push, task_ids
 
 
 def test_cli_setup_push_pull_agreement(lwb: Workbench, tmp_path: Path) -> None:
@@ -24,11 +24,11 @@ def test_cli_setup_push_pull_agreement(lwb: Workbench, tmp_path: Path) -> None:
     assert pushed.exit_code == 0
     assert "pushed 2 faces" in pushed.output and "withheld 1: no valid release" in pushed.output
     assert "pushed 0 faces (2 were already there)" in run_cli("label", "push").output
-    ls = api.client(lwb)
-    tasks = _task_ids(lwb)
-    a, b = _labeler(ls, "ann"), _labeler(ls, "bea")
-    _annotate(ls, tasks[faces[0]], a, eyes="open")
-    _annotate(ls, tasks[faces[0]], b, eyes="closed")
+    ls = api.client(workbench=lwb)
+    tasks = task_ids(lwb)
+    a, b = labeler(ls, "ann"), labeler(ls, "bea")
+    annotate(ls, tasks[faces[0]], a, eyes="open")
+    annotate(ls, tasks[faces[0]], b, eyes="closed")
     pulled = run_cli("label", "pull")
     assert "2 labels added" in pulled.output
     report = run_cli("label", "agreement")
@@ -46,9 +46,9 @@ def test_cli_without_a_label_studio_says_what_to_do(env_workbench: Workbench) ->
 
 def test_labeling_page_shows_progress_disagreements_and_pulls(lwb: Workbench, tmp_path: Path) -> None:
     faces = add_faces(lwb, tmp_path, n=2, shoot="shoot-b")
-    ls, tasks = _pushed(lwb)
-    _annotate(ls, tasks[faces[0]], _labeler(ls, "ann"), eyes="open", usable="yes")
-    _annotate(ls, tasks[faces[0]], _labeler(ls, "bea"), eyes="closed", usable="yes")
+    ls, tasks = setup_and_push(lwb)
+    annotate(ls, tasks[faces[0]], labeler(ls, "ann"), eyes="open", usable="yes")
+    annotate(ls, tasks[faces[0]], labeler(ls, "bea"), eyes="closed", usable="yes")
     add_user(lwb, "lena", Role.labeler)
 
     at = AppTest.from_file(APP, default_timeout=60)

@@ -19,33 +19,33 @@ wb = workbench()
 st.title("Labeling")
 
 try:
-    connection = api.connection(wb)
+    connection = api.connection(workbench=wb)
 except LikenessError as exc:
     st.info(f"{exc}")
     st.stop()
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    project = api.project(session, connection.url)
+    project = api.project(session=session, server_url=connection.url)
 st.link_button("Open Label Studio", api.project_url(connection.url, project.ls_project_id), icon=":material/open_in_new:")
 
 left, right = st.columns(2)
 if left.button("Pull annotations now", key="label_pull", type="primary", icon=":material/sync:"):
     with guard(), st.spinner("pulling from Label Studio…"):
-        result = api.pull(wb)
+        result = api.pull(workbench=wb)
         st.success(f"Read {result.tasks_read} changed tasks: {result.added} labels added, "
                    f"{result.superseded} superseded, {result.retracted} retracted.")
         for item in result.unknown:
             st.warning(f"Task {item['task']}: {item['attribute']} = {item['value']!r} is not in the taxonomy (kept raw).")
 if user.role is Role.admin and right.button("Push new faces", key="label_push", icon=":material/upload:"):
     with guard(), st.spinner("pushing to Label Studio…"):
-        pushed = api.push(wb)
+        pushed = api.push(workbench=wb)
         withheld = ", ".join(f"{n} {reason}" for reason, n in sorted(pushed.withheld.items())) or "none"
         st.success(f"Pushed {pushed.pushed} faces ({pushed.already} already there; withheld: {withheld}).")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
-    progress = api.progress(session)
-    agreement = api.agreement_report(session)
-    split = api.disagreements(session)
+    progress = api.progress(session=session)
+    agreement = api.agreement_report(session=session)
+    split = api.disagreements(session=session)
 
 st.subheader("Progress")
 if not progress:
