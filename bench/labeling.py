@@ -125,7 +125,7 @@ def main() -> None:
         for round_index in range(args.rounds):
             wb = _workbench(home / f"ours-{round_index}", server_settings, connection)
             _fill(wb, args.tasks)
-            ls = api.client(wb)
+            ls = api.client(workbench=wb)
             files_root = Path(server_settings.blob_url).parent
             # Push: bare SDK import of the same task JSON, then ours.
             tasks = _bare_tasks(wb, files_root)
@@ -135,10 +135,11 @@ def main() -> None:
                 for start in range(0, len(tasks), args.batch):
                     ls.sdk.projects.import_tasks(bare_project, request=tasks[start:start + args.batch], return_task_ids=True)
             bare_s, _ = _timed(bare_push)
-            api.setup(wb)
+            api.setup(workbench=wb)
             marks: list[float] = []
             t0 = time.perf_counter()
-            ours_s, pushed = _timed(lambda: api.push(wb, progress=lambda done, total: marks.append(time.perf_counter() - t0)))
+            ours_s, pushed = _timed(lambda: api.push(
+                workbench=wb, progress=lambda done, total, name: marks.append(time.perf_counter() - t0)))
             assert pushed.pushed == args.tasks, pushed
             per_thousand.append(("push", [b - a for a, b in zip([0.0, *marks], marks)]))
             push_pairs.append((bare_s, ours_s))
@@ -166,7 +167,7 @@ def main() -> None:
                     pull_project, export_type="JSON", download_all_tasks=True))))
             bare_s, exported = _timed(bare_export)
             assert exported == args.tasks
-            ours_s, pulled = _timed(lambda: api.pull(reader))
+            ours_s, pulled = _timed(lambda: api.pull(workbench=reader))
             assert pulled.added == args.tasks * len(VALUES), pulled
             pull_pairs.append((bare_s, ours_s))
             print(f"round {round_index + 1} pull: bare export {bare_s:.2f} s, ours {ours_s:.2f} s, "
