@@ -215,7 +215,7 @@ def _square_crop(src: np.ndarray, cx: float, cy: float, side: float) -> Crop | N
         return None
     top, left = max(0, -y0), max(0, -x0)
     square = cv2.copyMakeBorder(region, top, n - top - region.shape[0], left,
-                                n - left - region.shape[1], cv2.BORDER_CONSTANT, value=0)
+                                n - left - region.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0))
     interp = cv2.INTER_AREA if n > MESH_SIZE else cv2.INTER_LINEAR
     return cv2.resize(square, (MESH_SIZE, MESH_SIZE), interpolation=interp), x0, y0, n / MESH_SIZE
 
@@ -243,7 +243,9 @@ def _mesh_in_box(rgb: np.ndarray, small: np.ndarray, factor: int, box: tuple[flo
         src, k = rgb, 1
         cx, cy, side = cx * factor, cy * factor, side * factor
     cropped = _square_crop(src, cx, cy, side)
-    meshes = _mesh(cropped[0], _graph("mesh1", confidence)) if cropped else []
+    if cropped is None:
+        return None
+    meshes = _mesh(cropped[0], _graph("mesh1", confidence))
     if not meshes:
         return None
     _, ox, oy, scale = cropped

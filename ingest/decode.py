@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ RASTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 # The same LibRaw settings everywhere (ingest and its benchmark floor): camera white balance,
 # no automatic brightening (exposure must stay comparable across a session), 8-bit output,
 # LibRaw's default AHD demosaic.
-RAW_POSTPROCESS = {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 8}
+RAW_POSTPROCESS: dict[str, Any] = {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 8}
 PREVIEW_QUALITY = 85
 
 # LibRaw's flip codes -> the PIL transpose that makes the picture upright.
@@ -113,8 +114,8 @@ def _check_tiff_extent(path: Path, file_size: int) -> None:
         raise FrameError("truncated", f"the file ends at byte {file_size:,} but its image data runs to byte {end:,}")
 
 
-def _subifd_pages(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.TiffPage]:
-    offsets = page.subifds or ()
+def _subifd_pages(tif: tifffile.TiffFile, page: tifffile.TiffPage | tifffile.TiffFrame) -> list[tifffile.TiffPage]:
+    offsets = getattr(page, "subifds", None) or ()
     result = []
     for offset in offsets:
         tif.filehandle.seek(offset)
@@ -161,11 +162,12 @@ def _embedded_preview(raw: rawpy.RawPy, flip: int, size: tuple[int, int]) -> Ima
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawError):
         return None
     try:
+        image: Image.Image
         if thumb.format == rawpy.ThumbFormat.JPEG:
-            image = Image.open(io.BytesIO(thumb.data))
+            image = Image.open(io.BytesIO(bytes(thumb.data)))
             image.load()
         else:
-            image = Image.fromarray(thumb.data)
+            image = Image.fromarray(np.asarray(thumb.data))
     except (OSError, UnidentifiedImageError, ValueError):
         return None
     # Some cameras store the thumbnail unrotated; LibRaw's flip applies to both.

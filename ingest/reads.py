@@ -92,7 +92,7 @@ class ShotCard:
 def shoot_uses_folder(*, session: Session, folder: Path) -> bool:
     """Whether a stored shoot was ingested from `folder` (its source_path)."""
     source = str(folder.resolve())
-    return session.scalar(select(func.count()).select_from(Shoot).where(Shoot.source_path == source)) > 0
+    return (session.scalar(select(func.count()).select_from(Shoot).where(Shoot.source_path == source)) or 0) > 0
 
 
 def count_shots(*, session: Session, shoot_id: int) -> int:
@@ -123,7 +123,7 @@ def contact_sheet(*, session: Session, shoot_id: int, offset: int = 0, limit: in
             .order_by(Face.shot_id, Face.face_index)
         ):
             faces[row.shot_id].append(FaceCard(*row[1:]))
-    return [ShotCard(*shot, faces=tuple(faces.get(shot.id, ()))) for shot in shots]
+    return [ShotCard(**shot._mapping, faces=tuple(faces.get(shot.id, ()))) for shot in shots]
 
 
 @dataclass(frozen=True)

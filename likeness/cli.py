@@ -27,7 +27,7 @@ err_console = Console(stderr=True)
 class LikenessGroup(TyperGroup):
     """Turns our own errors into one clear line on stderr and exit 1 (a traceback with --debug)."""
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LikenessError as exc:
@@ -43,7 +43,7 @@ class DefaultCommandGroup(TyperGroup):
 
     default_command = ""
 
-    def parse_args(self, ctx, args: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from likeness.models import Base
 
 
-def _configure_and_run(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

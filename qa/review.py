@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from likeness.errors import InvalidInput, NotFound
@@ -85,6 +86,7 @@ def cast_vote(
 def retract_vote(*, session: Session, item_id: int, reviewer_id: int) -> bool:
     """Undo: remove this reviewer's vote on the item. True when there was one."""
     result = session.execute(delete(Review).where(Review.item_id == item_id, Review.reviewer_id == reviewer_id))
+    assert isinstance(result, CursorResult)  # a DELETE gives a cursor result
     return bool(result.rowcount)
 
 

@@ -6,6 +6,8 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from sqlalchemy.orm import Session
+
 from likeness.cli import console, open_workbench, sub_app
 from likeness.errors import NotFound
 from likeness.models import User
@@ -14,7 +16,7 @@ from qa import review
 review_app = sub_app("The review queue: next items, votes and agreement.")
 
 
-def _reviewer_id(session, username: str) -> int:  # type: ignore[no-untyped-def]
+def _reviewer_id(session: Session, username: str) -> int:
     user_id = session.scalar(select(User.id).where(User.username == username))
     if user_id is None:
         raise NotFound(f"no user {username}", hint="create one with `likeness user add`")

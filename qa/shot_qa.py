@@ -126,7 +126,7 @@ def measure_shot(
     if pose is not None:
         for name, value, limit in zip(("yaw", "pitch", "roll"), pose, (t.max_yaw, t.max_pitch, t.max_roll)):
             ok = None if value is None or math.isnan(value) else abs(value) <= limit
-            checks.append(Check(f"head_{name}", None if ok is None else round(value, 1), f"|x| <= {limit}", ok))
+            checks.append(Check(f"head_{name}", None if ok is None or value is None else round(value, 1), f"|x| <= {limit}", ok))
     if eyes is not None:
         state = eyes.get("state")
         undetermined = state == "undetermined"

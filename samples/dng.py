@@ -368,7 +368,7 @@ def write_dng(
     neutral = neutral / neutral.max()
 
     cfa = _mosaic_rggb(rgb, _channel_luts(exposure_ev, multipliers))
-    raw_bytes = memoryview(cfa).cast("B")
+    raw_bytes = cfa.data.cast("B")
 
     preview = None
     if preview_size is not None:

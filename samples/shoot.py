@@ -239,7 +239,7 @@ def build_sample_shoot(
             cy += float(rng.uniform(-0.03, 0.03))
             fwidth *= float(rng.uniform(0.92, 1.08))
             ev = float(np.clip(ev + rng.uniform(-0.1, 0.1), -1.0, 1.0))
-            wb = tuple(float(v * rng.uniform(0.96, 1.04)) if i != 1 else v for i, v in enumerate(wb))
+            wb = (float(wb[0] * rng.uniform(0.96, 1.04)), wb[1], float(wb[2] * rng.uniform(0.96, 1.04)))
         display_size = (height, width) if orientation in (6, 8) else (width, height)
         display = render_portrait_frame(
             portrait, display_size, face_centre=(cx, cy), face_width=fwidth, rng=rng

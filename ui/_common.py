@@ -73,8 +73,8 @@ def thumbnail(blob_url: str, sha256: str, size: tuple[int, int], *, pad: bool = 
     out = io.BytesIO()
     with BlobStore(blob_url).open(sha256) as handle:
         try:
-            with Image.open(handle) as image:
-                image = ImageOps.exif_transpose(image).convert("RGB")
+            with Image.open(handle) as opened:
+                image = ImageOps.exif_transpose(opened).convert("RGB")
                 image.thumbnail(size)
                 if pad:
                     canvas = Image.new("RGB", size, "white")

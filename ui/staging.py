@@ -96,7 +96,7 @@ def _uploaded_manifest(upload: Upload) -> tuple[bytes, ShootManifest]:
 def _copy(upload: Upload, target: Path) -> None:
     upload.seek(0)
     with open(target, "xb") as out:  # "x": never overwrite, even if two names collide
-        shutil.copyfileobj(upload, out)  # type: ignore[misc]
+        shutil.copyfileobj(upload, out)
 
 
 def stage_upload(upload_dir: Path, uploads: Sequence[Upload], fields: ShootFields) -> Path:
@@ -105,7 +105,8 @@ def stage_upload(upload_dir: Path, uploads: Sequence[Upload], fields: ShootField
     An uploaded *.toml is the manifest; without one it is written from `fields`. Every frame goes
     into the sub-folder of the sitter code from the form, or of the manifest's only sitter.
     """
-    manifests, frames = [], []
+    manifests: list[Upload] = []
+    frames: list[Upload] = []
     for upload in uploads:
         (manifests if safe_name(upload.name).lower().endswith(".toml") else frames).append(upload)
     if len(manifests) > 1:

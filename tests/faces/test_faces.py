@@ -18,10 +18,10 @@ from PIL import Image, ImageOps
 from faces import detect as faces_module
 from faces.align import align_face, ffhq_quad
 from faces.detect import FaceFinding, find_faces
-from faces.landmarks import LEFT_EYE, RIGHT_EYE
+from faces.landmarks import EYE_POINTS, LEFT_EYE, RIGHT_EYE
 from faces.measures import eye_aspect_ratio, head_pose, iris_position
 
-EYES = (*RIGHT_EYE, *LEFT_EYE, 468, 473)
+EYES = EYE_POINTS
 
 
 @functools.lru_cache(maxsize=None)

@@ -68,13 +68,13 @@ with release_tab, st.form("add_release", clear_on_submit=True):
                 path = Path(tmp) / safe_name(document.name)
                 path.write_bytes(document.getvalue())
                 with wb.db.unit_of_work() as session:
-                    release_id = add_release(
+                    added_id = add_release(
                         session=session, blobs=wb.blobs, person_code=release_person, document=path,
                         signed_on=signed_on, expires_on=expires_on, scopes=scopes,
                         guardian_name=guardian.strip() or None, witness_name=witness.strip() or None,
                         actor=user.username,
                     ).id
-            st.success(f"Release #{release_id} added for {release_person}.")
+            st.success(f"Release #{added_id} added for {release_person}.")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
     open_releases = {r.id: r for r in list_releases(session=session) if r.revoked_on is None}

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import html
 import logging
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 import streamlit as st
 from sqlalchemy.orm import Session
@@ -63,7 +63,7 @@ CURRENT_COLOUR = "#ff4b4b"
 SCROLL_SCRIPT = """<script>
 document.querySelector('.lk-face[data-item="%d"]')?.scrollIntoView({block: "nearest"});
 </script>"""
-VOTE_COLOURS = {  # (background, text) of a vote's badge
+VOTE_COLOURS: dict[str, tuple[str, str]] = {  # (background, text) of a vote's badge
     Thumb.up: ("rgba(33, 195, 84, 0.15)", "#158237"),
     Thumb.down: ("rgba(255, 43, 43, 0.12)", "#c21f1f"),
 }
@@ -77,15 +77,17 @@ def _as_reviewer() -> Iterator[tuple[Session, int] | None]:
     Callbacks run before the app re-reads the role, so the role is checked here as well."""
     user = current_user()
     with workbench().db.unit_of_work() as session:
-        allowed = user is not None and users.active_role(session=session, user_id=user.user_id) in REVIEWERS
-        yield (session, user.user_id) if allowed else None
+        if user is None or users.active_role(session=session, user_id=user.user_id) not in REVIEWERS:
+            yield None
+        else:
+            yield session, user.user_id
 
 
 def _batch() -> list[int]:
     return list(st.session_state.get(BATCH_KEY, ()))
 
 
-def _next_open(batch: list[int], voted: dict[int, object], cursor: int) -> int:
+def _next_open(batch: list[int], voted: Container[int], cursor: int) -> int:
     """The first face after the cursor without a vote, else the first one anywhere; else stay."""
     for position in [*range(cursor + 1, len(batch)), *range(0, cursor + 1)]:
         if batch[position] not in voted:

@@ -80,9 +80,11 @@ def ingest_upload(files: list, fields: ShootFields) -> ingest_api.IngestSummary:
     folder = stage_upload(wb.settings.resolved_upload_dir, files, fields)
     bar = st.progress(0.0, text="ingesting …")
     try:
+        def progress(done: int, total: int, path: str) -> None:
+            bar.progress(done / max(total, 1), text=f"{done}/{total} · {path}")
+
         done = ingest_and_check(
-            workbench=wb, path=folder, actor=user.username, workers=wb.settings.workers,
-            progress=lambda done, total, path: bar.progress(done / max(total, 1), text=f"{done}/{total} · {path}"),
+            workbench=wb, path=folder, actor=user.username, workers=wb.settings.workers, progress=progress,
         )
     except LikenessError:
         # Refused before anything was stored (a bad manifest, a name taken): drop the staging folder.
