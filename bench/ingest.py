@@ -48,23 +48,35 @@ import argparse
 import datetime as dt
 import json
 import math
-import multiprocessing
 import os
 import platform
-import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bench.machine import QUIET_LOAD, CpuMeter, cpu_model, wait_for_quiet
+from bench.harness import (
+    ACTOR,
+    QUIET_LOAD,
+    CpuMeter,
+    Step,
+    StepClock,
+    alternate,
+    compare,
+    cpu_model,
+    fresh_workbench,
+    peak_rss_mib,
+    process_pool,
+    stats,
+    testdata_dir,
+    verdict,
+    wait_for_quiet,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 RATIO_TARGET = 1.3  # ingest time / rawpy-only floor, with 2 workers
 RSS_TARGET_MB = 1500.0  # peak resident memory per worker process
 CONTACT_LONG_EDGE = 1024  # quick_preview size for the contact sheet
@@ -73,7 +85,6 @@ ASTRONAUT = "skimage:astronaut"
 MIN_SOURCE_EDGE = 256  # smaller photographs hold too little detail to stand for a 24 MP frame
 MAX_LOOK_ATTEMPTS = 6  # new framings tried when a rendered frame does not show exactly one face
 SHOOT_NAME = "bench-shoot"
-ACTOR = "bench"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -87,7 +98,14 @@ def _floor_task(path: str, postprocess: dict[str, Any]) -> tuple[tuple[int, ...]
 
     with rawpy.imread(path) as raw:
         shape = tuple(raw.postprocess(**postprocess).shape)
-    return shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return shape, peak_rss_mib()
+
+
+def _startup_task(module: str) -> float:
+    import importlib
+
+    importlib.import_module(module)
+    return time.process_time()
 
 
 def _preview_task(path: str, long_edge: int) -> bytes | None:
@@ -105,7 +123,8 @@ def _probe_task(source: str) -> dict[str, Any]:
     photo = _load_photo(source)
     faces = find_faces(photo)
     astronaut = _load_photo(ASTRONAUT)
-    same_as_astronaut = source != ASTRONAUT and photo.shape == astronaut.shape and bool(np.array_equal(photo, astronaut))
+    same_as_astronaut = (source != ASTRONAUT and photo.shape == astronaut.shape
+                         and bool(np.array_equal(photo, astronaut)))
     return {
         "source": source,
         "width": int(photo.shape[1]),
@@ -120,14 +139,14 @@ def _build_task(spec: dict[str, Any]) -> dict[str, Any]:
     """Render one frame from its source photograph and write it as a DNG."""
     import numpy as np
 
-    from samples.dng import write_dng
     from faces.detect import find_faces
+    from samples.dng import write_dng
     from samples.shoot import MAKE, MODEL, SERIAL
 
     started = time.perf_counter()
     photo = _load_photo(spec["source"])
     rng = np.random.default_rng(spec["seed"])
-    for attempt in range(1, MAX_LOOK_ATTEMPTS + 1):
+    for attempt in range(1, MAX_LOOK_ATTEMPTS + 1):  # noqa: B007 (reported below)
         look = _draw_look(spec, photo, rng)
         faces = len(find_faces(look["display"]))
         if faces == 1:
@@ -260,18 +279,9 @@ def _to_stored(display, orientation: int):
 # -------------------------------------------------------------------------------------------------
 
 
-def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    # The same start method as ingest.coordinator.make_executor.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _testdata_dir() -> Path:
-    return Path(os.environ.get("LIKENESS_TESTDATA") or REPO.parent / "shared" / "testdata")
-
-
 def _candidate_sources() -> list[str]:
     sources = [ASTRONAUT]
-    folder = _testdata_dir() / "faces" / "open"
+    folder = testdata_dir() / "faces" / "open"
     if folder.is_dir():
         sources += sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     return sources
@@ -286,7 +296,7 @@ def build_shoot(dest: Path, *, files: int, size: tuple[int, int], preview_size: 
     """Probe the sources, then render ``files`` frames into ``dest`` (one sitter per source)."""
     started = time.perf_counter()
     build_workers = max(1, min(os.cpu_count() or 1, files))
-    with _spawn_pool(build_workers) as pool:
+    with process_pool(build_workers) as pool:
         probes = list(pool.map(_probe_task, _candidate_sources()))
         sources, skipped = [], {}
         for probe in probes:
@@ -342,35 +352,9 @@ def build_shoot(dest: Path, *, files: int, size: tuple[int, int], preview_size: 
 
 
 def open_workbench(root: Path, *, workers: int, sitters: list[str], shoot_date: dt.date):
-    """A fresh SQLite database and local blob store under ``root``, schema upgraded, with every
-    sitter registered and holding an ai_training release signed on the shoot date."""
-    from samples.releases import register_sitter
-    from likeness.config import Settings
-    from likeness.workbench import Workbench
-
-    defaults = Settings.model_fields
-    # Every setting explicitly: LIKENESS_* variables in the environment must not change the run.
-    settings = Settings(
-        data_dir=root,
-        database_url=f"sqlite:///{(root / 'likeness.db').resolve()}",
-        blob_url=str((root / "blobs").resolve()),
-        workers=workers,
-        align_size=defaults["align_size"].default,
-        preview_size=defaults["preview_size"].default,
-        batch_size=defaults["batch_size"].default,
-        max_pixels=defaults["max_pixels"].default,
-    )
-    workbench = Workbench.open(settings)
-    try:
-        workbench.db.upgrade()
-        with workbench.db.unit_of_work() as session:
-            for code in sitters:
-                register_sitter(session=session, blobs=workbench.blobs, code=code, document_dir=root / "releases",
-                                release_signed_on=shoot_date, actor=ACTOR)
-    except BaseException:
-        workbench.close()
-        raise
-    return workbench
+    """A fresh workbench under ``root`` with every sitter holding an ai_training release signed on
+    the shoot date, so that every frame is accepted."""
+    return fresh_workbench(root, workers=workers, sitters=sitters, release_signed_on=shoot_date)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -385,8 +369,7 @@ def run_floor(files: list[Path], workers: int) -> dict[str, Any]:
     params = dict(RAW_POSTPROCESS)
     os.sync()
     meter = CpuMeter().start()
-    started = time.perf_counter()
-    pool = _spawn_pool(workers)
+    pool = process_pool(workers)
     try:
         futures = [pool.submit(_floor_task, str(path), params) for path in files]
         shapes, peak = set(), 0.0
@@ -394,7 +377,7 @@ def run_floor(files: list[Path], workers: int) -> dict[str, Any]:
             shape, rss = future.result()
             shapes.add(shape)
             peak = max(peak, rss)
-        elapsed = time.perf_counter() - started
+        elapsed = meter.elapsed()
     finally:
         pool.shutdown(wait=True)  # the workers are reaped: their CPU time is counted
     return {"seconds": elapsed, "peak_worker_rss_mb": peak, "shapes": sorted(shapes), **meter.stop()}
@@ -408,9 +391,8 @@ def run_ingest(shoot: dict[str, Any], root: Path, workers: int, shoot_date: dt.d
     try:
         os.sync()
         meter = CpuMeter().start()
-        started = time.perf_counter()
         summary = ingest_folder(workbench=workbench, path=shoot["path"], actor=ACTOR, workers=workers)
-        elapsed = time.perf_counter() - started
+        elapsed = meter.elapsed()
         cpu = meter.stop()  # ingest_folder has shut its pool down: the workers are reaped
     finally:
         workbench.close()
@@ -436,16 +418,16 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
 
     os.sync()
     meter = CpuMeter().start()
-    started = time.perf_counter()
-    pool = _spawn_pool(workers)
+    pool = process_pool(workers)
     try:
         futures = [pool.submit(_preview_task, str(path), CONTACT_LONG_EDGE) for path in files]
         previews = [future.result() for future in futures]
-        previews_s = time.perf_counter() - started
+        previews_s = meter.elapsed()
         columns = max(1, round(math.sqrt(len(previews) * 1.5)))
         rows = math.ceil(len(previews) / columns)
         gap = 8
-        sheet = Image.new("RGB", (columns * (CONTACT_CELL + gap) + gap, rows * (CONTACT_CELL + gap) + gap), (32, 32, 32))
+        sheet_size = (columns * (CONTACT_CELL + gap) + gap, rows * (CONTACT_CELL + gap) + gap)
+        sheet = Image.new("RGB", sheet_size, (32, 32, 32))
         missing = 0
         for index, data in enumerate(previews):
             if data is None:
@@ -457,10 +439,11 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
                 y = gap + (index // columns) * (CONTACT_CELL + gap) + (CONTACT_CELL - picture.height) // 2
                 sheet.paste(picture.convert("RGB"), (x, y))
         sheet.save(sheet_path, format="JPEG", quality=85)
-        elapsed = time.perf_counter() - started
+        elapsed = meter.elapsed()
     finally:
         pool.shutdown(wait=True)
-    return {**meter.stop(), "seconds": elapsed, "previews_s": previews_s, "missing": missing, "sheet": f"{sheet.width}x{sheet.height}"}
+    return {**meter.stop(), "seconds": elapsed, "previews_s": previews_s, "missing": missing,
+            "sheet": f"{sheet.width}x{sheet.height}"}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -468,25 +451,20 @@ def run_contact_sheet(files: list[Path], workers: int, sheet_path: Path) -> dict
 # -------------------------------------------------------------------------------------------------
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict], ingests: list[dict],
               sheets: list[dict]) -> dict[str, Any]:
     import rawpy
 
     files = len(shoot["files"])
-    floor = _stats([r["seconds"] for r in floors])
-    ingest = _stats([r["seconds"] for r in ingests])
-    contact = _stats([r["seconds"] for r in sheets])
-    ratio_median = ingest["median"] / floor["median"]
-    ratio_min = ingest["min"] / floor["min"]
+    wall = compare([r["seconds"] for r in floors], [r["seconds"] for r in ingests])
+    floor, ingest = wall["baseline"], wall["ours"]
+    contact = stats([r["seconds"] for r in sheets])
+    ratio_median, ratio_min = wall["ratio_of_medians"], wall["ratio_of_mins"]
     rss_floor = max(r["peak_worker_rss_mb"] for r in floors)
     rss_ingest = max(r["peak_worker_rss_mb"] for r in ingests)
     all_accepted = all(r["accepted"] == files and not r["failed"] for r in ingests)
-    floor_cpu = _stats([r["cpu_s"] for r in floors])
-    ingest_cpu = _stats([r["cpu_s"] for r in ingests])
+    cpu = compare([r["cpu_s"] for r in floors], [r["cpu_s"] for r in ingests])
+    floor_cpu, ingest_cpu = cpu["baseline"], cpu["ours"]
     loads = [r["other_load"] for r in floors + ingests + sheets if r.get("other_load") is not None]
     # Runs during which other processes left the machine (nearly) alone: the undisturbed figures.
     quiet_floor = [r["seconds"] for r in floors if (r.get("other_load") or 0.0) <= QUIET_LOAD]
@@ -524,7 +502,7 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
         "ingest_cpu_s": [r["cpu_s"] for r in ingests],
         "floor_cpu": floor_cpu,
         "ingest_cpu": ingest_cpu,
-        "cpu_ratio_of_medians": ingest_cpu["median"] / floor_cpu["median"],
+        "cpu_ratio_of_medians": cpu["ratio_of_medians"],
         "quiet_runs": {"floor": len(quiet_floor), "ingest": len(quiet_ingest), "ratio_of_mins": quiet_ratio},
         "other_load": {
             "floor": [r.get("other_load") for r in floors],
@@ -547,8 +525,8 @@ def summarise(args: argparse.Namespace, shoot: dict[str, Any], floors: list[dict
 def print_report(console: Any, figures: dict[str, Any]) -> None:
     from rich.table import Table
 
-    def verdict(ok: bool) -> str:
-        return "[bold green]PASS[/]" if ok else "[bold red]MISS[/]"
+    def judged(ok: bool) -> str:
+        return f"[bold {'green' if ok else 'red'}]{verdict(ok)}[/]"
 
     def span(s: dict[str, float], fmt: str = "{:.1f}") -> str:
         return f"{fmt.format(s['min'])} / {fmt.format(s['median'])}"
@@ -574,12 +552,12 @@ def print_report(console: Any, figures: dict[str, Any]) -> None:
     table.add_row("(a) floor, files/s (best / median)", f"{fps_a['best']:.2f} / {fps_a['median']:.2f}", "", "")
     table.add_row("(b) ingest, files/s (best / median)", f"{fps_b['best']:.2f} / {fps_b['median']:.2f}", "", "")
     table.add_row("ratio (b)/(a), of medians", f"{figures['ratio_of_medians']:.2f}",
-                  f"≤ {figures['ratio_target']:.1f}", verdict(figures["ratio_pass"]))
+                  f"≤ {figures['ratio_target']:.1f}", judged(figures["ratio_pass"]))
     table.add_row("ratio (b)/(a), of mins", f"{figures['ratio_of_mins']:.2f}",
-                  f"≤ {figures['ratio_target']:.1f}", verdict(figures["ratio_of_mins"] <= figures["ratio_target"]))
+                  f"≤ {figures['ratio_target']:.1f}", judged(figures["ratio_of_mins"] <= figures["ratio_target"]))
     table.add_row("peak RSS per worker, floor (a), MB", f"{figures['floor_peak_worker_rss_mb']:.0f}", "", "")
     table.add_row("peak RSS per worker, ingest (b), MB", f"{figures['ingest_peak_worker_rss_mb']:.0f}",
-                  f"≤ {figures['rss_target_mb']:.0f}", verdict(figures["rss_pass"]))
+                  f"≤ {figures['rss_target_mb']:.0f}", judged(figures["rss_pass"]))
     table.add_row("contact sheet from embedded previews, s (min / median)", span(contact, "{:.2f}"), "", "")
     table.add_row("contact sheet / floor (medians)", f"{figures['contact_sheet_ratio_to_floor']:.3f}", "", "")
     table.add_row("(a) floor CPU s, workers + parent (min / median)", span(figures["floor_cpu"]), "", "")
@@ -589,7 +567,7 @@ def print_report(console: Any, figures: dict[str, Any]) -> None:
     if quiet["ratio_of_mins"] is not None and quiet["floor"] + quiet["ingest"] < 2 * figures["repeats"]:
         table.add_row(f"ratio (b)/(a) of mins, quiet runs only ({quiet['floor']} floor, {quiet['ingest']} ingest)",
                       f"{quiet['ratio_of_mins']:.2f}", f"≤ {figures['ratio_target']:.1f}",
-                      verdict(quiet["ratio_of_mins"] <= figures["ratio_target"]))
+                      judged(quiet["ratio_of_mins"] <= figures["ratio_target"]))
     busiest = figures["other_load"]["max"]
     if busiest is not None:
         quiet = busiest <= QUIET_LOAD
@@ -597,19 +575,180 @@ def print_report(console: Any, figures: dict[str, Any]) -> None:
                       f"≤ {100 * QUIET_LOAD:.0f} %", "quiet" if quiet else "[bold yellow]BUSY[/]")
     counts = [f"{r['accepted']}/{r['files']}" for r in figures["ingest_runs"]]
     accepted = f"{counts[0]} in every run" if len(set(counts)) == 1 else ", ".join(counts)
-    table.add_row("frames accepted per ingest run", accepted, "all", verdict(figures["all_accepted"]))
+    table.add_row("frames accepted per ingest run", accepted, "all", judged(figures["all_accepted"]))
     console.print(table)
     if busiest is not None and busiest > QUIET_LOAD:
         console.print(f"[yellow]other processes used up to {100 * busiest:.0f} % of the machine during a timed run: "
                       "wall-clock figures are disturbed; the CPU ratio is the steadier one[/]")
     def runs(times: list[float], loads: list[float | None], fmt: str) -> str:
-        return ", ".join(fmt.format(t) + ("" if load is None else f" ({100 * load:.0f} %)") for t, load in zip(times, loads))
+        return ", ".join(fmt.format(t) + ("" if load is None else f" ({100 * load:.0f} %)")
+                         for t, load in zip(times, loads, strict=True))
 
     load = figures["other_load"]
     console.print("runs in order, s (other processes' share of the machine meanwhile):")
     console.print("  floor (a):     " + runs(figures["floor_s"], load["floor"], "{:.1f}"))
     console.print("  ingest (b):    " + runs(figures["ingest_s"], load["ingest"], "{:.1f}"))
     console.print("  contact sheet: " + runs(figures["contact_sheet_s"], load["contact_sheet"], "{:.2f}"))
+
+
+# -------------------------------------------------------------------------------------------------
+# Profile: where one ingest's time goes, step by step (--profile K)
+# -------------------------------------------------------------------------------------------------
+
+
+def _is_png_save(args: tuple, kwargs: dict) -> bool:
+    """PIL's Image.save: only the crop's PNG encode."""
+    fmt = kwargs.get("format") or (args[2] if len(args) > 2 else None)
+    return str(fmt).upper() == "PNG"
+
+
+# Each is wrapped with a timer for the profiled run only and restored afterwards.
+PROFILE_STEPS: tuple[Step, ...] = (
+    Step("hash (SHA-256 of the file)", "ingest.coordinator", "_hash"),
+    Step("decode_frame", "ingest.frame", "decode_frame"),
+    Step("TIFF extent check (tifffile)", "ingest.decode", "_check_tiff_extent", "decode_frame"),
+    Step("EXIF: exifread", "ingest.decode", "read_exif", "decode_frame"),
+    Step("EXIF: LibRaw fill", "ingest.decode", "fill_from_libraw", "decode_frame"),
+    Step("embedded preview: extract + JPEG decode", "ingest.decode", "_embedded_preview", "decode_frame"),
+    Step("store original (copy + hash check + fsync)", "likeness.blobstore:BlobStore", "put_file"),
+    Step("preview (resize + JPEG + store)", "ingest.frame", "_store_preview"),
+    Step("find_faces", "ingest.frame", "find_faces"),
+    Step("MediaPipe import + graph build", "faces.detect", "_graph", "find_faces"),
+    Step("align + PNG encode + store crop", "ingest.frame", "_store_face"),
+    Step("ffhq_quad + align_face (warp)", "ingest.frame", "align_face", "align + PNG encode + store crop"),
+    Step("PNG encode of the crop", "PIL.Image:Image", "save", "align + PNG encode + store crop", when=_is_png_save),
+    Step("store crop", "likeness.blobstore:BlobStore", "put_bytes", "align + PNG encode + store crop"),
+    Step("DB: batch rows (_write_batch)", "ingest.coordinator", "_write_batch"),
+    Step("DB: shoot row + known hashes", "ingest.coordinator", "_upsert_shoot"),
+    Step("DB: shoot row + known hashes", "ingest.coordinator", "_known_hashes"),
+    # A context manager: its begin and commit are timed, not the body.
+    Step("DB: transactions (begin + commit)", "likeness.db:Database", "unit_of_work", context=True),
+)
+
+
+def _worker_startup(module: str) -> dict[str, float]:
+    """Wall time from creating a one-worker spawn pool to having ``module`` imported in it."""
+    started = time.perf_counter()
+    with process_pool(1) as pool:
+        cpu = pool.submit(_startup_task, module).result()
+        wall = time.perf_counter() - started
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def run_profile(shoot: dict[str, Any], root: Path, count: int, shoot_date: dt.date) -> dict[str, Any]:
+    """Ingest ``count`` frames in this process (workers=0) with a timer on every step; also decode
+    the same frames with rawpy alone, and time a worker's start-up for each."""
+    from ingest.api import ingest_folder
+    from ingest.decode import RAW_POSTPROCESS
+
+    files = shoot["files"][:count]
+    folder = root / "shoot"
+    for path in files:
+        target = folder / path.relative_to(shoot["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    shutil.copyfile(shoot["path"] / "shoot.toml", folder / "shoot.toml")
+
+    startup = {"floor": _worker_startup("rawpy"), "ingest": _worker_startup("ingest.frame")}
+
+    os.sync()
+    floor_wall, floor_cpu = 0.0, 0.0
+    for path in files:
+        wall, cpu = time.perf_counter(), time.process_time()
+        _floor_task(str(path), dict(RAW_POSTPROCESS))
+        floor_wall += time.perf_counter() - wall
+        floor_cpu += time.process_time() - cpu
+
+    workbench = open_workbench(root / "data", workers=0, sitters=shoot["sitters"], shoot_date=shoot_date)
+    clock = StepClock()
+    restore = clock.instrument(PROFILE_STEPS)
+    try:
+        os.sync()
+        wall, cpu = time.perf_counter(), time.process_time()
+        summary = ingest_folder(workbench=workbench, path=folder, actor=ACTOR, workers=0)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        restore()
+        workbench.close()
+
+    steps: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for timer in PROFILE_STEPS:
+        if timer.name in seen:
+            continue
+        seen.add(timer.name)
+        step_wall, step_cpu = clock.seconds(timer.name)
+        steps.append({"step": timer.name, "wall_s": step_wall, "cpu_s": step_cpu, "parent": timer.parent})
+    by_name = {s["step"]: s for s in steps}
+    # What decode_frame spends outside its timed parts is LibRaw: open, unpack and postprocess.
+    decode = by_name["decode_frame"]
+    parts = [s for s in steps if s["parent"] == "decode_frame"]
+    libraw = {
+        "step": "LibRaw open + unpack + postprocess (the rest)",
+        "wall_s": decode["wall_s"] - sum(s["wall_s"] for s in parts),
+        "cpu_s": decode["cpu_s"] - sum(s["cpu_s"] for s in parts),
+        "parent": "decode_frame",
+    }
+    steps.insert(steps.index(parts[-1]) + 1, libraw)
+    # The MediaPipe import and graph build are paid once per worker process, not per frame.
+    graph = by_name["MediaPipe import + graph build"]
+    find = by_name["find_faces"]
+    find["wall_s"] -= graph["wall_s"]
+    find["cpu_s"] -= graph["cpu_s"]
+    graph["parent"], graph["once"] = None, True
+    top = [s for s in steps if s["parent"] is None]
+    steps.append({"step": "everything else", "wall_s": max(0.0, wall - sum(s["wall_s"] for s in top)),
+                  "cpu_s": max(0.0, cpu - sum(s["cpu_s"] for s in top)), "parent": None})
+    return {
+        "frames": len(files),
+        "accepted": len(summary.accepted),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "floor_wall_s": floor_wall,
+        "floor_cpu_s": floor_cpu,
+        "worker_startup": startup,
+        "steps": steps,
+    }
+
+
+
+def print_profile(console: Any, profile: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    frames = profile["frames"]
+    floor_cpu = profile["floor_cpu_s"] / frames
+    table = Table(
+        title=f"Where an ingest's time goes — {frames} frames ingested in this process (workers=0), per frame",
+        caption=(
+            f"rawpy-only decode of the same frames: {floor_cpu:.2f} CPU s, {profile['floor_wall_s'] / frames:.2f} s "
+            f"wall per frame; whole ingest: {profile['cpu_s'] / frames:.2f} CPU s, {profile['wall_s'] / frames:.2f} s "
+            f"wall per frame ({profile['accepted']}/{frames} accepted). CPU s: all threads of the process "
+            f"(LibRaw decodes with OpenMP threads)."
+        ),
+    )
+    table.add_column("step")
+    table.add_column("CPU s", justify="right")
+    table.add_column("wall s", justify="right")
+    table.add_column("CPU × rawpy decode", justify="right")
+    for step in profile["steps"]:
+        label = ("   " + step["step"]) if step["parent"] else step["step"]
+        if step.get("once"):
+            continue
+        cpu, wall = step["cpu_s"] / frames, step["wall_s"] / frames
+        table.add_row(label, f"{cpu:.3f}", f"{wall:.3f}", f"{cpu / floor_cpu:.3f}")
+    table.add_section()
+    for step in profile["steps"]:
+        if step.get("once"):
+            table.add_row(f"{step['step']} (once per worker)", f"{step['cpu_s']:.2f}", f"{step['wall_s']:.2f}", "")
+    startup = profile["worker_startup"]
+    table.add_row("worker start-up, floor: spawn + import rawpy (once per worker)",
+                  f"{startup['floor']['cpu_s']:.2f}", f"{startup['floor']['wall_s']:.2f}", "")
+    table.add_row("worker start-up, ingest: spawn + import ingest.frame (once per worker)",
+                  f"{startup['ingest']['cpu_s']:.2f}", f"{startup['ingest']['wall_s']:.2f}", "")
+    console.print(table)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -637,7 +776,8 @@ def _positive(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ingest",
-        description="Time the whole ingest against a rawpy-only floor on full-size DNGs rendered from real photographs.",
+        description="Time the whole ingest against a rawpy-only floor on full-size DNGs rendered from real "
+                    "photographs.",
     )
     parser.add_argument("--files", type=_positive, default=24, help="DNGs to build and ingest (default 24)")
     parser.add_argument("--workers", type=_positive, default=2, help="worker processes for every pool (default 2)")
@@ -699,17 +839,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.wait_quiet > 0:
                 wait_for_quiet(args.wait_quiet, say)
 
-        floors, ingests, sheets = [], [], []
-        for repeat in range(1, args.repeats + 1):
-            settle()
+        def floor_side(repeat: int) -> dict[str, Any]:
             floor = run_floor(shoot["files"], args.workers)
-            floors.append(floor)
             say(f"repeat {repeat}: (a) floor   {floor['seconds']:7.1f} s  CPU {floor['cpu_s']:6.1f} s  "
                 f"peak RSS/worker {floor['peak_worker_rss_mb']:.0f} MB{_load_note(floor)}")
+            return floor
+
+        def ingest_side(repeat: int) -> dict[str, Any]:
             root = workspace / f"ingest-{repeat}"
-            settle()
             ingest_run = run_ingest(shoot, root, args.workers, shoot_date)
-            ingests.append(ingest_run)
             say(f"repeat {repeat}: (b) ingest  {ingest_run['seconds']:7.1f} s  CPU {ingest_run['cpu_s']:6.1f} s  "
                 f"peak RSS/worker {ingest_run['peak_worker_rss_mb']:.0f} MB  "
                 f"accepted {ingest_run['accepted']}/{ingest_run['files']}{_load_note(ingest_run)}"
@@ -717,18 +855,21 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"  failed {ingest_run['failed']}" if ingest_run["failed"] else ""))
             if not args.keep:
                 shutil.rmtree(root, ignore_errors=True)  # 1 GB+ of blobs per run
-            settle()
+            return ingest_run
+
+        def sheet_side(repeat: int) -> dict[str, Any]:
             sheet = run_contact_sheet(shoot["files"], args.workers, workspace / f"contact-sheet-{repeat}.jpg")
-            sheets.append(sheet)
             say(f"repeat {repeat}: (c) contact sheet {sheet['seconds']:.2f} s ({sheet['sheet']}, previews back "
                 f"after {sheet['previews_s']:.2f} s){_load_note(sheet)}")
+            return sheet
+
+        floors, ingests, sheets = alternate(range(1, args.repeats + 1), [floor_side, ingest_side, sheet_side],
+                                            before=settle)
         figures = summarise(args, shoot, floors, ingests, sheets)
         print_report(out, figures)
         if args.profile > 0:
             say(f"profiling the ingest of {min(args.profile, len(shoot['files']))} frames in-process …")
             settle()
-            from bench.ingest_profile import print_profile, run_profile
-
             profile = run_profile(shoot, workspace / "profile", min(args.profile, len(shoot["files"])), shoot_date)
             figures["profile"] = profile
             print_profile(out, profile)

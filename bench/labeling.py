@@ -29,6 +29,7 @@ from skimage import data as skimage_data
 from sqlalchemy import insert, select
 from sqlalchemy.orm import selectinload
 
+from bench.harness import compare, explicit_settings, fresh_workbench, timed
 from labeling import api, server
 from labeling.label_config import build_label_config
 from labeling.predictions import model_version, predict
@@ -50,12 +51,9 @@ def _free_port() -> int:
 
 
 def _workbench(root: Path, server_settings: Settings, connection: server.Connection) -> Workbench:
-    settings = Settings(data_dir=root / "data", blob_url=str(server_settings.blob_url), workers=0,
-                        label_studio_url=connection.url, label_studio_token=connection.token,
-                        label_studio_files_root=Path(server_settings.blob_url).parent)
-    wb = Workbench.open(settings)
-    wb.db.upgrade()
-    return wb
+    return fresh_workbench(root / "data", workers=0, blob_url=str(server_settings.blob_url),
+                           label_studio_url=connection.url, label_studio_token=connection.token,
+                           label_studio_files_root=Path(server_settings.blob_url).parent)
 
 
 def _fill(wb: Workbench, n: int) -> None:
@@ -91,13 +89,6 @@ def _bare_tasks(wb: Workbench, files_root: Path) -> list[dict]:
         return [task_payload(face, wb.blobs, files_root, predict(face), version) for face in faces]
 
 
-def _timed(fn) -> tuple[float, object]:
-    """Wall time: the server's work (another process) is part of both sides."""
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
-
-
 def _annotated_tasks(n: int, user_id: int, files: str) -> list[dict]:
     result = [{"from_name": a, "to_name": "crop", "type": "choices", "value": {"choices": [v]}} for a, v in VALUES]
     return [{"data": {"face_id": i, "crop": files, "preview": files},
@@ -115,12 +106,13 @@ def main() -> None:
     blob_root = home / "files" / "blobs"
     blob_root.mkdir(parents=True)
     venv = Path(os.environ.get("LIKENESS_LABEL_STUDIO_VENV", ".venv-labelstudio"))
-    server_settings = Settings(data_dir=home / "server", blob_url=str(blob_root), label_studio_port=_free_port(),
-                               label_studio_venv=venv)
+    server_settings = explicit_settings(data_dir=home / "server", blob_url=str(blob_root),
+                                        label_studio_port=_free_port(), label_studio_venv=venv)
     print(f"starting Label Studio in {home} …", flush=True)
     connection = server.start(server_settings, str(blob_root))
     config = build_label_config(TAXONOMY)
     try:
+        # Wall times: the server's work (another process) is part of both sides.
         push_pairs, pull_pairs, per_thousand = [], [], []
         for round_index in range(args.rounds):
             wb = _workbench(home / f"ours-{round_index}", server_settings, connection)
@@ -134,11 +126,11 @@ def main() -> None:
             def bare_push() -> None:
                 for start in range(0, len(tasks), args.batch):
                     ls.sdk.projects.import_tasks(bare_project, request=tasks[start:start + args.batch], return_task_ids=True)
-            bare_s, _ = _timed(bare_push)
+            bare_s, _ = timed(bare_push)
             api.setup(workbench=wb)
             marks: list[float] = []
             t0 = time.perf_counter()
-            ours_s, pushed = _timed(lambda: api.push(
+            ours_s, pushed = timed(lambda: api.push(
                 workbench=wb, progress=lambda done, total, name: marks.append(time.perf_counter() - t0)))
             assert pushed.pushed == args.tasks, pushed
             per_thousand.append(("push", [b - a for a, b in zip([0.0, *marks], marks)]))
@@ -165,9 +157,9 @@ def main() -> None:
             def bare_export() -> int:
                 return len(json.loads(b"".join(ls.sdk.projects.exports.download_sync(
                     pull_project, export_type="JSON", download_all_tasks=True))))
-            bare_s, exported = _timed(bare_export)
+            bare_s, exported = timed(bare_export)
             assert exported == args.tasks
-            ours_s, pulled = _timed(lambda: api.pull(workbench=reader))
+            ours_s, pulled = timed(lambda: api.pull(workbench=reader))
             assert pulled.added == args.tasks * len(VALUES), pulled
             pull_pairs.append((bare_s, ours_s))
             print(f"round {round_index + 1} pull: bare export {bare_s:.2f} s, ours {ours_s:.2f} s, "
@@ -176,10 +168,11 @@ def main() -> None:
             reader.close()
 
         def summary(name: str, pairs: list[tuple[float, float]]) -> None:
-            bare = min(b for b, _ in pairs)
-            ours = min(o for _, o in pairs)
+            figures = compare([b for b, _ in pairs], [o for _, o in pairs])
+            bare, ours = figures["baseline"]["min"], figures["ours"]["min"]
             print(f"{name}: bare {bare:.2f} s ({args.tasks / bare:.0f} tasks/s), ours {ours:.2f} s "
-                  f"({args.tasks / ours:.0f} tasks/s), ratio (best of {len(pairs)}) {ours / bare:.2f} [target <= 1.2]")
+                  f"({args.tasks / ours:.0f} tasks/s), ratio (best of {len(pairs)}) {figures['ratio_of_mins']:.2f} "
+                  "[target <= 1.2]")
         print()
         summary("push", push_pairs)
         summary("pull", pull_pairs)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness import REPO, alternate, compare, testdata_dir, timed, verdict
 from faces.align import align_face, ffhq_quad
 from faces.detect import find_faces
 from qa.api import qa_face_image
 from qa.eyes import load_upright
 
 console = Console()
-REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.2
 
 
@@ -37,7 +36,7 @@ def source_faces() -> list[tuple[np.ndarray, np.ndarray]]:
     from skimage import data
 
     images = [data.astronaut()]
-    testdata = Path(os.environ.get("LIKENESS_TESTDATA", REPO.parent / "shared" / "testdata"))
+    testdata = testdata_dir()
     for label in ("open", "closed", "crossed"):
         images += [load_upright(p) for p in sorted((testdata / "faces" / label).glob("*")) if p.is_file()]
     faces = []
@@ -65,19 +64,16 @@ def jittered_crops(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
     return crops
 
 
-def bare_mesh(mesh, crops: list[np.ndarray]) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    for crop in crops:
-        mesh.process(crop)
-    return time.perf_counter() - start
+def bare_mesh(mesh, crops: list[np.ndarray]) -> float:
+    def run() -> None:
+        for crop in crops:
+            mesh.process(crop)
+
+    return timed(run)[0]
 
 
 def detector_and_qa(crops: list[np.ndarray]) -> tuple[float, int]:
-    found = 0
-    start = time.perf_counter()
-    for crop in crops:
-        found += qa_face_image(crop).found
-    return time.perf_counter() - start, found
+    return timed(lambda: sum(qa_face_image(crop).found for crop in crops))
 
 
 def review_page_timing() -> str:
@@ -114,29 +110,24 @@ def main() -> None:
     mesh.process(crops[0])  # both sides build their graphs before timing
     qa_face_image(crops[0])
 
-    bare_blocks, ours_blocks, found = [], [], 0
-    for start in range(0, len(crops), args.block):
-        block = crops[start : start + args.block]
-        bare_blocks.append(bare_mesh(mesh, block) / len(block))
-        elapsed, hits = detector_and_qa(block)
-        ours_blocks.append(elapsed / len(block))
-        found += hits
-    bare_total = statistics.fmean(bare_blocks)
-    ours_total = statistics.fmean(ours_blocks)
-    ratio = ours_total / bare_total
-    ratios = [o / b for o, b in zip(ours_blocks, bare_blocks)]
+    blocks = [crops[start : start + args.block] for start in range(0, len(crops), args.block)]
+    bare_blocks, ours_runs = alternate(blocks, [lambda block: bare_mesh(mesh, block) / len(block), detector_and_qa])
+    ours_blocks = [elapsed / len(block) for (elapsed, _hits), block in zip(ours_runs, blocks, strict=True)]
+    found = sum(hits for _elapsed, hits in ours_runs)
+    ratios = compare(bare_blocks, ours_blocks)
+    ratio = ratios["ratio_of_means"]
     figures = {
         "crops": len(crops), "size": args.size,
-        "bare_mesh_faces_per_s": 1 / bare_total, "detector_qa_faces_per_s": 1 / ours_total,
-        "ratio": ratio, "ratio_median_block": statistics.median(ratios), "faces_found": found,
+        "bare_mesh_faces_per_s": 1 / statistics.fmean(bare_blocks),
+        "detector_qa_faces_per_s": 1 / statistics.fmean(ours_blocks),
+        "ratio": ratio, "ratio_median_block": ratios["median_per_round"], "faces_found": found,
     }
     table = Table("figure", "value", title="eye-state detector + shot QA vs bare FaceMesh")
     table.add_row("aligned crops", f"{len(crops)} × {args.size}px ({found} faces found)")
     table.add_row("bare FaceMesh", f"{figures['bare_mesh_faces_per_s']:.1f} faces/s")
     table.add_row("detector + shot QA", f"{figures['detector_qa_faces_per_s']:.1f} faces/s")
-    verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
     table.add_row("time ratio (ours / bare)", f"{ratio:.3f} (median block {figures['ratio_median_block']:.3f}); "
-                  f"target <= {TARGET_RATIO}: {verdict}")
+                  f"target <= {TARGET_RATIO}: {verdict(ratio <= TARGET_RATIO)}")
     console.print(table)
     if args.review_page:
         figures["review_page"] = review_page_timing()

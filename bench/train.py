@@ -19,7 +19,7 @@ d_channel_base=2048). One iteration is one D step and one G step.
   length every 32, EMA every 10) on an in-memory pool.
 
 The two alternate, round after round, so machine noise falls on both. Each timed run records
-how busy the rest of the machine was (bench.machine); the ratio of img/s is the figure to watch
+how busy the rest of the machine was (bench.harness); the ratio of img/s is the figure to watch
 (target >= 1.5) with our peak RSS at most the peer's. The last line of stdout is the JSON.
 """
 
@@ -28,18 +28,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.machine import QUIET_LOAD, CpuMeter, cpu_model, wait_for_quiet
+from bench.harness import (
+    QUIET_LOAD,
+    REPO,
+    CpuMeter,
+    alternate,
+    compare,
+    cpu_model,
+    peak_rss_mib,
+    verdict,
+    wait_for_quiet,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 PEER_DIR = Path(os.environ.get("LIKENESS_PEER_STYLEGAN", REPO.parent / "shared" / "peer_stylegan"))
 RATIO_TARGET = 1.5          # our img/s over the peer's
 RESOLUTION, BATCH, POOL = 64, 8, 64
@@ -76,9 +85,13 @@ def run_ours_worker(iters: int, warmup: int, threads: int, channels_last: bool, 
                              augment="off", workers=0, threads=threads, grid_samples=BATCH)
         ticks: list[float] = []
         cpu_marks: list[float] = []
+
+        def tick(progress: Any) -> None:
+            ticks.append(progress.sec_per_kimg * BATCH / 1000)
+            cpu_marks.append(time.process_time())
+
         started = time.perf_counter()
-        train(config, resume=None, progress_fn=lambda p: (ticks.append(p.sec_per_kimg * BATCH / 1000),
-                                                         cpu_marks.append(time.process_time())))
+        train(config, resume=None, progress_fn=tick)
         wall = time.perf_counter() - started
     timed = ticks[warmup:]
     cpu = cpu_marks[-1] - cpu_marks[warmup - 1] if warmup > 0 else cpu_marks[-1]
@@ -90,7 +103,7 @@ def run_ours_worker(iters: int, warmup: int, threads: int, channels_last: bool, 
         "per_step_s": [round(t, 4) for t in ticks],
         "cpu_over_wall": cpu / sum(timed),
         "cpu_sec_per_kimg": cpu / (BATCH * len(timed)) * 1000,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "params": {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())},
         "threads": torch.get_num_threads(),
         "total_wall_s": wall,
@@ -167,9 +180,9 @@ def summarise(ours: list[dict[str, Any]], peer: list[dict[str, Any]], channels_l
                            "cpu_sec_per_kimg": median(peer, "cpu_sec_per_kimg"),
                            "peak_rss_mib": max(r["peak_rss_mib"] for r in peer), "params": peer[0]["params"],
                            "runs": peer}
-        ratios = [o["img_per_s"] / p["img_per_s"] for o, p in zip(ours, peer)]
-        figures["ratio_img_per_s"] = figures["ours"]["img_per_s"] / figures["peer"]["img_per_s"]
-        figures["ratio_per_round"] = ratios
+        rates = compare([p["img_per_s"] for p in peer], [o["img_per_s"] for o in ours])
+        figures["ratio_img_per_s"] = rates["ratio_of_medians"]
+        figures["ratio_per_round"] = rates["per_round"]
         # CPU seconds per image move much less with other people's load than wall time does.
         figures["cpu_ratio"] = figures["peer"]["cpu_sec_per_kimg"] / figures["ours"]["cpu_sec_per_kimg"]
         figures["rss_ratio"] = figures["ours"]["peak_rss_mib"] / figures["peer"]["peak_rss_mib"]
@@ -197,11 +210,11 @@ def print_table(figures: dict[str, Any]) -> None:
     table.add_row("D params", f"{ours['params']['D']:,}", cell(peer, lambda p: f"{p['params']['D']:,}"))
     Console().print(table)
     if peer:
-        verdict = "PASS" if figures["ratio_img_per_s"] >= RATIO_TARGET else "MISS"
-        rss = "PASS" if figures["rss_ratio"] <= 1 else "MISS"
+        speed = verdict(figures["ratio_img_per_s"] >= RATIO_TARGET)
+        rss = verdict(figures["rss_ratio"] <= 1)
         per_round = ", ".join(f"{r:.2f}" for r in figures["ratio_per_round"])
         print(f"img/s ratio ours/peer: {figures['ratio_img_per_s']:.2f} (rounds: {per_round}); "
-              f"target >= {RATIO_TARGET}: {verdict}")
+              f"target >= {RATIO_TARGET}: {speed}")
         print(f"CPU time per image, peer/ours: {figures['cpu_ratio']:.2f} (less sensitive to other load)")
         print(f"peak RSS ours/peer: {figures['rss_ratio']:.2f}; target <= 1: {rss}")
         load = figures["max_other_load"]
@@ -230,16 +243,20 @@ def main() -> None:
         return
 
     python = None if args.no_peer else ensure_peer_venv(args.peer_venv, print)
-    ours, peer = [], []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        for round_index in range(args.rounds):
-            wait_for_quiet(args.wait_quiet, print)
-            ours.append(time_ours(args, Path(tmp)))
-            print(f"round {round_index + 1}: ours {ours[-1]['img_per_s']:.2f} img/s", flush=True)
-            if python is not None:
-                wait_for_quiet(args.wait_quiet, print)
-                peer.append(time_peer(python, args, Path(tmp)))
-                print(f"round {round_index + 1}: peer {peer[-1]['img_per_s']:.2f} img/s", flush=True)
+        def side(name: str, run: Callable[[], dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
+            def timed_round(round_index: int) -> dict[str, Any]:
+                figures = run()
+                print(f"round {round_index + 1}: {name} {figures['img_per_s']:.2f} img/s", flush=True)
+                return figures
+
+            return timed_round
+
+        sides = [side("ours", lambda: time_ours(args, Path(tmp)))]
+        if python is not None:
+            sides.append(side("peer", lambda: time_peer(python, args, Path(tmp))))
+        ours, *others = alternate(range(args.rounds), sides, before=lambda: wait_for_quiet(args.wait_quiet, print))
+        peer = others[0] if others else []
     figures = summarise(ours, peer, args.channels_last)
     print_table(figures)
     if args.json:

@@ -1,0 +1,330 @@
+"""What every benchmark shares: timers, alternating rounds, ratios, the process pool, a fresh
+workbench, peak RSS, and how busy the machine is.
+
+On a shared machine wall-clock figures move with other people's load: ``CpuMeter`` records a
+benchmark's own CPU time and everybody else's next to each figure, ``wait_for_quiet`` waits for a
+quiet moment before timing, and ``alternate`` runs the sides in turn, round after round, so that
+drift in the load falls on all of them.
+
+Only the standard library at module level: spawned pool workers import the benchmark module that
+imports this one again, and must not pay for the workbench's imports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ACTOR", "QUIET_LOAD", "REPO", "CpuMeter", "Step", "StepClock", "alternate", "compare", "cpu_model",
+    "explicit_settings", "fresh_workbench", "peak_rss_mib", "process_pool", "stats", "testdata_dir", "timed",
+    "verdict", "wait_for_quiet",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+ACTOR = "bench"  # the actor of every audit row a benchmark writes
+QUIET_LOAD = 0.05  # other processes' share of the machine above which timings are flagged
+
+
+def testdata_dir() -> Path:
+    """The shared test data (``$LIKENESS_TESTDATA``, default ``<repo>/../shared/testdata``)."""
+    return Path(os.environ.get("LIKENESS_TESTDATA") or REPO.parent / "shared" / "testdata")
+
+
+# -------------------------------------------------------------------------------------------------
+# Timers, rounds and ratios
+# -------------------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall time of ``fn()`` (perf_counter) and what it returned."""
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def alternate(rounds: Iterable[Any], sides: Sequence[Callable[[Any], Any]],
+              before: Callable[[], None] | None = None) -> list[list[Any]]:
+    """Call every side with each round in turn (a, b, a, b ...), ``before()`` ahead of every call
+    (a wait for a quiet machine), so that drift in the machine's load falls on all the sides.
+    Returns each side's results, in round order."""
+    results: list[list[Any]] = [[] for _ in sides]
+    for round_ in rounds:
+        for side, collected in zip(sides, results, strict=True):
+            if before is not None:
+                before()
+            collected.append(side(round_))
+    return results
+
+
+def stats(values: Sequence[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def compare(baseline: Sequence[float], ours: Sequence[float]) -> dict[str, Any]:
+    """Our figures over the baseline's, measured in the same rounds: the ratios of their mins,
+    medians and means, and round by round."""
+    base, mine = stats(baseline), stats(ours)
+    per_round = [o / b for b, o in zip(baseline, ours, strict=False)]
+    return {
+        "baseline": base,
+        "ours": mine,
+        "ratio_of_mins": mine["min"] / base["min"],
+        "ratio_of_medians": mine["median"] / base["median"],
+        "ratio_of_means": statistics.fmean(ours) / statistics.fmean(baseline),
+        "per_round": per_round,
+        "median_per_round": statistics.median(per_round),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One function that ``StepClock`` times: ``attribute`` of ``target`` ("module" or
+    "module:Class"), counted as ``name``; with a ``parent``, only the calls made inside that step.
+    ``context``: the function returns a context manager whose enter and exit are timed (not the
+    body); ``when(args, kwargs)``: only the calls it accepts are timed."""
+
+    name: str
+    target: str
+    attribute: str
+    parent: str | None = None
+    context: bool = False
+    when: Callable[[tuple, dict], bool] | None = None
+
+
+class StepClock:
+    """Wall and CPU seconds per step while the wrapped functions run. A few timers per call cost
+    nothing measurable (cProfile, which traces every Python call, would inflate the Python-heavy
+    steps such as imports)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}  # step -> [wall, cpu, calls]
+        self.active: list[str] = []
+
+    def add(self, step: str, wall: float, cpu: float) -> None:
+        entry = self.totals.setdefault(step, [0.0, 0.0, 0])
+        entry[0] += wall
+        entry[1] += cpu
+        entry[2] += 1
+
+    def seconds(self, step: str) -> tuple[float, float]:
+        wall, cpu, _calls = self.totals.get(step, (0.0, 0.0, 0))
+        return wall, cpu
+
+    def measure(self, step: str, action: Callable[[], Any]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return action()
+        finally:
+            self.add(step, time.perf_counter() - wall, time.process_time() - cpu)
+
+    def wrap(self, step: Step, fn: Any) -> Any:
+        clock = self
+
+        if step.context:
+            @functools.wraps(fn)
+            def transaction(*args: Any, **kwargs: Any) -> Any:
+                return _TimedContext(clock, step.name, fn(*args, **kwargs))
+
+            return transaction
+
+        @functools.wraps(fn)
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            if step.name in clock.active or (step.parent is not None and step.parent not in clock.active):
+                return fn(*args, **kwargs)  # a recursive call, or one made outside the parent step
+            if step.when is not None and not step.when(args, kwargs):
+                return fn(*args, **kwargs)
+            clock.active.append(step.name)
+            try:
+                return clock.measure(step.name, lambda: fn(*args, **kwargs))
+            finally:
+                clock.active.pop()
+
+        return timed_call
+
+    def instrument(self, steps: Iterable[Step]) -> Callable[[], None]:
+        """Wrap every step's function; returns the function that puts the originals back."""
+        restore = []
+        for step in steps:
+            module_name, _, class_name = step.target.partition(":")
+            owner = importlib.import_module(module_name)
+            if class_name:
+                owner = getattr(owner, class_name)
+            original = owner.__dict__[step.attribute] if isinstance(owner, type) else getattr(owner, step.attribute)
+            restore.append((owner, step.attribute, original))
+            setattr(owner, step.attribute, self.wrap(step, original))
+
+        def undo() -> None:
+            for owner, attribute, original in reversed(restore):
+                setattr(owner, attribute, original)
+
+        return undo
+
+
+class _TimedContext:
+    """A context whose enter and exit are timed; inside another timed step (a lookup that opens its
+    own transaction) that step already counts them."""
+
+    def __init__(self, clock: StepClock, step: str, context: Any) -> None:
+        self.clock, self.step, self.context = clock, step, context
+
+    def _timed(self, action: Any) -> Any:
+        if self.clock.active:
+            return action()
+        return self.clock.measure(self.step, action)
+
+    def __enter__(self) -> Any:
+        return self._timed(self.context.__enter__)
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._timed(lambda: self.context.__exit__(*exc))
+
+
+# -------------------------------------------------------------------------------------------------
+# How busy the machine is
+# -------------------------------------------------------------------------------------------------
+
+
+def _own_cpu_s() -> float:
+    """User + system CPU of this process and of its reaped children (the pool workers, once the
+    pool is shut down), all threads included."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Wall time, own CPU time and other processes' CPU time between start() and stop().
+
+    The machine may be shared: ``other_load`` (the other processes' CPU as a share of all CPUs
+    over the run) says how much a figure may be disturbed; ``cpu_s`` hardly depends on it.
+    """
+
+    def start(self) -> CpuMeter:
+        self._own, self._busy = _own_cpu_s(), _machine_busy_s()
+        self._wall = time.perf_counter()
+        return self
+
+    def elapsed(self) -> float:
+        """Wall seconds since start()."""
+        return time.perf_counter() - self._wall
+
+    def stop(self) -> dict[str, float | None]:
+        wall = self.elapsed()
+        own = _own_cpu_s() - self._own
+        busy = _machine_busy_s()
+        other = None if busy is None or self._busy is None else max(0.0, busy - self._busy - own)
+        cpus = os.cpu_count() or 1
+        return {
+            "cpu_s": own,
+            "other_cpu_s": other,
+            "other_load": None if other is None or wall <= 0 else other / (wall * cpus),
+        }
+
+
+def wait_for_quiet(limit_s: float, say: Callable[[str], Any]) -> None:
+    """Wait (at most ``limit_s``) for a few seconds in which other processes leave the machine
+    nearly idle, so that a timed run starts on a quiet machine. Nothing to do without /proc/stat."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        meter = CpuMeter().start()
+        time.sleep(3.0)
+        load = meter.stop()["other_load"]
+        if load is None or load <= QUIET_LOAD:
+            return
+        if time.monotonic() >= deadline:
+            say(f"  the machine is still busy ({100 * load:.0f} % used by other processes); timing anyway")
+            return
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -------------------------------------------------------------------------------------------------
+# Pool and workbench
+# -------------------------------------------------------------------------------------------------
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started as the ingest starts its own
+    (``ingest.coordinator.make_executor``: 'spawn', so workers start clean)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def explicit_settings(**values: Any):  # -> likeness.config.Settings
+    """Settings with every field given: ``values`` where named, each field's default otherwise,
+    so that LIKENESS_* variables in the environment cannot change a benchmark's run."""
+    from likeness.config import Settings
+
+    for name, field in Settings.model_fields.items():
+        if name not in values:
+            values[name] = field.get_default(call_default_factory=True)
+    return Settings(**values)
+
+
+def fresh_workbench(root: Path, *, workers: int, sitters: Sequence[str] = (),
+                    release_signed_on: dt.date | None = None, **settings: Any):  # -> Workbench
+    """A fresh SQLite database (``root/likeness.db``) and local blob store (``root/blobs`` unless
+    ``blob_url`` is given) under ``root``, every setting explicit (``settings`` for the rest),
+    schema upgraded, and each of ``sitters`` registered (``samples.releases.register_sitter``),
+    with an ai_training release signed on ``release_signed_on`` unless that is None."""
+    from likeness.workbench import Workbench
+
+    settings.setdefault("blob_url", str((root / "blobs").resolve()))
+    workbench = Workbench.open(explicit_settings(
+        data_dir=root, database_url=f"sqlite:///{(root / 'likeness.db').resolve()}", workers=workers, **settings,
+    ))
+    try:
+        workbench.db.upgrade()
+        if sitters:
+            from samples.releases import register_sitter
+
+            with workbench.db.unit_of_work() as session:
+                for code in sitters:
+                    register_sitter(session=session, blobs=workbench.blobs, code=code, document_dir=root / "releases",
+                                    release_signed_on=release_signed_on, actor=ACTOR)
+    except BaseException:
+        workbench.close()
+        raise
+    return workbench
