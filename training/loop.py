@@ -191,9 +191,9 @@ def _sanitise_grads(module: torch.nn.Module) -> None:
 
 @torch.no_grad()
 def _update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+    for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
         p_ema.lerp_(p, 1.0 - beta)
-    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+    for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
         b_ema.copy_(b)
 
 
@@ -243,7 +243,7 @@ def _save_grid(G_ema: Generator, z: torch.Tensor, c: torch.Tensor | None, chunk:
     """A PNG grid of G_ema's samples for fixed latents, constant noise, no truncation."""
     with torch.no_grad():
         images = torch.cat([G_ema(zc, None if c is None else c[i: i + chunk], noise_mode="const")
-                            for i, zc in zip(range(0, len(z), chunk), z.split(chunk))])
+                            for i, zc in zip(range(0, len(z), chunk), z.split(chunk), strict=True)])
     pixels = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
     n, ch, h, w = pixels.shape
     cols = math.ceil(math.sqrt(n))
@@ -428,7 +428,8 @@ def train(
             if augment_pipe is not None and config.augment == "ada" and step % config.ada_interval == 0:
                 total = procs.sum(ada_stats)
                 r_t = float(total[0] / total[1].clamp(min=1))
-                adjust = np.sign(r_t - config.ada_target) * config.batch * config.ada_interval / (config.ada_kimg * 1000)
+                step_p = config.batch * config.ada_interval / (config.ada_kimg * 1000)
+                adjust = np.sign(r_t - config.ada_target) * step_p
                 augment_pipe.p.copy_(torch.as_tensor(min(max(float(augment_pipe.p) + adjust, 0.0), ADA_P_MAX)))
                 ada_stats.zero_()
 
