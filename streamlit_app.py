@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from likeness.models import Role
 from likeness import users
+from likeness.models import Role
 from ui._common import current_user, guard, init_state, plain, sign_in, sign_out, workbench
 
 

@@ -4,11 +4,23 @@ of shoots, shots, sitters and releases."""
 from __future__ import annotations
 
 from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
-from ingest.gate import RecheckResult, ConsentVerdict, classify, recheck
+from ingest.gate import ConsentVerdict, RecheckResult, classify, recheck
 from ingest.people import add_person, add_release, get_person, revoke_release
 from ingest.reads import (
-    FaceCard, FailureRow, PersonRow, ReleaseRow, ShootRow, ShotCard, contact_sheet, count_shots, ingest_failures,
-    list_people, list_releases, list_shoots, person_codes, shoot_uses_folder,
+    FaceCard,
+    FailureRow,
+    PersonRow,
+    ReleaseRow,
+    ShootRow,
+    ShotCard,
+    contact_sheet,
+    count_shots,
+    ingest_failures,
+    list_people,
+    list_releases,
+    list_shoots,
+    person_codes,
+    shoot_uses_folder,
 )
 from ingest.releases import ReleaseState, ReleaseStatus, release_status
 from ingest.shoot_folder import ShootManifest, read_shoot_folder

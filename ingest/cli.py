@@ -11,7 +11,6 @@ from rich.table import Table
 from ingest import api
 from likeness.cli import console, open_workbench, sub_app
 
-
 person_app = sub_app("Sitters, known by pseudonymous codes.")
 release_app = sub_app("Model releases: add, revoke, check.")
 ACTOR = "cli"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rawpy

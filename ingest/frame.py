@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from faces.align import align_face, ffhq_quad
+from faces.detect import find_faces
 from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview
 from ingest.exif import CameraMetadata
-from faces.detect import find_faces
 from likeness.blobstore import BlobStore
 
 log = logging.getLogger(__name__)

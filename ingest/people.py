@@ -15,7 +15,7 @@ from ingest import gate
 from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import PersonalData, Person, Release, Scope
+from likeness.models import Person, PersonalData, Release, Scope
 
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_-]{1,31}$")
 

@@ -16,7 +16,6 @@ from ingest.people import normalise_code
 from ingest.releases import release_status
 from likeness.models import Face, IngestFailure, Person, Release, Scope, Shoot, Shot, ShotStatus
 
-
 # -- shoots ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from likeness.models import Person, Release, Scope
 ADULT_AGE = 18
 
 
-class ReleaseState(str, enum.Enum):
+class ReleaseState(enum.StrEnum):
     valid = "valid"
     missing = "missing"
     expired = "expired"

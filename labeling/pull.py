@@ -55,7 +55,7 @@ class _Annotation:
 
 def _parse_time(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
@@ -69,7 +69,7 @@ def _newest_change(client: LabelStudioClient, ls_project_id: int) -> dt.datetime
 def _changed_since(cursor: dt.datetime | None) -> list[dict[str, Any]]:
     if cursor is None:
         return []
-    value = cursor.astimezone(dt.timezone.utc).strftime(LS_TIME)
+    value = cursor.astimezone(dt.UTC).strftime(LS_TIME)
     return [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}]
 
 
@@ -214,7 +214,7 @@ def _apply_task(*, session: Session, face_id: int, task: dict[str, Any], stored:
 def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 

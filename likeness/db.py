@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config

@@ -31,7 +31,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # Blob columns carry info={"blob": ...}: `likeness doctor` finds every reference through it.

@@ -11,8 +11,8 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from ingest import api as ingest_api
 from faces.detect import FaceFinding, mesh_aligned_face
+from ingest import api as ingest_api
 from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import NotFound

@@ -37,8 +37,8 @@ from typing import Any
 from faces.detect import find_faces
 from likeness.files import write_text_atomic
 from likeness.progress import ProgressFn
-from qa.eyes import THRESHOLDS_PATH, EyeMeasures, EyeThresholds, Unmeasurable, gaze_angles, load_upright, measure_face
 from qa.evaluate import read_labels
+from qa.eyes import THRESHOLDS_PATH, EyeMeasures, EyeThresholds, Unmeasurable, gaze_angles, load_upright, measure_face
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: Cal
 
     provenance = {
         "source": source,
-        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "notes": "'calibrated' values come from the labelled faces pulled towards literature priors; "
                  "'priors' are fixed anatomy, measurement and confidence settings (qa/calibrate.py, "
                  "CalibrationPriors); 'edges' give each class edge from the data, its prior and the blend",

@@ -18,8 +18,8 @@ from ingest import api as ingest_api
 from likeness.cli import console, err_console, open_workbench, sub_app
 from qa import api as qa_api
 from qa import calibrate as calibrate_mod
-from qa.eyes import THRESHOLDS_PATH, load_thresholds
 from qa.evaluate import EvaluationReport, evaluate
+from qa.eyes import THRESHOLDS_PATH, load_thresholds
 
 qa_app = sub_app("Shot QA and the eye-state detector.")
 

@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,15 @@ import numpy as np
 
 from faces.detect import FaceFinding, find_faces
 from faces.landmarks import (
-    CHIN, EYE_POINTS, FOREHEAD, LEFT_EYE, LEFT_EYE_CORNERS, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_EYE_CORNERS,
+    CHIN,
+    EYE_POINTS,
+    FOREHEAD,
+    LEFT_EYE,
+    LEFT_EYE_CORNERS,
+    LEFT_IRIS,
+    N_LANDMARKS,
+    RIGHT_EYE,
+    RIGHT_EYE_CORNERS,
     RIGHT_IRIS,
 )
 from faces.measures import eye_aspect_ratio, eye_height, eye_width, face_axes, head_pose, iris_position
@@ -48,7 +56,7 @@ _EYE_WIDTH_RANGE = (0.15, 1.0)
 _MIN_EYE_HEIGHT = 0.005
 
 
-class EyeState(str, Enum):
+class EyeState(StrEnum):
     open = "open"
     half_closed = "half_closed"
     closed = "closed"

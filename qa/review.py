@@ -19,7 +19,7 @@ from likeness.models import DefectReason, Review, ReviewItem, Thumb, User, utcno
 from qa.agreement import fleiss_kappa
 
 
-class ReviewVerdict(str, enum.Enum):
+class ReviewVerdict(enum.StrEnum):
     up = "up"
     down = "down"
     tied = "tied"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 from sqlalchemy import select
-
 from sqlalchemy.orm import Session
 
 from likeness.cli import console, open_workbench, sub_app

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from likeness.models import Review, ReviewItem, Thumb
 
-
 # -- review ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ import logging
 import typer
 from sqlalchemy import select
 
-from pipeline.api import ingest_and_check
-from pipeline.cli import print_summary
-from samples.releases import register_sitter
-from samples.shoot import build_sample_shoot
 from likeness import users
 from likeness.cli import app_command, console, sub_app
 from likeness.models import Person, Role, User
 from likeness.workbench import Workbench
+from pipeline.api import ingest_and_check
+from pipeline.cli import print_summary
+from samples.releases import register_sitter
+from samples.shoot import build_sample_shoot
 
 log = logging.getLogger(__name__)
 

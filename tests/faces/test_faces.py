@@ -24,7 +24,7 @@ from faces.measures import eye_aspect_ratio, head_pose, iris_position
 EYES = EYE_POINTS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
@@ -32,7 +32,7 @@ def _load(path: Path) -> np.ndarray:
     return rgb
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _faces(path: Path) -> tuple[FaceFinding, ...]:
     return tuple(find_faces(_load(path)))
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import func, select
 
-from samples.shoot import SampleShoot
 from likeness.models import Shot
 from likeness.workbench import Workbench
+from samples.shoot import SampleShoot
 from tests.cli_runner import run_cli
 
 

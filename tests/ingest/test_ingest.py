@@ -8,11 +8,11 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from ingest import api
-from samples.shoot import SampleShoot
 from likeness import doctor
 from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Shot
 from likeness.workbench import Workbench
+from samples.shoot import SampleShoot
 from tests.factories.people import register_sitter
 from tests.factories.shoots import write_shoot_toml
 

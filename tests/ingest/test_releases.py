@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ingest import api
 from ingest.releases import ReleaseState, age_on
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import AuditEvent, PersonalData, Person, Release
+from likeness.models import AuditEvent, Person, PersonalData, Release
 from likeness.workbench import Workbench
 
 CAPTURE = dt.date(2026, 6, 1)

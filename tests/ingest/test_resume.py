@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from ingest import api
-from samples.shoot import build_sample_shoot
 from likeness import doctor
 from likeness.models import Face, Shot
 from likeness.workbench import Workbench
+from samples.shoot import build_sample_shoot
 from tests.factories.people import register_sitter
 
 

@@ -23,14 +23,25 @@ from faces.detect import FaceFinding, find_faces
 from faces.landmarks import LEFT_EYE, RIGHT_EYE, RIGHT_IRIS
 from likeness.errors import InvalidInput, NotFound
 from qa.calibrate import (
-    DEFAULT_PRIORS, LabelledMeasures, calibrate_eye_thresholds, measure_labelled, write_thresholds,
+    DEFAULT_PRIORS,
+    LabelledMeasures,
+    calibrate_eye_thresholds,
+    measure_labelled,
+    write_thresholds,
 )
-from tests.cli_runner import run_cli
 from qa.evaluate import EvaluationReport, evaluate
 from qa.eyes import (
-    EyeMeasures, EyeState, EyeVerdict, classify_face, classify_image, image_verdict, load_thresholds,
-    load_upright, worst,
+    EyeMeasures,
+    EyeState,
+    EyeVerdict,
+    classify_face,
+    classify_image,
+    image_verdict,
+    load_thresholds,
+    load_upright,
+    worst,
 )
+from tests.cli_runner import run_cli
 
 EXOTROPIA = "faces/crossed/exotropia_man.jpg"
 AVERTED = "faces/crossed/obama_averted_gaze.jpg"
@@ -40,14 +51,14 @@ ASTRONAUT = "faces/open/astronaut_eileen_collins.png"
 CEW_GLASSES = "faces/closed/cew_closed_eye_1786_glasses.jpg"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _upright(path: Path) -> np.ndarray:
     rgb = load_upright(path)
     rgb.flags.writeable = False  # cached and shared between tests
     return rgb
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _largest_face(path: Path) -> FaceFinding:
     faces = find_faces(_upright(path))
     assert faces, f"no face found in {path}"

@@ -6,10 +6,10 @@ from PIL import Image
 from sqlalchemy import select
 
 from ingest import api as ingest_api
-from samples.shoot import SampleShoot
 from likeness.models import AuditEvent, ReviewItem, Shot
 from likeness.workbench import Workbench
 from qa import api
+from samples.shoot import SampleShoot
 from tests.factories.people import register_sitter
 
 

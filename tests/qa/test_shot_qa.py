@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from faces.align import align_face, ffhq_quad
-from ingest.decode import decode_frame
 from faces.detect import find_faces
-from samples.shoot import render_portrait_frame
-from samples.dng import write_dng
+from ingest.decode import decode_frame
 from qa.shot_qa import Check, FrameTone, face_window, measure_shot, summarise
+from samples.dng import write_dng
+from samples.shoot import render_portrait_frame
 
 
 @pytest.fixture(scope="module")

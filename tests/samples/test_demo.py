@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from samples.demo import DEMO_PASSWORD, DEMO_USERS, prepare_demo
 from likeness.models import Shot
 from likeness.users import authenticate
 from likeness.workbench import Workbench
+from samples.demo import DEMO_PASSWORD, DEMO_USERS, prepare_demo
 
 
 def test_demo_builds_a_working_workbench_and_can_run_twice(workbench: Workbench) -> None:

@@ -11,14 +11,20 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from ingest import api
+from likeness.errors import InvalidInput
+from likeness.models import Person, PersonalData, Role, Shoot, Shot
+from likeness.workbench import Workbench
 from samples.releases import write_release_document
 from samples.shoot import build_sample_shoot
-from likeness.errors import InvalidInput
-from likeness.models import PersonalData, Person, Role, Shoot, Shot
-from likeness.workbench import Workbench
 from tests.factories.app import APP, sign_in, start, titles
 from tests.factories.people import (
-    BIRTHDAY, EARLY_RELEASE, EMAIL, LEGAL_NAME, PASSWORD, add_user, register_sitter,
+    BIRTHDAY,
+    EARLY_RELEASE,
+    EMAIL,
+    LEGAL_NAME,
+    PASSWORD,
+    add_user,
+    register_sitter,
 )
 from ui.staging import ShootFields, safe_name, stage_upload
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from samples.shoot import build_sample_shoot
 from likeness.models import Role, Shoot, Shot
 from likeness.workbench import Workbench
+from samples.shoot import build_sample_shoot
 from tests.factories.people import add_user, register_sitter
 from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 

@@ -18,9 +18,9 @@ import pytest
 from likeness.models import Role
 from likeness.workbench import Workbench
 from qa import api as qa_api
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.factories.people import add_user, user_id
 from tests.factories.review import queue_faces, votes_of, write_face_shoot
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ from dataclasses import asdict
 import streamlit as st
 
 from ingest import api as ingest_api
-from pipeline.api import ingest_and_check
-from qa import api as qa_api
 from likeness.errors import LikenessError
 from likeness.models import Role
+from pipeline.api import ingest_and_check
+from qa import api as qa_api
 from ui._common import UPLOADERS, guard, plain, require_role, thumbnail, workbench
 from ui.staging import UPLOAD_TYPES, ShootFields, discard, stage_upload
 
