@@ -77,7 +77,7 @@ __all__ = ["Phase", "train"]
 log = logging.getLogger(__name__)
 
 ADA_P_MAX = 1.0 - 2.0 ** -24    # the largest float32 below 1: p stays in [0, 1)
-MIXED_PRECISION = {"num_fp16_res": 4, "conv_clamp": 256.0}  # ADA's CUDA setting
+MIXED_PRECISION_FP16_RES, MIXED_PRECISION_CLAMP = 4, 256.0  # ADA's CUDA setting
 # NetworkConfig fields that change speed or numerics but not the shapes of the weights.
 _SPEED_FIELDS = frozenset({"num_fp16_res", "conv_clamp", "channels_last", "fused_modconv"})
 
@@ -216,8 +216,8 @@ def _resolve_network(config: TrainConfig, dataset: ImageFolderDataset, device: t
                 raise ConfigError(f"TrainConfig.network.{name} is {getattr(net, name)} but {what} "
                                   f"in {config.data} is {want}")
     if config.mixed_precision and device.type == "cuda" and net.num_fp16_res == 0:
-        net = dataclasses.replace(net, num_fp16_res=MIXED_PRECISION["num_fp16_res"],
-                                  conv_clamp=net.conv_clamp or MIXED_PRECISION["conv_clamp"])
+        net = dataclasses.replace(net, num_fp16_res=MIXED_PRECISION_FP16_RES,
+                                  conv_clamp=net.conv_clamp or MIXED_PRECISION_CLAMP)
     return net
 
 
@@ -470,7 +470,7 @@ def train(
                     dataset=dataset, network=net_cfg, device=device, procs=procs, run_dir=out_dir,
                     cur_nimg=cur_nimg, batch_gpu=batch_gpu))
                 last_metrics = snapshot_metrics
-                if is_main:
+                if snapshot_path is not None:   # rank 0
                     record = {"kimg": cur_nimg / 1000, "step": step, "losses": losses, "augment_p": augment_p,
                               "pl_mean": float(loss.pl_mean), "seconds": round(seconds, 3),
                               "snapshot": snapshot_path.name, "timestamp": time.time()}

@@ -92,14 +92,14 @@ if grid_sha256 is not None:
 st.subheader("Generate")
 labels = {c.id: f"#{c.id}  kimg {c.kimg:g}  {c.stage}" + ("  (tainted)" if c.tainted else "") for c in checkpoints}
 with st.form("training_generate"):
-    checkpoint_id = st.selectbox("Checkpoint", list(labels), index=len(labels) - 1, format_func=labels.get,
-                                 key="training_checkpoint")
+    checkpoint_id = st.selectbox("Checkpoint", list(labels), index=len(labels) - 1,
+                                 format_func=lambda i: labels[i], key="training_checkpoint")
     left, middle, right = st.columns(3)
     first_seed = left.number_input("First seed", min_value=0, max_value=api.MAX_SEED, value=0, step=1,
                                    key="training_first_seed")
     count = middle.number_input("Images", min_value=1, max_value=64, value=8, step=1, key="training_count")
     psi = right.number_input("Truncation psi", min_value=0.0, max_value=2.0, value=0.7, step=0.05, key="training_psi")
-    if st.form_submit_button("Generate", type="primary", key="training_generate_submit"):
+    if st.form_submit_button("Generate", type="primary", key="training_generate_submit") and checkpoint_id is not None:
         seeds = range(int(first_seed), min(int(first_seed) + int(count), api.MAX_SEED + 1))
         with guard(), st.spinner("generating…"):
             st.session_state[GENERATED_KEY] = api.generate(wb, checkpoint_id, seeds=list(seeds), psi=psi)
