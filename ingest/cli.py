@@ -34,7 +34,7 @@ def person_add(
     phone: str | None = typer.Option(None),
 ) -> None:
     """Register a sitter."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         person = api.add_person(
             session=session, code=code, legal_name=name, date_of_birth=_date(born, "--born"),
             email=email, phone=phone, actor=ACTOR,
@@ -45,7 +45,7 @@ def person_add(
 @person_app.command("list")
 def person_list() -> None:
     """List sitters with their releases (no personal data)."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         table = Table("code", "releases", "ai_training today")
         for person in api.list_people(session=session, today=dt.date.today()):
             table.add_row(person.code, str(person.releases), person.ai_training_today)
@@ -63,9 +63,9 @@ def release_add(
     witness: str | None = typer.Option(None, help="Witness to the signature."),
 ) -> None:
     """Record a signed model release and re-check the sitter's frames."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         release = api.add_release(
-            session=session, blobs=wb.blobs, person_code=code, document=document,
+            session=session, blobs=workbench.blobs, person_code=code, document=document,
             signed_on=_date(signed, "--signed"), scopes=scope, expires_on=_date(expires, "--expires"),  # type: ignore[arg-type]
             guardian_name=guardian, witness_name=witness, actor=ACTOR,
         )
@@ -78,7 +78,7 @@ def release_revoke(
     reason: str = typer.Option(..., help="Why it is revoked."),
 ) -> None:
     """Revoke a release: every frame it covered is quarantined."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         result = api.revoke_release(session=session, release_id=release_id, reason=reason, actor=ACTOR)
     console.print(f"release #{release_id} revoked; {result.quarantined} frames quarantined")
 
@@ -86,7 +86,7 @@ def release_revoke(
 @release_app.command("list")
 def release_list(code: str | None = typer.Argument(None, help="Only this sitter.")) -> None:
     """List releases."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         table = Table("#", "sitter", "signed", "expires", "scopes", "guardian", "revoked")
         for r in api.list_releases(session=session, person_code=code):
             table.add_row(
@@ -103,7 +103,7 @@ def release_status(
     scope: str = typer.Option("ai_training", help="Scope to check."),
 ) -> None:
     """Say whether a sitter's releases cover a capture on a date."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         person = api.get_person(session=session, code=code)
         status = api.release_status(person, _date(on, "--on") or dt.date.today(), scope)
         console.print(f"{person.code} {scope} on {on or dt.date.today()}: {status.state.value} ({status.detail})")

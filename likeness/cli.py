@@ -70,16 +70,16 @@ def open_workbench() -> Workbench:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to.")) -> None:
     """Create or migrate the database schema."""
-    with Workbench.open() as wb:
-        wb.db.upgrade(revision)
-        console.print(f"database {wb.db.safe_url} at revision {wb.db.current_revision()}")
+    with Workbench.open() as workbench:
+        workbench.db.upgrade(revision)
+        console.print(f"database {workbench.db.safe_url} at revision {workbench.db.current_revision()}")
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Show the schema revision of the database and of the code."""
-    with Workbench.open() as wb:
-        console.print(f"database {wb.db.safe_url}: {wb.db.current_revision() or 'empty'}; code: {wb.db.head_revision()}")
+    with Workbench.open() as workbench:
+        console.print(f"database {workbench.db.safe_url}: {workbench.db.current_revision() or 'empty'}; code: {workbench.db.head_revision()}")
 
 
 @user_app.command("add")
@@ -89,7 +89,7 @@ def user_add(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True, envvar="LIKENESS_NEW_PASSWORD"),
 ) -> None:
     """Create a user who can log in to the workbench."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         user = users.create_user(session=session, username=username, password=password, role=role)
         console.print(f"user {user.username} ({user.role}) created")
 
@@ -97,7 +97,7 @@ def user_add(
 @user_app.command("list")
 def user_list() -> None:
     """List users and their roles."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         table = Table("username", "role", "active")
         for user in users.list_users(session=session):
             table.add_row(user.username, user.role.value, "yes" if user.active else "no")
@@ -109,8 +109,8 @@ def doctor(
     grace: float = typer.Option(doctor_mod.DEFAULT_GRACE_S, help="Keep orphan blobs younger than this (seconds)."),
 ) -> None:
     """Check that every row's blob exists and every blob is referenced."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
-        report = doctor_mod.check(session=session, blobs=wb.blobs)
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        report = doctor_mod.check(session=session, blobs=workbench.blobs)
         console.print(
             f"{report.blobs_stored} blobs stored, {report.blobs_referenced} referenced, "
             f"{len(report.orphan_blobs)} orphan, {len(report.missing)} rows missing a blob, "
@@ -119,7 +119,7 @@ def doctor(
         for item in report.missing:
             console.print(f"  missing: {item.table} #{item.row_id} {item.column} -> {item.sha256[:12]}…")
         if repair:
-            doctor_mod.repair(session=session, blobs=wb.blobs, report=report, actor="cli", grace_s=grace)
+            doctor_mod.repair(session=session, blobs=workbench.blobs, report=report, actor="cli", grace_s=grace)
             console.print(
                 f"repaired: {len(report.deleted_rows)} rows deleted (re-ingest their source to restore them), "
                 f"{len(report.cleared_refs)} references cleared, {len(report.deleted_blobs)} orphan blobs deleted, "

@@ -37,8 +37,8 @@ def ingest_folder(
         bar.update(task, completed=done, total=total)
 
     try:
-        with open_workbench() as wb:
-            done = ingest_and_check(workbench=wb, path=path, actor=ACTOR, workers=workers, progress=progress, run_qa=qa)
+        with open_workbench() as workbench:
+            done = ingest_and_check(workbench=workbench, path=path, actor=ACTOR, workers=workers, progress=progress, run_qa=qa)
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -70,7 +70,7 @@ def print_summary(summary: ingest_api.IngestSummary) -> None:
 @ingest_app.command("recheck")
 def ingest_recheck(shoot: str | None = typer.Option(None, help="Only this shoot (by name).")) -> None:
     """Re-apply the consent gate to stored frames without decoding them again."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot)
         result = ingest_api.recheck(session=session, actor=ACTOR, shoot_id=shoot_id)
     console.print(f"{result.examined} frames examined: {result.accepted} now accepted, {result.quarantined} now quarantined")

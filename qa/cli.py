@@ -116,8 +116,9 @@ def calibrate_eyes(
 @qa_app.command("shots")
 def qa_shots(shoot: str | None = typer.Option(None, help="Only this shoot (by name); default all.")) -> None:
     """Measure shot QA (sharpness, exposure, white balance, pose, eyes); reject failing frames."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
-        result = qa_api.run_shot_qa(session=session, blobs=wb.blobs, shoot_id=ingest_api.shoot_id_by_name(session=session, name=shoot), actor="cli")
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot)
+        result = qa_api.run_shot_qa(session=session, blobs=workbench.blobs, shoot_id=shoot_id, actor="cli")
     console.print(
         f"{result.shots} frames checked: {result.passed} passed, {result.rejected} newly rejected, "
         f"{result.restored} restored; {result.queued_faces} faces in the review queue"
@@ -130,7 +131,7 @@ def qa_report(
     out: Path = typer.Option(Path("consistency.png"), "--out", help="Where to write the PNG plot."),
 ) -> None:
     """Plot exposure, white balance and sharpness drift across a shoot."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         png = qa_api.consistency_report(session=session, shoot_id=ingest_api.shoot_id_by_name(session=session, name=shoot))  # type: ignore[arg-type]
     out.write_bytes(png)
     console.print(f"consistency report written to {out}", soft_wrap=True)

@@ -28,7 +28,7 @@ def review_next(
     limit: int = typer.Option(20, help="How many items."),
 ) -> None:
     """Show the items this reviewer should look at next (flagged first)."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         items = review.next_items(session=session, reviewer_id=_reviewer_id(session, reviewer), limit=limit)
         table = Table("item", "source", "flag", "confidence", "image")
         for item in items:
@@ -46,7 +46,7 @@ def review_vote(
     note: str | None = typer.Option(None, help="Free note."),
 ) -> None:
     """Vote on an item (a second vote replaces the first)."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         review.cast_vote(session=session, item_id=item, reviewer_id=_reviewer_id(session, reviewer),
                          thumb=thumb, reasons=reason, note=note)
     console.print(f"item {item}: {thumb} recorded")
@@ -55,7 +55,7 @@ def review_vote(
 @review_app.command("stats")
 def review_stats() -> None:
     """Verdicts, reasons and agreement between reviewers per reason (Fleiss' kappa)."""
-    with open_workbench() as wb, wb.db.unit_of_work() as session:
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         stats = review.review_stats(session=session)
     console.print(
         f"{stats.items} items, {stats.reviewed_items} reviewed, {stats.votes} votes; "
