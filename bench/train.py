@@ -68,7 +68,8 @@ def run_ours_worker(iters: int, warmup: int, threads: int, channels_last: bool, 
     import torch
     from PIL import Image
 
-    from training.loop import TrainConfig, train
+    from training.config import TrainConfig
+    from training.loop import train
     from training.networks import build_networks, preset
 
     network = preset(RESOLUTION, **PEER_NETWORK, channels_last=channels_last)

@@ -162,7 +162,7 @@ def sample_shoot(sample_shoot_template: SampleShoot) -> SampleShoot:
 @pytest.fixture(scope="session")
 def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(dataset, run folder) of one tiny 16x16 training step, trained once for the session."""
-    from tests.training.test_runs import make_dataset, tiny_config
+    from tests.training.conftest import make_dataset, tiny_config
     from training.loop import train
 
     root = tmp_path_factory.mktemp("tiny-run")

@@ -186,7 +186,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
             resume = "auto"
         elif run.status == RunStatus.running:
             log.warning("run %s is marked running; continuing it (it was probably killed)", name)
-        run.status = RunStatus.running.value
+        run.status = RunStatus.running
         run.config = config.to_dict()
         run.dataset_path = config.data
         run.total_kimg = config.total_kimg
@@ -198,7 +198,7 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
 
 def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress) -> None:
     with workbench.db.unit_of_work() as session:
-        run = session.get(TrainingRun, run_id)
+        run = session.get_one(TrainingRun, run_id)
         run.kimg = report.kimg
         run.augment_p = report.augment_p
         run.last_metrics = {"tick": report.tick, "losses": report.losses, "sec_per_kimg": report.sec_per_kimg,
@@ -227,8 +227,8 @@ def _close_run(workbench: Workbench, run_id: int, recorder: _SnapshotRecorder, s
     try:
         recorder.record_new()
         with workbench.db.unit_of_work() as session:
-            run = session.get(TrainingRun, run_id)
-            run.status = status.value
+            run = session.get_one(TrainingRun, run_id)
+            run.status = status
             run.error = error
             run.finished_at = utcnow()
             if result is not None:
