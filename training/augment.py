@@ -195,7 +195,29 @@ class AugmentPipe(nn.Module):
     buffer (saved with the state_dict) that the training loop sets with `pipe.p.copy_(...)`.
     """
 
-    p: torch.Tensor
+    p: torch.Tensor                     # buffer: overall augmentation probability
+    # Per-transform multipliers and parameter ranges, set from the constructor arguments.
+    xflip: float
+    rotate90: float
+    xint: float
+    scale: float
+    rotate: float
+    aniso: float
+    xfrac: float
+    brightness: float
+    contrast: float
+    lumaflip: float
+    hue: float
+    saturation: float
+    xint_max: float
+    scale_std: float
+    rotate_max: float
+    aniso_std: float
+    xfrac_std: float
+    brightness_std: float
+    contrast_std: float
+    hue_max: float
+    saturation_std: float
 
     def __init__(self, *, xflip: float = 1, rotate90: float = 1, xint: float = 1, scale: float = 1,
                  rotate: float = 1, aniso: float = 1, xfrac: float = 1, brightness: float = 1,

@@ -373,7 +373,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         """SHA-256 of the served images (names, bytes) and labels; record it with a run."""
         if self._fingerprint is None:
             digest = _Fingerprint()
-            labels = self._labels or [None] * len(self._names)
+            labels: Sequence[Label | None] = self._labels or [None] * len(self._names)
             for name, label in zip(self._names, labels):
                 digest.add(name, self._files.read(name), label)
             self._fingerprint = digest.hexdigest()

@@ -13,7 +13,6 @@ from torch import nn
 from training.generator import MappingNetwork
 from training.layers import EqualizedConv2d, EqualizedLinear, check_shape, compute_dtype
 
-
 # ---- Residual discriminator (StyleGAN2 Fig. 7c): two 3x3 convs + 1x1 skip, scaled by sqrt(1/2). -
 
 class DiscriminatorBlock(nn.Module):
@@ -38,12 +37,15 @@ class DiscriminatorBlock(nn.Module):
         self.img_channels = img_channels
         self.use_fp16 = use_fp16
         self.channels_last = channels_last
-        conv_kwargs = dict(resample_filter=resample_filter, conv_clamp=conv_clamp)
-        self.fromrgb = (EqualizedConv2d(img_channels, tmp_channels, 1, activation="lrelu", **conv_kwargs)
+        self.fromrgb = (EqualizedConv2d(img_channels, tmp_channels, 1, activation="lrelu",
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp)
                         if in_channels == 0 else None)
-        self.conv0 = EqualizedConv2d(tmp_channels, tmp_channels, 3, activation="lrelu", **conv_kwargs)
-        self.conv1 = EqualizedConv2d(tmp_channels, out_channels, 3, activation="lrelu", down=2, **conv_kwargs)
-        self.skip = EqualizedConv2d(tmp_channels, out_channels, 1, bias=False, down=2, **conv_kwargs)
+        self.conv0 = EqualizedConv2d(tmp_channels, tmp_channels, 3, activation="lrelu",
+                                     resample_filter=resample_filter, conv_clamp=conv_clamp)
+        self.conv1 = EqualizedConv2d(tmp_channels, out_channels, 3, activation="lrelu", down=2,
+                                     resample_filter=resample_filter, conv_clamp=conv_clamp)
+        self.skip = EqualizedConv2d(tmp_channels, out_channels, 1, bias=False, down=2,
+                                    resample_filter=resample_filter, conv_clamp=conv_clamp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.resolution

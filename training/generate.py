@@ -275,7 +275,7 @@ def _label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor 
         c = torch.zeros([1, c_dim])
         c[0, label] = 1
     else:
-        values = _label_json(label)
+        values = [float(v) for v in label]
         if len(values) != c_dim:
             raise InvalidInput(f"{ref} takes {c_dim} label values, got {len(values)}")
         c = torch.tensor([values], dtype=torch.float32)

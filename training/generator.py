@@ -10,7 +10,8 @@ comes from the `generator` argument (or torch's default generator when it is Non
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypedDict, cast
 
 import torch
 from torch import nn
@@ -29,7 +30,6 @@ from training.layers import (
     upsample2d,
 )
 
-
 # ---- Mapping network (StyleGAN 8-layer MLP; ADA: label embedding concatenated with z). --------
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -43,6 +43,8 @@ class MappingNetwork(nn.Module):
     `w_avg` is an exponential moving average of w, updated only when asked
     (`update_w_avg=True` in training mode), and is what truncation (psi) pulls towards.
     """
+
+    w_avg: torch.Tensor                 # buffer (only when w_avg_beta is not None)
 
     def __init__(
         self,
@@ -80,16 +82,18 @@ class MappingNetwork(nn.Module):
     def embed_latents(self, z: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
         """The MLP alone: (N, z_dim), (N, c_dim) -> (N, w_dim)."""
         parts = []
+        n: int | None = None            # batch size, once z has fixed it
         if self.z_dim > 0:
             if z is None:
                 raise ValueError(f"MappingNetwork: z of shape (N, {self.z_dim}) is required")
             check_shape(z, (None, self.z_dim), "MappingNetwork z")
             parts.append(normalize_2nd_moment(z.float()))
+            n = z.shape[0]
         if self.c_dim > 0:
-            n = z.shape[0] if parts else None
             if c is None:
                 raise ValueError(f"MappingNetwork: labels c of shape (N, {self.c_dim}) are required (c_dim > 0)")
             check_shape(c, (n, self.c_dim), "MappingNetwork labels c")
+            assert self.embed is not None  # built whenever c_dim > 0
             parts.append(normalize_2nd_moment(self.embed(c.float())))
         elif c is not None and c.numel() > 0:
             raise ValueError(f"MappingNetwork: got labels of shape {tuple(c.shape)} but c_dim=0 "
@@ -144,6 +148,9 @@ class MappingNetwork(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Affine(w) -> styles; modulated/demodulated 3x3 conv (optionally 2x up); noise; bias; lrelu."""
+
+    resample_filter: torch.Tensor       # buffer: 2-D low-pass filter for up=2
+    noise_const: torch.Tensor           # buffer (only with use_noise): the "const" noise image
 
     def __init__(
         self,
@@ -241,12 +248,24 @@ class ToRGB(nn.Module):
         return f"{self.in_channels}->{self.out_channels}, k=1, demodulate=False, w_dim={self.w_dim}"
 
 
+class _LayerKwargs(TypedDict):
+    """The keyword arguments a SynthesisBlock passes to both of its SynthesisLayers."""
+
+    w_dim: int
+    resolution: int
+    resample_filter: Sequence[float]
+    conv_clamp: float | None
+    fused_modconv: bool
+
+
 class SynthesisBlock(nn.Module):
     """One resolution of the skip generator: [const | up-conv] + conv, and an RGB output.
 
     Takes `ws` of shape (N, num_conv + 1, w_dim): one w per conv, plus one for ToRGB (the
     ToRGB w is shared with the next block's first conv, as in StyleGAN2).
     """
+
+    resample_filter: torch.Tensor       # buffer: 2-D low-pass filter for upsampling img
 
     def __init__(
         self,
@@ -270,8 +289,8 @@ class SynthesisBlock(nn.Module):
         self.use_fp16 = use_fp16
         self.channels_last = channels_last
         self.register_buffer("resample_filter", make_fir_filter(resample_filter), persistent=False)
-        layer_kwargs = dict(w_dim=w_dim, resolution=resolution, resample_filter=resample_filter,
-                            conv_clamp=conv_clamp, fused_modconv=fused_modconv)
+        layer_kwargs: _LayerKwargs = {"w_dim": w_dim, "resolution": resolution, "resample_filter": resample_filter,
+                                      "conv_clamp": conv_clamp, "fused_modconv": fused_modconv}
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
             self.conv0 = None
@@ -295,6 +314,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, generator=generator)
         else:
             check_shape(x, (n, self.in_channels, half, half), f"SynthesisBlock {self.resolution} input")
+            assert x is not None  # check_shape raises on anything but a tensor
             x = x.to(dtype=dtype, memory_format=fmt)
             x = self.conv0(x, ws[:, 0], noise_mode=noise_mode, generator=generator)
             x = self.conv1(x, ws[:, 1], noise_mode=noise_mode, generator=generator)
@@ -349,13 +369,14 @@ class SynthesisNetwork(nn.Module):
         check_shape(ws, (None, self.num_ws, self.w_dim), "SynthesisNetwork ws")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        x = img = None
+        x: torch.Tensor | None = None
+        img: torch.Tensor | None = None
         idx = 0
-        for block in self.blocks:
+        for block in cast(Iterable[SynthesisBlock], self.blocks):
             x, img = block(x, img, ws[:, idx: idx + block.num_conv + 1], noise_mode=noise_mode,
                            generator=generator)
             idx += block.num_conv
-        return img
+        return cast(torch.Tensor, img)  # set by every block; None only without blocks (R < 4)
 
     def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, out=({self.img_channels}, {self.img_resolution}, {self.img_resolution})"

@@ -22,7 +22,7 @@ NOISE_MODES = ("random", "const", "none")
 
 # ---- Shape checks: every block validates its inputs and raises ValueError (not assert). -------
 
-def check_shape(tensor: torch.Tensor, expected: Sequence[int | None], what: str) -> None:
+def check_shape(tensor: object, expected: Sequence[int | None], what: str) -> None:
     """Raise ValueError unless `tensor` has len(expected) dims and every non-None size matches."""
     if not isinstance(tensor, torch.Tensor):
         raise ValueError(f"{what}: expected a tensor, got {type(tensor).__name__}")
@@ -237,6 +237,8 @@ class EqualizedLinear(nn.Module):
 
 class EqualizedConv2d(nn.Module):
     """Conv2d with equalized learning rate, optional 2x FIR downsampling, bias, activation, clamp."""
+
+    resample_filter: torch.Tensor       # buffer: 2-D low-pass filter for down=2
 
     def __init__(
         self,

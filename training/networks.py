@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any, TypedDict
 
 from training.discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, MinibatchStdLayer
 from training.generator import Generator, MappingNetwork, SynthesisBlock, SynthesisLayer, SynthesisNetwork, ToRGB
 from training.layers import (
     EqualizedConv2d,
-    _channels,
     EqualizedLinear,
+    _channels,
     bias_act,
     check_shape,
     conv2d_resample,
@@ -202,15 +203,26 @@ def preset(resolution: int, **overrides) -> NetworkConfig:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"preset: unknown NetworkConfig fields {unknown}")
-    values = dict(resolution=resolution, channel_base=base, channel_max=cap)
+    values: dict[str, Any] = {"resolution": resolution, "channel_base": base, "channel_max": cap}
     values.update(overrides)
     return NetworkConfig(**values)
 
 
+class _CommonKwargs(TypedDict):
+    """The keyword arguments G and D are both built with."""
+
+    img_resolution: int
+    img_channels: int
+    conv_clamp: float | None
+    num_fp16_res: int
+    channels_last: bool
+
+
 def build_networks(cfg: NetworkConfig) -> tuple[Generator, Discriminator]:
     """Construct (G, D) for `cfg`; parameters are drawn from torch's default generator."""
-    common = dict(img_resolution=cfg.resolution, img_channels=cfg.img_channels, conv_clamp=cfg.conv_clamp,
-                  num_fp16_res=cfg.num_fp16_res, channels_last=cfg.channels_last)
+    common: _CommonKwargs = {"img_resolution": cfg.resolution, "img_channels": cfg.img_channels,
+                             "conv_clamp": cfg.conv_clamp, "num_fp16_res": cfg.num_fp16_res,
+                             "channels_last": cfg.channels_last}
     G = Generator(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, channels=cfg.g_channels(),
                   mapping_layers=cfg.mapping_layers, mapping_width=cfg.mapping_width,
                   mapping_lr_mult=cfg.mapping_lr_mult, w_avg_beta=cfg.w_avg_beta,
