@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -31,12 +32,14 @@ from sqlalchemy.orm import selectinload
 
 from bench.harness import compare, explicit_settings, fresh_workbench, timed
 from labeling import api, server
+from labeling.client import LabelStudioClient
 from labeling.label_config import build_label_config
 from labeling.predictions import model_version, predict
 from labeling.push import task_payload
 from labeling.taxonomy import TAXONOMY
 from likeness.config import Settings
 from likeness.models import Face, LabelProject, LabelTask, Person, Release, Shoot, Shot
+from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 
 SHOOT_DATE = dt.date(2026, 11, 20)
@@ -51,9 +54,19 @@ def _free_port() -> int:
 
 
 def _workbench(root: Path, server_settings: Settings, connection: server.Connection) -> Workbench:
-    return fresh_workbench(root / "data", workers=0, blob_url=str(server_settings.blob_url),
+    blob_url = server_settings.blob_url
+    if blob_url is None:
+        raise ValueError("the server's settings name no blob store")
+    return fresh_workbench(root / "data", workers=0, blob_url=blob_url,
                            label_studio_url=connection.url, label_studio_token=connection.token,
-                           label_studio_files_root=Path(server_settings.blob_url).parent)
+                           label_studio_files_root=Path(blob_url).parent)
+
+
+def _required_id(value: int | None, what: str) -> int:
+    """An id the SDK types as optional but Label Studio always returns."""
+    if value is None:
+        raise RuntimeError(f"Label Studio returned no id for {what}")
+    return value
 
 
 def _fill(wb: Workbench, n: int) -> None:
@@ -95,6 +108,23 @@ def _annotated_tasks(n: int, user_id: int, files: str) -> list[dict]:
              "annotations": [{"result": result, "completed_by": user_id}]} for i in range(n)]
 
 
+def _bare_push(ls: LabelStudioClient, project: int, tasks: list[dict], batch: int) -> None:
+    for start in range(0, len(tasks), batch):
+        # The SDK types `request` as its ImportApiRequest models; it sends plain task dicts as they are.
+        ls.sdk.projects.import_tasks(project, request=tasks[start:start + batch], return_task_ids=True)  # type: ignore[arg-type]
+
+
+def _bare_export(ls: LabelStudioClient, project: int) -> int:
+    return len(json.loads(b"".join(ls.sdk.projects.exports.download_sync(project, export_type="JSON", download_all_tasks=True))))
+
+
+def _mark_progress(marks: list[float], t0: float) -> ProgressFn:
+    """A progress callback that records the time since `t0` at each call."""
+    def mark(done: int, total: int, name: str) -> None:
+        marks.append(time.perf_counter() - t0)
+    return mark
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -121,31 +151,31 @@ def main() -> None:
             files_root = Path(server_settings.blob_url).parent
             # Push: bare SDK import of the same task JSON, then ours.
             tasks = _bare_tasks(wb, files_root)
-            bare_project = ls.sdk.projects.create(title=f"bare push {round_index}", label_config=config).id
-
-            def bare_push() -> None:
-                for start in range(0, len(tasks), args.batch):
-                    ls.sdk.projects.import_tasks(bare_project, request=tasks[start:start + args.batch], return_task_ids=True)
-            bare_s, _ = timed(bare_push)
+            bare_project = _required_id(ls.sdk.projects.create(title=f"bare push {round_index}", label_config=config).id,
+                                        "the bare push project")
+            bare_s, _ = timed(functools.partial(_bare_push, ls, bare_project, tasks, args.batch))
             api.setup(workbench=wb)
             marks: list[float] = []
             t0 = time.perf_counter()
-            ours_s, pushed = timed(lambda: api.push(
-                workbench=wb, progress=lambda done, total, name: marks.append(time.perf_counter() - t0)))
+            ours_s, pushed = timed(functools.partial(api.push, workbench=wb, progress=_mark_progress(marks, t0)))
             assert pushed.pushed == args.tasks, pushed
             per_thousand.append(("push", [b - a for a, b in zip([0.0, *marks], marks)]))
             push_pairs.append((bare_s, ours_s))
             print(f"round {round_index + 1} push: bare {bare_s:.2f} s, ours {ours_s:.2f} s, ratio {ours_s / bare_s:.2f}", flush=True)
 
             # Pull: a project holding n annotated tasks; our database knows them as pushed tasks.
-            user_id = ls.sdk.users.whoami().id
-            pull_project = ls.sdk.projects.create(title=f"pull {round_index}", label_config=config).id
+            user_id = _required_id(ls.sdk.users.whoami().id, "the signed-in user")
+            pull_project = _required_id(ls.sdk.projects.create(title=f"pull {round_index}", label_config=config).id,
+                                        "the pull project")
             files = tasks[0]["data"]["crop"]
             for start in range(0, args.tasks, args.batch):
-                ls.sdk.projects.import_tasks(pull_project, request=_annotated_tasks(min(args.batch, args.tasks - start), user_id, files))
+                # As in _bare_push: plain task dicts where the SDK's types name its request models.
+                ls.sdk.projects.import_tasks(pull_project,
+                                             request=_annotated_tasks(min(args.batch, args.tasks - start), user_id, files))  # type: ignore[arg-type]
             reader = _workbench(home / f"pull-{round_index}", server_settings, connection)
             _fill(reader, args.tasks)
-            remote_ids = [t.id for t in ls.sdk.tasks.list(project=pull_project, page_size=5000, fields="task_only")]
+            remote_ids = [_required_id(t.id, "a task")
+                          for t in ls.sdk.tasks.list(project=pull_project, page_size=5000, fields="task_only")]
             with reader.db.unit_of_work() as session:
                 project = LabelProject(server_url=ls.url, ls_project_id=pull_project, title="pull", config_sha256="-")
                 session.add(project)
@@ -153,13 +183,9 @@ def main() -> None:
                 faces = session.scalars(select(Face.id).order_by(Face.id)).all()
                 session.execute(insert(LabelTask), [dict(project_id=project.id, face_id=f, ls_task_id=t)
                                                      for f, t in zip(faces, sorted(remote_ids))])
-
-            def bare_export() -> int:
-                return len(json.loads(b"".join(ls.sdk.projects.exports.download_sync(
-                    pull_project, export_type="JSON", download_all_tasks=True))))
-            bare_s, exported = timed(bare_export)
+            bare_s, exported = timed(functools.partial(_bare_export, ls, pull_project))
             assert exported == args.tasks
-            ours_s, pulled = timed(lambda: api.pull(workbench=reader))
+            ours_s, pulled = timed(functools.partial(api.pull, workbench=reader))
             assert pulled.added == args.tasks * len(VALUES), pulled
             pull_pairs.append((bare_s, ours_s))
             print(f"round {round_index + 1} pull: bare export {bare_s:.2f} s, ours {ours_s:.2f} s, "

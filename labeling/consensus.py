@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import krippendorff
 import numpy as np
@@ -51,6 +52,8 @@ def _votes(*, session: Session, face_ids: list[int] | None = None) -> dict[tuple
         query = query.where(Label.face_id.in_(face_ids))
     votes: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
     for face_id, attribute, annotator, value, _ in session.execute(query):
+        if value is None:
+            continue  # excluded by the query already; the column itself is nullable
         votes[(face_id, attribute)][annotator] = value  # an annotator's latest value counts once
     return votes
 
@@ -73,7 +76,7 @@ def agreement(*, session: Session, taxonomy: Taxonomy) -> list[Agreement]:
         annotators = sorted({a for by in units.values() for a in by})
         paired = [face for face, by in units.items() if len(by) >= 2]
         ratings = sum(len(by) for by in units.values())
-        metric = "ordinal" if attribute.ordinal else "nominal"
+        metric: Literal["ordinal", "nominal"] = "ordinal" if attribute.ordinal else "nominal"
         alpha = None
         if paired:
             code = {value: i for i, value in enumerate(attribute.values())}

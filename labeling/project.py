@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from labeling.client import LabelStudioClient
+from labeling.client import LabelStudioClient, LabelStudioError
 from labeling.label_config import build_label_config, config_sha256
 from labeling.predictions import model_version
 from labeling.taxonomy import Taxonomy
@@ -58,6 +58,8 @@ def retired_values(*, session: Session, taxonomy: Taxonomy) -> dict[str, set[str
         Label.source == "annotation", Label.state == LabelState.current, Label.value.is_not(None)).distinct())
     retired: dict[str, set[str]] = {}
     for attribute, value in rows:
+        if value is None:
+            continue  # excluded by the query already; the column itself is nullable
         if attribute in taxonomy.by_name and not taxonomy.knows(attribute, value):
             retired.setdefault(attribute, set()).add(value)
     return retired
@@ -78,6 +80,8 @@ def setup_project(*, session: Session, client: LabelStudioClient, taxonomy: Taxo
     if project is None:
         remote = client.call("create the project", sdk.projects.create, title=PROJECT_TITLE,
                              description="Perceived attributes of accepted, released faces.", **fields)
+        if remote.id is None:
+            raise LabelStudioError(f"Label Studio at {client.url} created the project but returned no id")
         project = LabelProject(server_url=client.url, ls_project_id=remote.id, title=PROJECT_TITLE,
                                config_sha256=digest)
         session.add(project)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from labeling.client import LabelStudioClient, export_tasks, task_pages
 from labeling.taxonomy import Taxonomy
 from likeness.db import Database
+from likeness.errors import NotFound
 from likeness.models import Label, LabelProject, LabelState, LabelTask, utcnow
 from likeness.progress import ProgressFn
 
@@ -74,7 +75,16 @@ def _changed_since(cursor: dt.datetime | None) -> list[dict[str, Any]]:
 
 
 def _users(client: LabelStudioClient) -> dict[int, str]:
-    return {u.id: (u.email or u.username or str(u.id)) for u in client.call("list users", client.sdk.users.list)}
+    # The SDK types a user's id as optional; a user without one could not have annotated anything.
+    return {u.id: (u.email or u.username or str(u.id)) for u in client.call("list users", client.sdk.users.list)
+            if u.id is not None}
+
+
+def _project(session: Session, project_id: int) -> LabelProject:
+    project = session.get(LabelProject, project_id)
+    if project is None:
+        raise NotFound(f"no labeling project {project_id}", hint="run `likeness label setup`")
+    return project
 
 
 def pull_labels(*, db: Database, client: LabelStudioClient, project_id: int, taxonomy: Taxonomy,
@@ -87,7 +97,7 @@ def pull_labels(*, db: Database, client: LabelStudioClient, project_id: int, tax
     committed (the tests use it to stop the server there).
     """
     with db.unit_of_work() as session:
-        project = session.get(LabelProject, project_id)
+        project = _project(session, project_id)
         ls_project_id, cursor = project.ls_project_id, _as_utc(project.pull_cursor)
     result = PullResult(cursor=cursor)
     end_mark = _newest_change(client, ls_project_id)
@@ -106,7 +116,7 @@ def pull_labels(*, db: Database, client: LabelStudioClient, project_id: int, tax
         if after_page:
             after_page(number)
     with db.unit_of_work() as session:
-        session.get(LabelProject, project_id).pull_cursor = end_mark
+        _project(session, project_id).pull_cursor = end_mark
     result.cursor = end_mark
     return result
 
@@ -137,20 +147,29 @@ def _changed_tasks(*, db: Database, client: LabelStudioClient, project_id: int, 
         yield [full.get(task["id"], task) for task in listed], 0
 
 
-def _stored_times(*, session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime]]:
+def _task_faces(*, session: Session, project_id: int, task_ids: list[int]) -> dict[int, int]:
+    """Label Studio task id → our face id, for our tasks among `task_ids`."""
+    rows = session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
+        LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(task_ids)))
+    # The filter on ls_task_id leaves out unconfirmed tasks (no id yet).
+    return {task_id: face_id for task_id, face_id in rows if task_id is not None}
+
+
+def _stored_times(*, session: Session, project_id: int, task_ids: list[int]) -> dict[int, dict[int, dt.datetime | None]]:
     """For each of our tasks among `task_ids`: annotation id → the `updated_at` we hold."""
-    known = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
-        LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(task_ids))).all())
-    out: dict[int, dict[int, dt.datetime]] = {task_id: {} for task_id in known}
+    known = _task_faces(session=session, project_id=project_id, task_ids=task_ids)
+    out: dict[int, dict[int, dt.datetime | None]] = {task_id: {} for task_id in known}
     rows = session.execute(select(Label.ls_task_id, Label.ls_annotation_id, Label.ls_updated_at).where(
         Label.ls_task_id.in_(list(known)), Label.face_id.in_(list(known.values())), Label.source == "annotation",
         Label.state == LabelState.current).distinct())
     for task_id, annotation_id, updated_at in rows:
+        if task_id is None or annotation_id is None:
+            continue  # annotation rows always carry both ids (see _labels); the columns are nullable for predictions
         out[task_id][annotation_id] = _as_utc(updated_at)
     return out
 
 
-def _has_news(task: dict[str, Any], stored: dict[int, dt.datetime]) -> bool:
+def _has_news(task: dict[str, Any], stored: dict[int, dt.datetime | None]) -> bool:
     return any(stored.get(a["id"]) != _parse_time(a["updated_at"]) for a in task.get("annotations") or [])
 
 
@@ -161,20 +180,21 @@ def _annotations(task: dict[str, Any], users: dict[int, str]) -> dict[int, _Anno
             continue  # a skipped task carries no values: treated like a deleted annotation
         user = item.get("completed_by")
         user_id = user.get("id") if isinstance(user, dict) else user
-        out[item["id"]] = _Annotation(item["id"], _parse_time(item["updated_at"]),
-                                      users.get(user_id, f"user {user_id}"), item.get("result") or [])
+        annotator = users.get(user_id, f"user {user_id}") if isinstance(user_id, int) else f"user {user_id}"
+        out[item["id"]] = _Annotation(item["id"], _parse_time(item["updated_at"]), annotator, item.get("result") or [])
     return out
 
 
 def _apply_page(*, session: Session, project_id: int, tasks: list[dict[str, Any]], users: dict[int, str],
                 taxonomy: Taxonomy, result: PullResult) -> None:
     ids = [task["id"] for task in tasks]
-    faces = dict(session.execute(select(LabelTask.ls_task_id, LabelTask.face_id).where(
-        LabelTask.project_id == project_id, LabelTask.ls_task_id.in_(ids))).all())
+    faces = _task_faces(session=session, project_id=project_id, task_ids=ids)
     stored: dict[int, dict[int, list[Label]]] = {}
     for row in session.scalars(select(Label).where(
             Label.ls_task_id.in_(ids), Label.face_id.in_(list(faces.values())), Label.source == "annotation",
             Label.state == LabelState.current)):
+        if row.ls_task_id is None or row.ls_annotation_id is None:
+            continue  # annotation rows always carry both ids (see _labels); the columns are nullable for predictions
         stored.setdefault(row.ls_task_id, {}).setdefault(row.ls_annotation_id, []).append(row)
     for task in tasks:
         if task["id"] not in faces:
@@ -200,8 +220,8 @@ def _apply_task(*, session: Session, face_id: int, task: dict[str, Any], stored:
         else:
             result.superseded += len(rows)
     for annotation_id, annotation in remote.items():
-        rows = stored.get(annotation_id)
-        if rows and _same_time(rows[0].ls_updated_at, annotation.updated_at):
+        held = stored.get(annotation_id)
+        if held and _same_time(held[0].ls_updated_at, annotation.updated_at):
             continue
         for label in _labels(face_id, task["id"], annotation, taxonomy):
             session.add(label)

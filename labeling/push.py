@@ -24,6 +24,7 @@ from labeling.label_config import CROP, PREVIEW
 from labeling.predictions import Predicted, as_prediction, model_version, predict
 from likeness.blobstore import BlobStore
 from likeness.db import Database
+from likeness.errors import NotFound
 from likeness.models import Face, Label, LabelProject, LabelTask, Shot, ShotStatus
 from likeness.progress import ProgressFn
 
@@ -101,6 +102,8 @@ def push_faces(*, db: Database, blobs: BlobStore, client: LabelStudioClient, pro
     result = PushResult()
     with db.unit_of_work() as session:
         project = session.get(LabelProject, project_id)
+        if project is None:
+            raise NotFound(f"no labeling project {project_id}", hint="run `likeness label setup`")
         shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot) if shoot else None
         session.expunge(project)
     _adopt_unconfirmed(db=db, client=client, project=project, result=result)
@@ -117,7 +120,9 @@ def push_faces(*, db: Database, blobs: BlobStore, client: LabelStudioClient, pro
             session.execute(insert(LabelTask), [{"project_id": project.id, "face_id": f} for f in ordered])
         response = client.call("import tasks", client.sdk.projects.import_tasks, project.ls_project_id,
                                request=tasks, return_task_ids=True)
-        task_ids = list(response.task_ids or [])
+        # The SDK's response model omits task_ids, which the server sends with return_task_ids=True
+        # (the model keeps unknown fields as attributes).
+        task_ids = list(response.task_ids or [])  # type: ignore[attr-defined]
         if len(task_ids) != len(ordered):
             raise RuntimeError(f"Label Studio returned {len(task_ids)} task ids for {len(ordered)} tasks")
         _confirm(db=db, project_id=project.id, face_ids=ordered, task_ids=task_ids, predicted=predicted,
@@ -144,6 +149,8 @@ def _confirm(*, db: Database, project_id: int, face_ids: list[int], task_ids: li
 
 def task_payload(face: Face, blobs: BlobStore, files_root: Path, predicted: list[Predicted], version: str) -> dict:
     """The task JSON for a face: its images as local-files URLs, its ids, our prediction."""
+    if face.crop_sha256 is None:
+        raise ValueError(f"face {face.id} has no crop to label")  # _eligible pushes only faces with one
     shot = face.shot
     data = {"face_id": face.id, "shot_id": shot.id, "shoot": shot.shoot.name, "sitter": shot.sitter_code,
             CROP: file_url(blobs, files_root, face.crop_sha256)}

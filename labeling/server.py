@@ -214,8 +214,9 @@ def issue_token(url: str, email: str, password: str) -> str:
                          headers={"Referer": f"{url}/user/login/"})
     if response.status_code != 302:
         raise ServiceUnavailable(f"could not sign in to Label Studio at {url} as {email} (HTTP {response.status_code})")
+    csrf = http.cookies.get("csrftoken") or ""  # requests types a cookie's value as optional
     response = http.post(f"{url}/api/token/", json={}, timeout=30,
-                         headers={"X-CSRFToken": http.cookies.get("csrftoken", ""), "Referer": url})
+                         headers={"X-CSRFToken": csrf, "Referer": url})
     if response.status_code == 409:
         raise ConfigError(f"{email} already holds a token at {url} and ours is lost",
                           hint="revoke it in Label Studio (Account & Settings → Personal Access Token) and run serve again")
