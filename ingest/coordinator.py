@@ -96,7 +96,7 @@ def ingest_folder(
     settings = workbench.settings
     workers = settings.workers if workers is None else workers
     with workbench.db.unit_of_work() as session:
-        shoot_id = _upsert_shoot(session, folder, actor)
+        shoot_id = _upsert_shoot(session=session, folder=folder, actor=actor)
     summary = IngestSummary(shoot=folder.name, shoot_id=shoot_id, files=len(folder.frames))
     done = 0
 
@@ -138,7 +138,7 @@ def shoot_id_by_name(*, session: Session, name: str | None) -> int | None:
     return shoot_id
 
 
-def _upsert_shoot(session: Session, folder: ShootFolder, actor: str) -> int:
+def _upsert_shoot(*, session: Session, folder: ShootFolder, actor: str) -> int:
     manifest = folder.manifest
     shoot = session.scalar(select(Shoot).where(Shoot.name == folder.name))
     if shoot is None:
@@ -158,7 +158,7 @@ def _upsert_shoot(session: Session, folder: ShootFolder, actor: str) -> int:
     shoot.sitters = sorted(set(shoot.sitters or []) | set(manifest.sitters))
     shoot.plan, shoot.source_path = manifest.plan or shoot.plan, str(folder.root.resolve())
     session.flush()
-    audit.record(session, actor=actor, action=action, subject_type="shoot", subject_id=shoot.id, source=shoot.source_path)
+    audit.record(session=session, actor=actor, action=action, subject_type="shoot", subject_id=shoot.id, source=shoot.source_path)
     return shoot.id
 
 

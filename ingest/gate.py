@@ -76,7 +76,7 @@ def recheck(
         )
         if (verdict.status, verdict.reason) != (shot.status, shot.reason):
             audit.record(
-                session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
+                session=session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
                 before=[shot.status, shot.reason], after=[verdict.status, verdict.reason],
             )
             shot.status, shot.reason, shot.reason_detail = verdict.status, verdict.reason, verdict.detail

@@ -61,7 +61,7 @@ def add_person(
                 email=email, phone=phone, self_identified=self_identified or {},
             )
         )
-    audit.record(session, actor=actor, action="person.add", subject_type="person", subject_id=code)
+    audit.record(session=session, actor=actor, action="person.add", subject_type="person", subject_id=code)
     session.flush()
     gate.recheck(session=session, actor=actor, person_code=code)
     return person
@@ -124,7 +124,7 @@ def add_release(
     session.add(release)
     session.flush()
     audit.record(
-        session, actor=actor, action="release.add", subject_type="release", subject_id=release.id,
+        session=session, actor=actor, action="release.add", subject_type="release", subject_id=release.id,
         person=person.code, scopes=scope_values, signed_on=signed_on.isoformat(),
     )
     session.refresh(person, ["releases"])
@@ -145,6 +145,6 @@ def revoke_release(
         raise InvalidInput("a revocation needs a reason")
     release.revoked_on = revoked_on or dt.date.today()
     release.revoked_reason = reason.strip()
-    audit.record(session, actor=actor, action="release.revoke", subject_type="release", subject_id=release_id, reason=reason)
+    audit.record(session=session, actor=actor, action="release.revoke", subject_type="release", subject_id=release_id, reason=reason)
     session.flush()
     return gate.recheck(session=session, actor=actor, person_code=release.person.code)

@@ -10,7 +10,7 @@ from likeness.models import AuditEvent
 
 
 def record(
-    session: Session, *, actor: str, action: str, subject_type: str, subject_id: object, **details: Any
+    *, session: Session, actor: str, action: str, subject_type: str, subject_id: object, **details: Any
 ) -> AuditEvent:
     event = AuditEvent(
         actor=actor, action=action, subject_type=subject_type, subject_id=str(subject_id), details=details

@@ -91,7 +91,7 @@ def repair(
             session.execute(update(table).where(pk == item.row_id).values({item.column: None}))
             report.cleared_refs.append(item)
         audit.record(
-            session, actor=actor, action="doctor.missing_blob", subject_type=item.table, subject_id=item.row_id,
+            session=session, actor=actor, action="doctor.missing_blob", subject_type=item.table, subject_id=item.row_id,
             column=item.column, sha256=item.sha256, row_deleted=item.required,
         )
     session.flush()
@@ -106,7 +106,7 @@ def repair(
         temp.unlink(missing_ok=True)
     if report.deleted_blobs:
         audit.record(
-            session, actor=actor, action="doctor.orphans_deleted", subject_type="blobstore",
+            session=session, actor=actor, action="doctor.orphans_deleted", subject_type="blobstore",
             subject_id=blobs.url, count=len(report.deleted_blobs),
         )
     log.info("doctor repaired %d rows and deleted %d blobs", len(report.missing), len(report.deleted_blobs))

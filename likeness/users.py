@@ -61,7 +61,7 @@ def create_user(*, session: Session, username: str, password: str, role: Role | 
     user = User(username=username, password_hash=_hasher.hash(password), role=role)
     session.add(user)
     session.flush()
-    audit.record(session, actor=actor, action="user.create", subject_type="user", subject_id=user.id, role=role)
+    audit.record(session=session, actor=actor, action="user.create", subject_type="user", subject_id=user.id, role=role)
     return user
 
 

@@ -66,7 +66,7 @@ def finding_of(face: Face) -> FaceFinding:
     )
 
 
-def _reference_tone(session: Session, blobs: BlobStore, shoot: Shoot) -> FrameTone | None:
+def _reference_tone(*, session: Session, blobs: BlobStore, shoot: Shoot) -> FrameTone | None:
     if not shoot.reference_frame:
         return None
     reference = session.scalar(
@@ -88,7 +88,7 @@ def run_shot_qa(
     if shoot_id is not None and not shoots:
         raise NotFound(f"no shoot #{shoot_id}")
     for shoot in shoots:
-        reference = _reference_tone(session, blobs, shoot)
+        reference = _reference_tone(session=session, blobs=blobs, shoot=shoot)
         shots = session.scalars(
             select(Shot).where(Shot.shoot_id == shoot.id).options(selectinload(Shot.faces)).order_by(Shot.id)
         ).all()
@@ -169,7 +169,7 @@ def _qa_one(
         elif before[0] == ShotStatus.rejected:
             result.restored += 1
         audit.record(
-            session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
+            session=session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
             before=list(before), after=[shot.status, shot.reason],
         )
 

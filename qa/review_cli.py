@@ -15,7 +15,7 @@ from qa import review
 review_app = sub_app("The review queue: next items, votes and agreement.")
 
 
-def _reviewer_id(session: Session, username: str) -> int:
+def _reviewer_id(*, session: Session, username: str) -> int:
     user_id = session.scalar(select(User.id).where(User.username == username))
     if user_id is None:
         raise NotFound(f"no user {username}", hint="create one with `likeness user add`")
@@ -29,7 +29,7 @@ def review_next(
 ) -> None:
     """Show the items this reviewer should look at next (flagged first)."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
-        items = review.next_items(session=session, reviewer_id=_reviewer_id(session, reviewer), limit=limit)
+        items = review.next_items(session=session, reviewer_id=_reviewer_id(session=session, username=reviewer), limit=limit)
         table = Table("item", "source", "flag", "confidence", "image")
         for item in items:
             confidence = f"{item.flag_confidence:.2f}" if item.flag_confidence is not None else "-"
@@ -47,7 +47,7 @@ def review_vote(
 ) -> None:
     """Vote on an item (a second vote replaces the first)."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
-        review.cast_vote(session=session, item_id=item, reviewer_id=_reviewer_id(session, reviewer),
+        review.cast_vote(session=session, item_id=item, reviewer_id=_reviewer_id(session=session, username=reviewer),
                          thumb=thumb, reasons=reason, note=note)
     console.print(f"item {item}: {thumb} recorded")
 
