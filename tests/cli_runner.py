@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from likeness.cli import build_app
 
 
-def run_cli(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+def run_cli(*args: str, input: str | None = None) -> Result:
     result = CliRunner().invoke(build_app(), list(args), input=input, catch_exceptions=False)
     assert "Traceback" not in result.output, result.output
     return result

@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,7 +25,7 @@ def _required(flag: str) -> bool:
     return os.environ.get(flag, "") == "1"
 
 
-def skip_or_fail(reason: str, flag: str) -> None:
+def skip_or_fail(reason: str, flag: str) -> NoReturn:
     """Skip, unless `flag` is set (CI), where a missing dependency is a failure."""
     if _required(flag):
         pytest.fail(f"{reason} ({flag}=1)")

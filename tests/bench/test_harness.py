@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 import types
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,15 @@ from bench import harness
 from likeness.models import Person, Release
 
 BENCH = Path(harness.__file__).resolve().parent
+
+T = TypeVar("T")
+
+
+def _noted(log: list[T], entry: T) -> bool:
+    """Append `entry` to `log` inside a lambda; falsy, so `_noted(...) or value` yields value."""
+    log.append(entry)
+    return False
+
 
 
 def test_stats_and_compare() -> None:
@@ -33,7 +43,7 @@ def test_alternate_runs_the_sides_in_turn() -> None:
     calls: list[str] = []
     results = harness.alternate(
         [1, 2],
-        [lambda r: calls.append(f"a{r}") or f"a{r}", lambda r: calls.append(f"b{r}") or f"b{r}"],
+        [lambda r: _noted(calls, f"a{r}") or f"a{r}", lambda r: _noted(calls, f"b{r}") or f"b{r}"],
         before=lambda: calls.append("wait"),
     )
     assert results == [["a1", "a2"], ["b1", "b2"]]

@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from bench import train
+
+T = TypeVar("T")
+
+
+def _noted(log: list[T], entry: T) -> bool:
+    """Append `entry` to `log` inside a lambda; falsy, so `_noted(...) or value` yields value."""
+    log.append(entry)
+    return False
+
 
 
 def _run(peer: float, ours: float, rss: float) -> dict:
@@ -21,9 +31,9 @@ def test_rounds_alternate_and_ratios(monkeypatch: pytest.MonkeyPatch, capsys: py
     ours_rates, peer_rates = iter([4.0, 6.0]), iter([2.0, 2.0])
     monkeypatch.setattr(train, "ensure_peer_venv", lambda venv, say: Path("python"))
     monkeypatch.setattr(train, "wait_for_quiet", lambda limit, say: calls.append("wait"))
-    monkeypatch.setattr(train, "time_ours", lambda args, work: calls.append("ours") or _run(0, next(ours_rates), 100))
+    monkeypatch.setattr(train, "time_ours", lambda args, work: _noted(calls, "ours") or _run(0, next(ours_rates), 100))
     monkeypatch.setattr(train, "time_peer",
-                        lambda python, args, work: calls.append("peer") or _run(next(peer_rates), 0, 200))
+                        lambda python, args, work: _noted(calls, "peer") or _run(next(peer_rates), 0, 200))
     monkeypatch.setattr(sys, "argv", ["bench.train", "--rounds", "2"])
     train.main()
     assert calls == ["wait", "ours", "wait", "peer", "wait", "ours", "wait", "peer"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 from PIL import Image
 from sqlalchemy import func, select
@@ -50,9 +51,12 @@ def test_doctor_finds_and_repairs(env_workbench: Workbench, sample_shoot: Sample
     blobs = env_workbench.blobs
     with env_workbench.db.unit_of_work() as session:
         shot = session.scalar(select(Shot).where(Shot.relative_path == sample_shoot.good_frames[0]))
+        assert shot is not None
         original, crop = shot.sha256, shot.faces[0].crop_sha256
         other = session.scalar(select(Shot).where(Shot.relative_path == sample_shoot.good_frames[1]))
+        assert other is not None
         other_preview = other.preview_sha256
+        assert other_preview is not None
     orphan = blobs.put_bytes(b"left behind by a killed run")
     blobs.delete(original)
     blobs.delete(other_preview)
@@ -67,7 +71,7 @@ def test_doctor_finds_and_repairs(env_workbench: Workbench, sample_shoot: Sample
     with env_workbench.db.unit_of_work() as session:
         assert session.scalar(select(Shot).where(Shot.sha256 == original)) is None
         assert session.scalar(select(Shot.preview_sha256).where(Shot.sha256 == other.sha256)) is None
-    assert not blobs.exists(crop)
+    assert not blobs.exists(cast(str, crop))
     assert run_cli("doctor").exit_code == 0
     # Re-ingesting the folder restores the deleted shot.
     run_cli("ingest", str(sample_shoot.path))

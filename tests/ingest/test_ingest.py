@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
 from PIL import Image
@@ -48,8 +49,8 @@ def test_sample_shoot_ingests_with_every_outcome(workbench: Workbench, sample_sh
             assert (shot.make, shot.model, shot.file_format) == ("Likeness", "Studio Simulator", "DNG")
             assert shot.status == "accepted" and shot.face_count == 1 and shot.preview_source == "embedded"
             face = shot.faces[0]
-            assert len(face.landmarks) == 478 and face.ear_left > 0.15
-            crop = Image.open(workbench.blobs.open(face.crop_sha256))
+            assert len(face.landmarks) == 478 and cast(float, face.ear_left) > 0.15
+            crop = Image.open(workbench.blobs.open(cast(str, face.crop_sha256)))
             assert crop.size == (workbench.settings.align_size,) * 2
             assert workbench.blobs.read_bytes(shot.sha256) == (sample_shoot.path / relative).read_bytes()
         portrait = [s for s in shots.values() if s.orientation == 6]
@@ -105,7 +106,7 @@ def _latest_release_document(workbench: Workbench) -> str:
     from likeness.models import Release
 
     with workbench.db.unit_of_work() as session:
-        return session.scalar(select(Release.document_sha256).order_by(Release.id.desc()))
+        return cast(str, session.scalar(select(Release.document_sha256).order_by(Release.id.desc())))
 
 
 def test_revoking_a_release_quarantines_its_frames(workbench: Workbench, sample_shoot: SampleShoot, tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_every_testdata_raw_file_ingests_or_fails_as_predicted(workbench: Workbe
             assert f"{shot.make} {shot.model}" == row["make_model"]
             half_w, half_h = (int(v) for v in row["half"].split(" ")[0].split("x"))
             assert abs(shot.width - 2 * half_w) <= 2 and abs(shot.height - 2 * half_h) <= 2
-            preview = Image.open(workbench.blobs.open(shot.preview_sha256))
+            preview = Image.open(workbench.blobs.open(cast(str, shot.preview_sha256)))
             assert max(preview.size) <= workbench.settings.preview_size and min(preview.size) > 16
             assert (shot.face_count, shot.reason) == (0, "no_face")  # none of these RAW files shows a person
 

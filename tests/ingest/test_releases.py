@@ -108,6 +108,7 @@ def test_add_and_revoke_release_through_the_database(workbench: Workbench, tmp_p
         person = api.get_person(session=session, code="P0042")
         assert api.release_status(person, CAPTURE).valid
         stored = session.get(Release, release_id)
+        assert stored is not None
         assert workbench.blobs.exists(stored.document_sha256) and stored.document_type == "pdf"
         api.revoke_release(session=session, release_id=release_id, reason="sitter asked", actor="t")
     with workbench.db.unit_of_work() as session:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
+import click
 import pytest
 
 from likeness.cli import build_app
@@ -12,20 +14,20 @@ from tests.cli_runner import run_cli
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _commands(group, prefix: str = "") -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
-    found = []
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
     for name, command in group.commands.items():
         path = f"{prefix} {name}".strip()
         found.append((path, command))
         if hasattr(command, "commands"):
-            found.extend(_commands(command, path))
+            found.extend(_commands(cast(click.Group, command), path))
     return found
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
     import typer
 
-    root = typer.main.get_command(build_app())
+    root = cast(click.Group, typer.main.get_command(build_app()))
     readme = (REPO_ROOT / "README.md").read_text()
     for path, command in _commands(root):
         assert (command.help or "").strip(), f"`likeness {path}` has no help text"

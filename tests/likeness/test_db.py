@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -48,16 +49,16 @@ def test_constraints_hold_on_both_databases(workbench: Workbench) -> None:
         session.add(_shot(shoot, "a" * 64))
     with pytest.raises(IntegrityError):
         with workbench.db.unit_of_work() as session:
-            shoot = session.scalar(select(Shoot))
+            shoot = cast(Shoot, session.scalar(select(Shoot)))
             session.add(_shot(shoot, "a" * 64))  # the same content twice
     with pytest.raises(StatementError, match="'maybe' is not a valid ShotStatus"):
         with workbench.db.unit_of_work() as session:
-            shoot = session.scalar(select(Shoot))
+            shoot = cast(Shoot, session.scalar(select(Shoot)))
             session.add(_shot(shoot, "b" * 64, status="maybe"))  # refused by the column type
     with pytest.raises(IntegrityError, match="ck_shots_status"):
         with workbench.db.unit_of_work() as session:
             # A writer that bypasses the ORM is refused by the database's own CHECK constraint.
-            shoot = session.scalar(select(Shoot))
+            shoot = cast(Shoot, session.scalar(select(Shoot)))
             session.execute(text(
                 "INSERT INTO shots (sha256, shoot_id, relative_path, file_format, file_size, width, height, orientation,"
                 " capture_date, exif, face_count, qa, status, created_at, updated_at) VALUES (:sha, :shoot, 'a.dng', 'DNG',"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from PIL import Image
 from sqlalchemy import select
@@ -38,7 +39,7 @@ def test_shot_qa_on_a_real_shoot(workbench: Workbench, sample_shoot: SampleShoot
         rejected = {p for p, (status, _) in statuses.items() if status == "rejected"}
         assert rejected == {p for p, s in shots.items() if not s.qa["passed"] and p in sample_shoot.good_frames}
         for path in rejected:
-            assert statuses[path][1].startswith("qa_") and shots[path].reason_detail
+            assert cast(str, statuses[path][1]).startswith("qa_") and shots[path].reason_detail
         # The frame rendered one stop brighter than the reference fails on exposure.
         brightest = max(sample_shoot.good_frames, key=lambda p: next(
             c["value"] for c in shots[p].qa["checks"] if c["name"] == "exposure_shift"))
@@ -79,8 +80,8 @@ def test_face_images_are_checked_with_one_mesh_pass(testdata_dir: Path) -> None:
 
     open_eyes = api.qa_face_image(crop_of("faces/open/selfie_open_eyes.jpg"))
     closed = api.qa_face_image(crop_of("faces/closed/selfie_closed_eyes.jpg"))
-    assert open_eyes.found and open_eyes.eyes["state"] == "open" and open_eyes.flag is None
-    assert closed.found and closed.eyes["state"] == "closed" and closed.flag == "closed"
+    assert open_eyes.found and cast(dict, open_eyes.eyes)["state"] == "open" and open_eyes.flag is None
+    assert closed.found and cast(dict, closed.eyes)["state"] == "closed" and closed.flag == "closed"
     assert {"sharpness", "face_luma", "eyes"} <= {c["name"] for c in closed.checks}
     blank = api.qa_face_image(np.full((512, 512, 3), 128, np.uint8))
     assert not blank.found and blank.flag is None

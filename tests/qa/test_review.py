@@ -34,7 +34,7 @@ def _reviewers(workbench: Workbench, n: int) -> list[int]:
         ]
 
 
-def _items(workbench: Workbench, n: int, flagged: set[int] = frozenset()) -> list[int]:
+def _items(workbench: Workbench, n: int, flagged: frozenset[int] | set[int] = frozenset()) -> list[int]:
     with workbench.db.unit_of_work() as session:
         return [
             enqueue(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import select
 
 from likeness.models import Shot
@@ -14,8 +16,8 @@ def test_demo_builds_a_working_workbench_and_can_run_twice(workbench: Workbench)
         for username, role in DEMO_USERS.items():
             signed_in = authenticate(session=session, username=username, password=DEMO_PASSWORD)
             assert signed_in is not None and signed_in.role is role
-        statuses = list(session.scalars(select(Shot.status)))
-        reasons = {reason for status, reason in session.execute(select(Shot.status, Shot.reason)) if status == "rejected"}
+        statuses: list[str] = list(session.scalars(select(Shot.status)))
+        reasons = {cast(str, reason) for status, reason in session.execute(select(Shot.status, Shot.reason)) if status == "rejected"}
     # The sample varies exposure on purpose: shot QA rejects the extremes, the rest are accepted.
     assert statuses.count("accepted") >= 3 and "quarantined" in statuses and "rejected" in statuses
     assert all(reason.startswith("qa_") for reason in reasons)

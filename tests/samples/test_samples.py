@@ -7,6 +7,7 @@ import io
 import tomllib
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import exifread
 import numpy as np
@@ -24,7 +25,7 @@ SHOOT_DAY = datetime(2026, 11, 20, 10, 30, 15)
 
 
 def _decode(path: Path, **kwargs) -> np.ndarray:
-    params = {"use_camera_wb": True, "output_bps": 8, "no_auto_bright": True}
+    params: dict[str, Any] = {"use_camera_wb": True, "output_bps": 8, "no_auto_bright": True}
     params.update(kwargs)
     with rawpy.imread(str(path)) as raw:
         return raw.postprocess(**params)
@@ -102,7 +103,7 @@ def test_raw_structure_is_a_bayer_cfa(tmp_path: Path) -> None:
         assert raw.raw_type == rawpy.RawType.Flat
         assert raw.num_colors == 3
         assert raw.color_desc == b"RGBG"
-        assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]]  # RGGB
+        assert cast(np.ndarray, raw.raw_pattern).tolist() == [[0, 1], [3, 2]]  # RGGB
         assert raw.black_level_per_channel == [BLACK_LEVEL] * 4
         assert raw.white_level == WHITE_LEVEL
         assert raw.sizes.raw_width == 512 and raw.sizes.raw_height == 512
@@ -113,11 +114,11 @@ def test_raw_structure_is_a_bayer_cfa(tmp_path: Path) -> None:
 
     # Generic TIFF readers see a preview in IFD0 and the CFA in its SubIFD.
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
+        page = cast(tifffile.TiffPage, tif.pages[0])
         assert page.tags["NewSubfileType"].value == 1
         assert page.compression == 7
         assert bytes(page.tags["DNGVersion"].value) == b"\x01\x04\x00\x00"
-        sub = page.pages[0]
+        sub = cast(tifffile.TiffPage, cast(tifffile.TiffPages, page.pages)[0])
         assert sub.tags["NewSubfileType"].value == 0
         assert sub.photometric == 32803
         assert sub.shape == (512, 512)
@@ -192,7 +193,7 @@ def test_embedded_preview_is_a_reduced_jpeg(tmp_path: Path) -> None:
     with rawpy.imread(str(path)) as raw:
         thumb = raw.extract_thumb()
     assert thumb.format == rawpy.ThumbFormat.JPEG
-    preview = Image.open(io.BytesIO(thumb.data))
+    preview = Image.open(io.BytesIO(cast(bytes, thumb.data)))
     assert preview.format == "JPEG"
     assert preview.size == (200, 133)
     # The preview is the developed (white-balanced) frame, not the raw.
@@ -208,7 +209,7 @@ def test_preview_is_capped_at_the_image_size(tmp_path: Path) -> None:
         # LibRaw still picks the full raw, not the equally large preview.
         assert raw.raw_image.shape == (512, 512)
     assert thumb.format == rawpy.ThumbFormat.JPEG
-    assert Image.open(io.BytesIO(thumb.data)).size == (512, 512)
+    assert Image.open(io.BytesIO(cast(bytes, thumb.data))).size == (512, 512)
 
 
 def test_no_preview_means_no_thumbnail(tmp_path: Path) -> None:
@@ -301,7 +302,7 @@ def test_full_size_frame_round_trips(tmp_path: Path) -> None:
         assert raw.raw_image.shape == (4000, 6000)
         thumb = raw.extract_thumb()
     assert thumb.format == rawpy.ThumbFormat.JPEG
-    assert Image.open(io.BytesIO(thumb.data)).size == (1024, 683)
+    assert Image.open(io.BytesIO(cast(bytes, thumb.data))).size == (1024, 683)
 
 
 # ---------------------------------------------------------------------------
@@ -420,7 +421,7 @@ def test_capture_times_are_on_the_shoot_date_and_increasing(shoot: SampleShoot) 
 
 
 def test_sample_shoot_is_deterministic(tmp_path: Path) -> None:
-    kwargs = dict(n_good=3, frame_size=(384, 256), seed=7)
+    kwargs: dict[str, Any] = dict(n_good=3, frame_size=(384, 256), seed=7)
     a = build_sample_shoot(tmp_path / "a", **kwargs)
     b = build_sample_shoot(tmp_path / "b", **kwargs)
     assert a.good_frames == b.good_frames and a.bad_files == b.bad_files

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -49,7 +50,7 @@ def rendered_text(at: AppTest) -> str:
             if getattr(node, "proto", None) is not None:
                 parts.append(str(node.proto))
             if node.type == "arrow_data_frame":
-                parts.append(node.value.to_string())
+                parts.append(cast(Any, node).value.to_string())
     return "\n".join(parts)
 
 
@@ -113,7 +114,7 @@ def test_a_deactivated_account_is_signed_out_on_the_next_rerun(env_workbench: Wo
     add_user(env_workbench, "ana", Role.photographer)
     at = sign_in(start(), "ana")
     with env_workbench.db.unit_of_work() as session:
-        session.scalar(select(User).where(User.username == "ana")).active = False
+        cast(User, session.scalar(select(User).where(User.username == "ana"))).active = False
     at.run()
     assert titles(at) == ["likeness"] and at.session_state["user"] is None
 
@@ -174,9 +175,9 @@ def test_upload_form_stages_and_ingests_a_shoot(env_workbench: Workbench, small_
         assert sorted(s.relative_path for s in shots) == [f"{SITTER}/{p.name}" for p in frames]
         # Both pass the consent gate; shot QA may then reject one (the sample varies exposure).
         assert {s.status for s in shots} <= {"accepted", "rejected"}
-        assert all(s.reason.startswith("qa_") for s in shots if s.status == "rejected")
+        assert all(cast(str, s.reason).startswith("qa_") for s in shots if s.status == "rejected")
         assert all(s.qa.get("checks") for s in shots)
-        source = Path(shoot.source_path)
+        source = Path(cast(str, shoot.source_path))
     assert source.parent == env_workbench.settings.resolved_upload_dir
     assert 'photographer = "ana"' in (source / "shoot.toml").read_text()
     # The new shoot is the one on show.
@@ -275,6 +276,7 @@ def test_admin_adds_a_person_through_the_form(env_workbench: Workbench) -> None:
         person = session.scalar(select(Person).where(Person.code == "P0042"))
         assert person is not None
         personal = session.get(PersonalData, person.id)
+        assert personal is not None
         assert personal.legal_name == "Ada Example" and personal.date_of_birth == dt.date(2001, 2, 3)
     # The same code again is refused with one line, and nothing is added.
     at.text_input(key="person_code").input("P0042")

@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
                 "6": "headwear", "7": "collar", "8": "teeth", "9": "hands", "0": "asymmetry", "o": "other",
             }
             for n, key in enumerate(keys):
-                votes[shown[n]] = ("up", []) if reasons[key] is None else ("down", [reasons[key]])
+                votes[shown[n]] = ("up", []) if reasons[key] is None else ("down", [cast(str, reasons[key])])
                 press(page, key, votes=dict(votes), then_on=shown[n + 1])
 
             # The grid is taller than the window: moving down rows scrolls the current face into view.

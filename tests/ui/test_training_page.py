@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypeVar, cast
 
 import pytest
 from sqlalchemy import func, select, update
@@ -20,6 +21,15 @@ from tests.training.conftest import tiny_config
 from training.api import start_run
 
 PAGE = "ui/pages/training.py"
+
+T = TypeVar("T")
+
+
+def _noted(log: list[T], entry: T) -> bool:
+    """Append `entry` to `log` inside a lambda; falsy, so `_noted(...) or value` yields value."""
+    log.append(entry)
+    return False
+
 
 
 @pytest.fixture
@@ -42,7 +52,7 @@ def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
 
 def generated(wb: Workbench) -> int:
     with wb.db.unit_of_work() as session:
-        return session.scalar(select(func.count()).select_from(GeneratedImage))
+        return cast(int, session.scalar(select(func.count()).select_from(GeneratedImage)))
 
 
 def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Workbench, recorded_run: int) -> None:
@@ -81,7 +91,7 @@ def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workb
                                                             tiny_trained_run: tuple[Path, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args) or SimpleNamespace(pid=4242))
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: _noted(started, args) or SimpleNamespace(pid=4242))
     at = open_page(env_workbench)
     at.text_input(key="training_dataset").input(str(tiny_trained_run[0]))
     at.text_input(key="training_name").input("tiny")
