@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def lwb(tmp_path: Path, database_url: str, label_studio: LabelStudioServer,
     """A workbench that uses the test run's Label Studio as an existing server (URL + token),
     also exported through LIKENESS_* variables for CLI and app runs."""
     connection = label_studio.connection
-    values = dict(data_dir=tmp_path / "data", database_url=database_url, blob_url=str(label_studio.blob_root),
+    values: dict[str, Any] = dict(data_dir=tmp_path / "data", database_url=database_url, blob_url=str(label_studio.blob_root),
                   label_studio_url=connection.url, label_studio_token=connection.token,
                   label_studio_files_root=label_studio.blob_root.parent)
     for name, value in values.items():

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -90,7 +91,7 @@ def choice(attribute: str, value: str) -> dict:
 def task_ids(wb: Workbench) -> dict[int, int]:
     """Face id → Label Studio task id, for every pushed face."""
     with wb.db.unit_of_work() as session:
-        return dict(session.execute(select(LabelTask.face_id, LabelTask.ls_task_id)).all())
+        return cast(dict[int, int], dict(session.execute(select(LabelTask.face_id, LabelTask.ls_task_id)).all()))
 
 
 def labeler(ls: LabelStudioClient, name: str) -> int:
@@ -98,13 +99,18 @@ def labeler(ls: LabelStudioClient, name: str) -> int:
     email = f"{name}@studio.test"
     for user in ls.sdk.users.list():
         if user.email == email:
+            assert user.id is not None
             return user.id
-    return ls.sdk.users.create(email=email, username=name).id
+    created = ls.sdk.users.create(email=email, username=name)
+    assert created.id is not None
+    return created.id
 
 
 def annotate(ls: LabelStudioClient, task_id: int, user_id: int, **values: str) -> int:
     result = [choice(attribute, value) for attribute, value in values.items()]
-    return ls.sdk.annotations.create(id=task_id, result=result, completed_by=user_id).id
+    annotation = ls.sdk.annotations.create(id=task_id, result=result, completed_by=user_id)
+    assert annotation.id is not None
+    return annotation.id
 
 
 def setup_and_push(wb: Workbench) -> tuple[LabelStudioClient, dict[int, int]]:

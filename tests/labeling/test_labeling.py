@@ -6,6 +6,7 @@ import dataclasses
 import os
 import stat
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import requests
@@ -77,22 +78,24 @@ def test_push_sends_released_accepted_faces_once_with_predictions(lwb: Workbench
 
     ls = api.client(workbench=lwb)
     tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id, fields="all"))
-    assert sorted(t.data["face_id"] for t in tasks) == released
-    prediction = tasks[0].predictions[0]
+    assert sorted(cast(dict[str, Any], t.data)["face_id"] for t in tasks) == released
+    prediction = cast(list[Any], tasks[0].predictions)[0]
     prediction = prediction if isinstance(prediction, dict) else prediction.dict()
     assert prediction["model_version"] == model_version()
     values = {r["from_name"]: r["value"]["choices"][0] for r in prediction["result"]}
     assert values == {"eyes": "closed", "head_pose": "three_quarter_right"}
 
     # The image is served from our blob store in place, byte for byte.
-    crop_url = tasks[0].data["crop"]
+    crop_url = cast(dict[str, Any], tasks[0].data)["crop"]
+    assert lwb.settings.label_studio_token is not None
     response = requests.get(ls.url + crop_url, headers={"Authorization": f"Bearer {_access_token(ls, lwb.settings.label_studio_token)}"}, timeout=30)
     assert response.status_code == 200
     with lwb.db.unit_of_work() as session:
-        crop_sha = session.scalar(select(Face.crop_sha256).where(Face.id == tasks[0].data["face_id"]))
+        crop_sha = session.scalar(select(Face.crop_sha256).where(Face.id == cast(dict[str, Any], tasks[0].data)["face_id"]))
         stored = session.execute(select(Label.attribute, Label.value, Label.source).where(
-            Label.face_id == tasks[0].data["face_id"])).all()
+            Label.face_id == cast(dict[str, Any], tasks[0].data)["face_id"])).all()
     assert set(stored) == {("eyes", "closed", "prediction"), ("head_pose", "three_quarter_right", "prediction")}
+    assert crop_sha is not None
     assert response.content == lwb.blobs.read_bytes(crop_sha)
 
 
@@ -110,12 +113,12 @@ def test_an_interrupted_push_is_adopted_not_doubled(lwb: Workbench, tmp_path: Pa
     with lwb.db.unit_of_work() as session:
         project = session.scalars(select(LabelProject)).one()
         session.add_all(LabelTask(project_id=project.id, face_id=f) for f in faces[:2])
-    ls.sdk.projects.import_tasks(setup.ls_project_id, request=[{"data": {"face_id": f, "crop": "x", "preview": "x"}} for f in faces[:2]])
+    ls.sdk.projects.import_tasks(setup.ls_project_id, request=[{"data": {"face_id": f, "crop": "x", "preview": "x"}} for f in faces[:2]])  # type: ignore[misc]  # SDK accepts dicts
     result = api.push(workbench=lwb)
     assert (result.adopted, result.pushed) == (2, 2)
     tasks = list(ls.sdk.tasks.list(project=setup.ls_project_id))
-    assert sorted(t.data["face_id"] for t in tasks) == faces
-    assert sorted(task_ids(lwb).values()) == sorted(t.id for t in tasks)
+    assert sorted(cast(dict[str, Any], t.data)["face_id"] for t in tasks) == faces
+    assert sorted(task_ids(lwb).values()) == sorted(cast(int, t.id) for t in tasks)
 
 
 # -- pull ---------------------------------------------------------------------------------------
@@ -153,6 +156,7 @@ def test_unknown_values_are_kept_raw_and_reported(lwb: Workbench, tmp_path: Path
     assert [(u["attribute"], u["value"]) for u in result.unknown] == [("eyes", "winking")]
     with lwb.db.unit_of_work() as session:
         row = session.scalars(select(Label).where(Label.source == "annotation")).one()
+    assert row.raw is not None
     assert (row.value, row.known, row.raw["value"]["choices"]) == ("winking", False, ["winking"])
 
 
@@ -201,8 +205,9 @@ def test_taxonomy_change_migrates_the_project_and_keeps_annotations(lwb: Workben
     result = api.setup(workbench=lwb, taxonomy=changed)
     assert (result.created, result.config_changed, result.retired) == (False, True, {"eyewear": ["sunglasses"]})
     remote = ls.sdk.projects.get(result.ls_project_id)
+    assert remote.label_config is not None
     assert 'value="goggles"' in remote.label_config and 'value="sunglasses"' in remote.label_config
-    assert len(list(ls.sdk.tasks.list(project=result.ls_project_id, fields="all"))[0].annotations) == 1
+    assert len(list(ls.sdk.tasks.list(project=result.ls_project_id, fields="all"))[0].annotations) == 1  # type: ignore[arg-type]  # stub says str
     assert api.setup(workbench=lwb, taxonomy=changed).config_changed is False
     assert _current(lwb) == [(faces[0], "eyewear", "sunglasses", "ann@studio.test")]
 
@@ -219,7 +224,7 @@ def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path,
 
     def kill_after_first_page(page: int) -> None:
         if page == 1:
-            os.killpg(label_studio.connection.pid, 9)
+            os.killpg(cast(int, label_studio.connection.pid), 9)
 
     from labeling import pull as pull_mod
     with pytest.raises(ServiceUnavailable, match="Label Studio"):
@@ -232,6 +237,7 @@ def test_pull_survives_the_server_dying_mid_pull(lwb: Workbench, tmp_path: Path,
 
     server.start(label_studio.settings, str(label_studio.blob_root))
     result = api.pull(workbench=lwb)
+    assert result.cursor is not None and first.cursor is not None
     assert result.cursor > first.cursor
     rows = _current(lwb)
     assert len(rows) == 24 and len(set(rows)) == 24  # every value once, none doubled

@@ -19,7 +19,7 @@ from training.dataset import PreparedDataset, prepare_dataset
 from training.networks import NetworkConfig
 
 # A small configuration that still has every kind of block (3 generator resolutions, 2 D blocks).
-TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
+TINY: dict[str, Any] = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 FACE_FOLDERS = ("open", "closed", "crossed")
 
 
@@ -65,7 +65,7 @@ def make_crops(folder: Path, count: int = 6) -> Path:
     rng = np.random.default_rng(7)
     for i in range(count):
         small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((32, 32), Image.BILINEAR).save(folder / f"crop{i}.png")
+        Image.fromarray(small).resize((32, 32), Image.Resampling.BILINEAR).save(folder / f"crop{i}.png")
     return folder
 
 

@@ -26,12 +26,16 @@ def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp
     shutil.copytree(run, tmp_path / "run")
     run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto")
     with workbench.db.unit_of_work() as session:
-        return session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
+        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
+        assert found is not None
+        return found
 
 
 def count(workbench: Workbench, model: type) -> int:
     with workbench.db.unit_of_work() as session:
-        return session.scalar(select(func.count()).select_from(model))
+        total = session.scalar(select(func.count()).select_from(model))
+        assert total is not None
+        return total
 
 
 def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, checkpoint_id: int) -> None:
@@ -62,6 +66,7 @@ def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, 
     [other] = gen.generate(workbench, checkpoint_id, seeds=[1], psi=0.5, noise_mode="random", queue_for_review=False)
     with workbench.db.unit_of_work() as session:
         row = session.get(GeneratedImage, other)
+    assert row is not None
     assert (row.psi, row.noise_mode, row.label, row.label_key) == (0.5, "random", None, "")
     assert row.image_sha256 not in shas and count(workbench, ReviewItem) == 3
 

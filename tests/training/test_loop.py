@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from training.config import TrainConfig, TrainProgress
 from training.dataset import ImageFolderDataset
 from training.loop import train
 from training.loss import LossConfig, StyleGAN2Loss
-from training.networks import NetworkConfig, build_networks
+from training.networks import Discriminator, NetworkConfig, build_networks
 
 # A tick every two steps of tiny_config and a snapshot only at the end of the run.
 SPARSE = dict(kimg_per_tick=0.008, snapshot_kimg=1.0)
@@ -62,7 +63,7 @@ def test_logistic_losses_match_their_formula_for_a_constant_discriminator() -> N
     real = torch.rand(4, 3, 16, 16) * 2 - 1
     z = torch.randn(4, 16)
     for value in (-3.0, 0.0, 5.0):
-        loss.D = ConstantD(value)
+        loss.D = cast(Discriminator, ConstantD(value))
         d_loss, _ = loss.d_main(real, None, z, None, generator=gen())
         g_loss, _ = loss.g_main(z, None, generator=gen())
         v = torch.tensor(value)
@@ -79,7 +80,7 @@ def test_a_step_down_each_gradient_lowers_its_loss() -> None:
                      (loss.G, lambda: loss.g_main(z, None, generator=gen(1))[0])):
         before = run()
         assert torch.isfinite(before)
-        params = [p for p in net.parameters()]
+        params: list[torch.Tensor] = [p for p in net.parameters()]
         grads = torch.autograd.grad(before, params, allow_unused=True)
         with torch.no_grad():
             for p, g in zip(params, grads):
@@ -92,12 +93,12 @@ def test_r1_is_gamma_half_the_squared_input_gradient() -> None:
     loss = make_loss()
     real = torch.rand(3, 3, 16, 16) * 2 - 1
     weight = torch.randn(3, 16, 16)
-    loss.D = ConstantD(weight=weight)
+    loss.D = cast(Discriminator, ConstantD(weight=weight))
     loss.r1_gamma = 10.0
     value, penalty = loss.d_r1(real, None, generator=gen())
     assert penalty.tolist() == pytest.approx([weight.square().sum().item()] * 3, rel=1e-5)
     assert value.item() == pytest.approx(5.0 * weight.square().sum().item(), rel=1e-5)
-    loss.D = ConstantD(2.0)   # a D that ignores its input has no R1 penalty
+    loss.D = cast(Discriminator, ConstantD(2.0))   # a D that ignores its input has no R1 penalty
     assert loss.d_r1(real, None, generator=gen())[0].item() == 0.0
 
 
@@ -170,6 +171,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(faces16: Path, tmp_p
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         for key in a:
             assert torch.equal(a[key], b[key]), f"{name}.{key}"
+    assert straight.snapshot is not None and resumed.snapshot is not None
     s1 = load_snapshot(straight.snapshot)
     s2 = load_snapshot(resumed.snapshot)
     assert s1["step"] == s2["step"] == 6 and s1["cur_nimg"] == s2["cur_nimg"] == 24
@@ -181,6 +183,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(faces16: Path, tmp_p
 
 def test_snapshot_loads_with_weights_only_and_restores_optimisers(faces16: Path, tmp_path: Path) -> None:
     result = train(tiny_config(faces16, tmp_path / "run", total_kimg=0.008, **SPARSE))
+    assert result.snapshot is not None
     state = torch.load(result.snapshot, weights_only=True)
     assert state["format"] == "likeness.stylegan2-ada.snapshot" and state["cur_nimg"] == 8
     assert state["rng"]["torch"].dtype == torch.uint8
@@ -236,7 +239,7 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
     assert load_snapshot(path)["cur_nimg"] == 4000
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == sorted(leftovers)
     save_snapshot(tmp_path / snapshot_name(12000), good)
-    assert find_latest_snapshot(tmp_path).name == "network-snapshot-000012.pt"
+    assert cast(Path, find_latest_snapshot(tmp_path)).name == "network-snapshot-000012.pt"
     assert find_latest_snapshot(tmp_path / "nothing-here") is None
 
 
@@ -292,6 +295,7 @@ def test_g_ema_moves_towards_real_faces(faces16: Path, tmp_path: Path) -> None:
     config = tiny_config(faces16, tmp_path / "run", batch=8, total_kimg=2.4, kimg_per_tick=0.8, snapshot_kimg=1.0,
                          ema_kimg=0.1, threads=None)
     torch.manual_seed(config.seed)
+    assert config.network is not None
     untrained, _ = build_networks(config.network)      # what G_ema is before the first step
     with torch.no_grad():
         before = (colour_statistics(untrained(z, noise_mode="const")) - target).norm().item()

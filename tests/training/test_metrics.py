@@ -64,6 +64,7 @@ def test_metrics_are_computed_at_every_snapshot_and_recorded(faces16: Path, tmp_
     for name in ("G", "D", "G_ema"):
         a, b = getattr(plain, name).state_dict(), getattr(result, name).state_dict()
         assert all(torch.equal(a[key], b[key]) for key in a), name
+    assert plain.snapshot is not None and result.snapshot is not None
     assert torch.equal(load_snapshot(plain.snapshot)["rng"]["torch"], load_snapshot(result.snapshot)["rng"]["torch"])
     assert "metrics" not in json.loads((tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[-1])
 

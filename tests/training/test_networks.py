@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from typing import cast
 
 import pytest
 import torch
@@ -14,11 +15,13 @@ from tests.training.conftest import tiny_network
 from training.networks import (
     PRESET_RESOLUTIONS,
     Discriminator,
+    DiscriminatorBlock,
     EqualizedConv2d,
     EqualizedLinear,
     Generator,
     MinibatchStdLayer,
     NetworkConfig,
+    SynthesisBlock,
     SynthesisLayer,
     ToRGB,
     bias_act,
@@ -115,6 +118,7 @@ def test_parameter_counts_per_preset_match_the_layer_formulas(resolution, c_dim)
 def test_mapping_depth_and_width_are_configurable():
     cfg = preset(32, mapping_layers=3, mapping_width=128, c_dim=2, cmap_dim=64)
     G, D = build_networks(cfg)
+    assert D.mapping is not None
     assert len(G.mapping.layers) == 3 and G.mapping.layers[0].out_features == 128
     assert len(D.mapping.layers) == 3 and D.mapping.layers[-1].out_features == 64
     assert (count(G), count(D)) == (expected_g_params(cfg), expected_d_params(cfg))
@@ -229,14 +233,14 @@ def test_double_backward_for_r1_and_path_length():
     real = torch.randn(4, 3, 16, 16, requires_grad=True)
     (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
     grad.square().sum().backward()                       # R1
-    for block in D.blocks:
+    for block in cast(list[DiscriminatorBlock], D.blocks):
         for conv in (block.conv0, block.conv1, block.skip):
             assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
     ws = G.mapping(torch.randn(4, 16))
     img = G.synthesis(ws, noise_mode="const")
     (gw,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
     gw.square().sum(2).mean(1).sqrt().mean().backward()  # path length
-    assert G.synthesis.blocks[-1].conv1.weight.grad is not None
+    assert cast(SynthesisBlock, G.synthesis.blocks[-1]).conv1.weight.grad is not None
 
 
 # -- conditioning, truncation, mixing, noise ----------------------------------------------------
@@ -478,6 +482,7 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
 def test_equalized_linear_matches_its_formula(batch):
     torch.manual_seed(0)
     layer = EqualizedLinear(12, 8, bias_init=0.5, lr_mult=0.01, activation="lrelu")
+    assert layer.bias is not None
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(batch, 12)
@@ -492,6 +497,7 @@ def test_equalized_linear_matches_its_formula(batch):
 def test_equalized_conv_matches_its_formula(batch, size, down):
     torch.manual_seed(0)
     conv = EqualizedConv2d(6, 5, 3, activation="lrelu", down=down, conv_clamp=1.0)
+    assert conv.bias is not None
     with torch.no_grad():
         conv.bias.normal_()
     x = torch.randn(batch, 6, size, size)

@@ -36,7 +36,9 @@ def checkpoints_of(workbench: Workbench, run_id: int) -> list[Checkpoint]:
 
 def run_row(workbench: Workbench, run_id: int) -> TrainingRun:
     with workbench.db.unit_of_work() as session:
-        return session.get(TrainingRun, run_id)
+        run = session.get(TrainingRun, run_id)
+        assert run is not None
+        return run
 
 
 def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench, tmp_path: Path) -> None:
@@ -49,7 +51,9 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
 
     def run_id_of(name: str) -> int:
         with workbench.db.unit_of_work() as session:
-            return session.scalar(select(TrainingRun.id).where(TrainingRun.name == name))
+            found = session.scalar(select(TrainingRun.id).where(TrainingRun.name == name))
+            assert found is not None
+            return found
 
     run_id = start_run(workbench, tiny_config(prepared.dest, tmp_path / "r1"), progress=watch)
 
@@ -71,6 +75,7 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
     assert first.file_sha256 != last.file_sha256
     state = torch.load(io.BytesIO(workbench.blobs.read_bytes(first.file_sha256)), weights_only=True)
     assert state["cur_nimg"] == 4
+    assert last.grid_sha256 is not None
     assert workbench.blobs.read_bytes(last.grid_sha256) == (tmp_path / "r1" / "fakes000000.png").read_bytes()
     assert first.grid_sha256 is not None and first.grid_sha256 != last.grid_sha256
 
@@ -107,6 +112,7 @@ def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path
         start_run(workbench, tiny_config(missing, tmp_path / "broken"))
     with workbench.db.unit_of_work() as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.name == "broken"))
+    assert run is not None
     assert run.status == RunStatus.failed
     assert run.error == str(raised.value) and str(missing) in run.error
     assert run.finished_at is not None and run.kimg == 0
@@ -203,7 +209,9 @@ def test_a_killed_run_continues_from_its_last_snapshot_when_started_again(workbe
     out = tmp_path / "run"
     run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
     with workbench.db.unit_of_work() as session:
-        session.get(TrainingRun, run_id).status = "running"  # as a killed process leaves it
+        killed = session.get(TrainingRun, run_id)
+        assert killed is not None
+        killed.status = RunStatus.running  # as a killed process leaves it
 
     again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces")
 
