@@ -107,7 +107,7 @@ def test_raw_structure_is_a_bayer_cfa(tmp_path: Path) -> None:
         assert raw.black_level_per_channel == [BLACK_LEVEL] * 4
         assert raw.white_level == WHITE_LEVEL
         assert raw.sizes.raw_width == 512 and raw.sizes.raw_height == 512
-        cfa = raw.raw_image
+        cfa = raw.raw_image.copy()  # a view into LibRaw's buffer, which closing the file frees
         assert cfa.shape == (512, 512)
         assert cfa.min() >= BLACK_LEVEL and cfa.max() <= WHITE_LEVEL
         assert raw.camera_whitebalance[:3] == pytest.approx([2.0, 1.0, 1.5], rel=1e-3)
