@@ -93,6 +93,7 @@ def ingest_folder(
     """Ingest every frame of a shoot folder; safe to re-run and to resume after a crash."""
     started = time.monotonic()
     folder = read_shoot_folder(Path(path))
+    gate.check_shoot_date(folder.manifest.date, source=str(folder.root / "shoot.toml"))
     settings = workbench.settings
     workers = settings.workers if workers is None else workers
     with workbench.db.unit_of_work() as session:
@@ -254,7 +255,8 @@ def _write_batch(
         sitter = frames[relative].sitter_code
         person = people.get(sitter) if sitter else None
         verdict = gate.classify(
-            sitter_code=sitter, person=person, capture_date=shoot.shoot_date, face_count=len(outcome.faces)
+            sitter_code=sitter, person=person, face_count=len(outcome.faces), shoot_date=shoot.shoot_date,
+            capture_date=gate.capture_date(outcome.metadata.captured_at, shoot.shoot_date),
         )
         session.add(_shot_row(outcome, shoot, sitter, person, verdict))
         session.execute(
@@ -275,7 +277,7 @@ def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Per
         width=result.width, height=result.height, orientation=result.orientation,
         make=meta.make, model=meta.model, lens=meta.lens, serial=meta.serial, iso=meta.iso,
         shutter_s=meta.shutter_s, aperture=meta.aperture, focal_length_mm=meta.focal_length_mm,
-        captured_at=meta.captured_at, capture_date=shoot.shoot_date, white_balance=result.white_balance,
+        captured_at=meta.captured_at, capture_date=gate.capture_date(meta.captured_at, shoot.shoot_date), white_balance=result.white_balance,
         exif=meta.tags, preview_sha256=result.preview_sha256, preview_source=result.preview_source,
         face_count=len(result.faces), status=verdict.status, reason=verdict.reason, reason_detail=verdict.detail,
     )
