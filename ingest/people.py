@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,25 +70,110 @@ def add_person(
     return person
 
 
-def document_type(path: Path) -> str:
-    """'pdf' or an image format, judged by content, not by the file name."""
+# No release the studio holds was signed before 1990 (the UI's date pickers start there too):
+# an earlier date is a slip of the keyboard (1800 for 2018, 0026 for 2026), not a real release.
+EARLIEST_SIGNING = dt.date(1990, 1, 1)
+
+# Scans are accepted in the formats scanners write (and the UI uploads): PNG, JPEG, TIFF.
+SCAN_FORMATS = frozenset({"PNG", "JPEG", "TIFF"})
+# A page scanned at 75 dpi, the lowest setting of common scanners, is 620 x 877 px (A4) or
+# 638 x 825 px (Letter). Anything with a side under 600 px is a thumbnail or an icon, too small
+# for the text and the signature of a release to be legible.
+MIN_SCAN_SIDE = 600
+
+
+def _check_pdf(path: Path, data: bytes) -> None:
+    """Open the PDF with pypdf: it must parse, be readable and hold at least one page."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(1024)
-            handle.seek(max(0, path.stat().st_size - 2048))
-            tail = handle.read()
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            # A PDF with only an owner password opens with the empty user password.
+            try:
+                opened = reader.decrypt("")
+            except DependencyError as exc:
+                raise InvalidInput(f"release document {path} is an encrypted PDF that cannot be decrypted here ({exc})") from exc
+            if opened == PasswordType.NOT_DECRYPTED:
+                raise InvalidInput(
+                    f"release document {path} is an encrypted PDF that needs a password to read",
+                    hint="store the release without a password",
+                )
+        pages = len(reader.pages)
+        if pages:
+            _ = reader.pages[0].mediabox  # resolves the first page object
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a parser fed arbitrary bytes fails in many ways; all mean "not a PDF"
+        raise InvalidInput(f"release document {path} is not a readable PDF ({type(exc).__name__}: {exc})") from exc
+    if pages < 1:
+        raise InvalidInput(f"release document {path} is a PDF with no pages")
+
+
+def _check_scan(path: Path, data: bytes) -> str:
+    """A scan must be a decodable PNG, JPEG or TIFF of at least MIN_SCAN_SIDE px on each side."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format or ""
+            width, height = image.size
+            if image_format not in SCAN_FORMATS:
+                raise InvalidInput(
+                    f"release document {path} is a {image_format or 'unknown'} image, not a scan",
+                    hint="scan the signed release as PDF, PNG, JPEG or TIFF",
+                )
+            image.load()  # decode the pixels: verify() checks only the structure
+    except InvalidInput:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidInput(f"release document {path} is an image too large to decode ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"release document {path} is neither a PDF nor a readable image") from exc
+    if min(width, height) < MIN_SCAN_SIDE:
+        raise InvalidInput(
+            f"release document {path} is a {width}x{height} px image, too small for a scanned release "
+            f"(each side needs at least {MIN_SCAN_SIDE} px)",
+            hint="scan the signed page at 75 dpi or more",
+        )
+    return image_format.lower()
+
+
+def document_type(path: Path, data: bytes | None = None) -> str:
+    """'pdf' or a scan's image format ('png', 'jpeg', 'tiff'), judged by content, not by the file name.
+
+    A PDF must open in pypdf, hold at least one page and not need a password; a scan must decode
+    and be of page size (see MIN_SCAN_SIDE). `data`, when given, is the file's content.
+    """
+    if data is None:
+        data = _read_document(path)
+    if data.startswith(b"%PDF-"):
+        if b"%%EOF" not in data[-2048:]:
+            raise InvalidInput(f"release document {path} is a truncated PDF (no end-of-file marker)")
+        _check_pdf(path, data)
+        return "pdf"
+    return _check_scan(path, data)
+
+
+def _read_document(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read release document {path}: {exc.strerror}") from exc
-    if head.startswith(b"%PDF-"):
-        if b"%%EOF" not in tail:
-            raise InvalidInput(f"release document {path} is a truncated PDF (no end-of-file marker)")
-        return "pdf"
-    try:
-        with Image.open(path) as image:
-            image.verify()
-            return (image.format or "image").lower()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InvalidInput(f"release document {path} is neither a PDF nor a readable image") from exc
+
+
+def _check_dates(person: Person, signed_on: dt.date, expires_on: dt.date | None) -> None:
+    if signed_on > dt.date.today():
+        raise InvalidInput(f"the release for {person.code} is dated in the future ({signed_on})")
+    if signed_on < EARLIEST_SIGNING:
+        raise InvalidInput(
+            f"the release for {person.code} is dated {signed_on}, before {EARLIEST_SIGNING}",
+            hint="check the year of the signing date",
+        )
+    date_of_birth = person.personal.date_of_birth if person.personal is not None else None
+    if date_of_birth is not None and signed_on < date_of_birth:
+        # The date of birth itself is admin-only personal data: name the problem, not the date.
+        raise InvalidInput(f"the release for {person.code} is dated {signed_on}, before the sitter's date of birth")
+    if expires_on is not None and expires_on < signed_on:
+        raise InvalidInput(f"the release for {person.code} expires ({expires_on}) before it is signed ({signed_on})")
 
 
 def add_release(
@@ -110,12 +198,11 @@ def add_release(
         raise InvalidInput(f"unknown scope in {list(scopes)}", hint=f"choose from {valid}") from exc
     if not scope_values:
         raise InvalidInput(f"the release for {person.code} names no scope")
-    if expires_on is not None and expires_on < signed_on:
-        raise InvalidInput(f"the release for {person.code} expires ({expires_on}) before it is signed ({signed_on})")
-    if signed_on > dt.date.today():
-        raise InvalidInput(f"the release for {person.code} is dated in the future ({signed_on})")
-    kind = document_type(document)
-    sha = blobs.put_file(document)
+    _check_dates(person, signed_on, expires_on)
+    # Check and store the same bytes, so the blob (and its hash on the release) is what was checked.
+    data = _read_document(document)
+    kind = document_type(document, data)
+    sha = blobs.put_bytes(data)
     release = Release(
         person_id=person.id, document_sha256=sha, document_name=document.name, document_type=kind,
         signed_on=signed_on, expires_on=expires_on, scopes=scope_values,
