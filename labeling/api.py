@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ __all__ = [
 
 
 def serve(*, workbench: Workbench) -> Connection:
-    return server.start(workbench.settings, workbench.blobs.root)
+    return server.start(workbench.settings, _local_blob_root(workbench=workbench))
 
 
 def stop(*, workbench: Workbench) -> bool:
@@ -57,11 +56,16 @@ def project(*, session: Session, server_url: str) -> LabelProject:
     return current_project(session=session, server_url=server_url)
 
 
+def _local_blob_root(*, workbench: Workbench) -> str | None:
+    """The blob store's folder, which the served folder must stay apart from (None: not local)."""
+    return workbench.blobs.root if workbench.blobs.is_local else None
+
+
 def _project_settings(*, workbench: Workbench) -> ProjectSettings:
     settings = workbench.settings
     return ProjectSettings(overlap=settings.label_overlap, overlap_percent=settings.label_overlap_percent,
-                           files_root=server.files_root(settings, workbench.blobs.root),
-                           blob_root=Path(workbench.blobs.root))
+                           files_root=server.files_root(settings),
+                           blob_root=_local_blob_root(workbench=workbench))
 
 
 def setup(*, workbench: Workbench, taxonomy: Taxonomy = TAXONOMY) -> SetupResult:

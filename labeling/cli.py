@@ -76,6 +76,10 @@ def push(shoot: str = typer.Option(None, "--shoot", help="Only this shoot's face
         result = api.push(workbench=wb, shoot=shoot, progress=_advance(bar))
     console.print(f"pushed {result.pushed} faces ({result.already} were already there"
                   + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "") + ")")
+    if result.migrated:
+        console.print(f"  moved {result.migrated} tasks onto the served image folder")
+    if result.withdrawn:
+        console.print(f"  withdrew {result.withdrawn} images of faces that may no longer be labelled")
     for reason, count in sorted(result.withheld.items()):
         console.print(f"  withheld {count}: {reason}")
 

@@ -2,10 +2,12 @@
 
 Label Studio 1.23 needs numpy 2, which our face models cannot live with, so the server runs from
 its own venv (`.venv-labelstudio`). It listens on 127.0.0.1 only, keeps its data under
-`data/labelstudio/`, and serves our blob store read-only through its local-files storage, so
-images are never copied into it. Legacy API tokens are off for new organisations in 1.23: at
-first start we create the admin account, sign in and ask for a personal access token. The token
-and the generated admin password go into `connection.json`, readable only by its owner.
+`data/labelstudio/`, and serves through its local-files storage only the folder push fills with
+the images of pushed faces (`data/labelstudio/files/`, see `labeling.served`), never the blob
+store. Legacy API tokens are off for new organisations in 1.23: at first start we create the
+admin account, sign in and ask for a personal access token. The token and the generated admin
+password go into `connection.json`, readable only by its owner; the password reaches Label
+Studio through its environment, never its command line (which every user can read).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+from labeling import served
 from likeness.config import Settings
 from likeness.errors import ConfigError, ServiceUnavailable
 from likeness.files import write_text_atomic
@@ -46,6 +49,7 @@ class Connection:
     pid: int | None = None          # only for the server we started
     admin_email: str | None = None
     admin_password: str | None = None
+    files_root: str | None = None   # the document root the server we started serves
 
 
 def connection_path(settings: Settings) -> Path:
@@ -140,23 +144,37 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def files_root(settings: Settings, blob_root: str) -> Path:
-    """The server's LOCAL_FILES_DOCUMENT_ROOT: Label Studio wants a storage strictly inside it,
-    so by default it is the folder that holds the blob store."""
-    return (settings.label_studio_files_root or Path(blob_root).resolve().parent).resolve()
+FILES_DIR = "files"
+# Label Studio reads its admin account from these (LABEL_STUDIO_ first, then HEARTEX_, then bare).
+_ACCOUNT_VARIABLES = [prefix + name for prefix in ("LABEL_STUDIO_", "HEARTEX_", "") for name in ("USERNAME", "PASSWORD")]
 
 
-def start(settings: Settings, blob_root: str, *, wait_s: float = START_TIMEOUT_S) -> Connection:
+def files_root(settings: Settings) -> Path:
+    """The server's LOCAL_FILES_DOCUMENT_ROOT as seen from here: the folder of served images
+    (`data/labelstudio/files/` for our own server, LIKENESS_LABEL_STUDIO_FILES_ROOT for another)."""
+    return (settings.label_studio_files_root or settings.label_studio_dir / FILES_DIR).resolve()
+
+
+def start(settings: Settings, blob_root: str | None = None, *, wait_s: float = START_TIMEOUT_S) -> Connection:
     """Start our Label Studio (creating its venv, admin and token the first time) and wait for it.
 
-    Starting one that already answers is a no-op. Returns the connection to use.
+    Starting one that already answers is a no-op, unless it serves another document root than
+    ours (a server started before the served folder existed): that one is restarted. `blob_root`,
+    when given, is checked to lie apart from the served folder. Returns the connection to use.
     """
     if settings.label_studio_url:
         raise ConfigError("LIKENESS_LABEL_STUDIO_URL points at another Label Studio; `serve` starts our own",
                           hint="unset LIKENESS_LABEL_STUDIO_URL to use the built-in server")
+    root = files_root(settings)
+    if blob_root is not None:
+        served.check_apart(root, blob_root)
     existing = read_connection(settings)
     if existing is not None and _alive(existing.pid) and healthy(existing.url):
-        return existing
+        if existing.files_root == str(root):
+            return existing
+        log.info("restarting Label Studio to serve %s only", root)
+        stop(settings)
+        existing = read_connection(settings)
     executable = ensure_venv(settings)
     home = settings.label_studio_dir
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -169,20 +187,21 @@ def start(settings: Settings, blob_root: str, *, wait_s: float = START_TIMEOUT_S
     command = [str(executable), "start", "--no-browser", "--data-dir", str(home / "data"),
                "--internal-host", "127.0.0.1", "--port", str(settings.label_studio_port),
                "--log-level", "WARNING"]
+    served.prepare(root)
+    env = {key: value for key, value in os.environ.items() if key not in _ACCOUNT_VARIABLES}
     if first_start:
-        command += ["--username", ADMIN_EMAIL, "--password", password]
-    root = files_root(settings, blob_root)
-    env = {**os.environ,
-           "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root),
-           "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-           "COLLECT_ANALYTICS": "false"}
+        # Through the environment (readable by its owner only), not the command line.
+        env |= {"LABEL_STUDIO_USERNAME": ADMIN_EMAIL, "LABEL_STUDIO_PASSWORD": password}
+    env |= {"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root),
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "COLLECT_ANALYTICS": "false"}
     log_file = open(home / "server.log", "ab")
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                start_new_session=True, cwd=home)
     log_file.close()
     connection = Connection(url=url, token=existing.token if existing else "", pid=process.pid,
-                            admin_email=ADMIN_EMAIL, admin_password=password)
+                            admin_email=ADMIN_EMAIL, admin_password=password, files_root=str(root))
     write_connection(settings, connection)
     _wait_healthy(url, process, home / "server.log", wait_s)
     if first_start:

@@ -39,12 +39,13 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
 @pytest.fixture
 def lwb(tmp_path: Path, database_url: str, label_studio: LabelStudioServer,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Workbench]:
-    """A workbench that uses the test run's Label Studio as an existing server (URL + token),
-    also exported through LIKENESS_* variables for CLI and app runs."""
+    """A workbench that uses the test run's Label Studio as an existing server (URL + token, and
+    its served folder as the files root), also exported through LIKENESS_* variables for CLI and
+    app runs."""
     connection = label_studio.connection
     values: dict[str, Any] = dict(data_dir=tmp_path / "data", database_url=database_url, blob_url=str(label_studio.blob_root),
                   label_studio_url=connection.url, label_studio_token=connection.token,
-                  label_studio_files_root=label_studio.blob_root.parent)
+                  label_studio_files_root=server.files_root(label_studio.settings))
     for name, value in values.items():
         monkeypatch.setenv(f"LIKENESS_{name.upper()}", str(value))
     with Workbench.open(make_settings(tmp_path, **values)) as wb:

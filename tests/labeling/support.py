@@ -25,7 +25,7 @@ from tests.factories.people import SHOOT_DATE, register_sitter
 @dataclass
 class LabelStudioServer:
     settings: Settings          # the settings `serve` ran with (its data dir, port, venv)
-    blob_root: Path             # the blob store every test workbench shares (the server's files root)
+    blob_root: Path             # the blob store every test workbench shares (Label Studio never sees it)
 
     @property
     def connection(self) -> server.Connection:

@@ -12,13 +12,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from labeling import api, server
+from labeling import api, served, server
 from labeling.client import LabelStudioClient
 from labeling.predictions import model_version
 from labeling.pull import _as_utc
 from labeling.taxonomy import TAXONOMY, Choice, Taxonomy
 from likeness.errors import ConfigError, ServiceUnavailable
-from likeness.models import Face, Label, LabelProject, LabelState, LabelTask
+from likeness.models import Face, Label, LabelProject, LabelState, LabelTask, Release, Shot, ShotStatus
 from likeness.workbench import Workbench
 from tests.labeling.support import LabelStudioServer, add_faces, annotate, choice, labeler, setup_and_push, task_ids
 
@@ -45,6 +45,35 @@ def test_serve_creates_admin_and_token_without_a_click_and_is_idempotent(label_s
     assert again.pid == connection.pid
     state = server.status(label_studio.settings)
     assert (state.source, state.running, state.pid) == ("served", True, connection.pid)
+
+
+def test_the_admin_password_is_on_no_command_line(label_studio: LabelStudioServer) -> None:
+    password = label_studio.connection.admin_password
+    assert password
+    seen = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        seen.append(text)
+        assert password not in text, f"{cmdline} shows the Label Studio admin password"
+    assert any("label-studio" in text and "start" in text for text in seen)  # the server was among them
+
+
+def test_serve_restarts_a_server_that_serves_another_document_root(label_studio: LabelStudioServer) -> None:
+    before = label_studio.connection
+    assert before.files_root == str(server.files_root(label_studio.settings))
+    server.write_connection(label_studio.settings, dataclasses.replace(before, files_root=None))  # as before the served folder
+    after = server.start(label_studio.settings, str(label_studio.blob_root))
+    assert after.pid != before.pid and server.healthy(after.url)
+    assert (after.token, after.files_root) == (before.token, before.files_root)
+
+
+def test_a_files_root_overlapping_the_blob_store_is_refused(label_studio: LabelStudioServer) -> None:
+    with pytest.raises(ConfigError, match="overlaps the blob store"):
+        server.start(label_studio.settings.model_copy(update={"label_studio_files_root": label_studio.blob_root.parent}),
+                     str(label_studio.blob_root))
 
 
 def test_a_rejected_token_is_one_clear_error(label_studio: LabelStudioServer) -> None:
@@ -97,6 +126,89 @@ def test_push_sends_released_accepted_faces_once_with_predictions(lwb: Workbench
     assert set(stored) == {("eyes", "closed", "prediction"), ("head_pose", "three_quarter_right", "prediction")}
     assert crop_sha is not None
     assert response.content == lwb.blobs.read_bytes(crop_sha)
+
+
+def _fetch(ls: LabelStudioClient, wb: Workbench, url: str) -> requests.Response:
+    assert wb.settings.label_studio_token is not None
+    return requests.get(ls.url + url, timeout=30,
+                        headers={"Authorization": f"Bearer {_access_token(ls, wb.settings.label_studio_token)}"})
+
+
+def test_label_studio_serves_only_images_of_pushed_faces_of_accepted_frames(lwb: Workbench, tmp_path: Path,
+                                                                           label_studio: LabelStudioServer) -> None:
+    pushed = add_faces(lwb, tmp_path, n=2)
+    held = add_faces(lwb, tmp_path, n=1, status="quarantined", seed=2)
+    api.setup(workbench=lwb)
+    api.push(workbench=lwb)
+    ls = api.client(workbench=lwb)
+    with lwb.db.unit_of_work() as session:
+        document = session.scalars(select(Release.document_sha256)).one()
+        crops = dict(session.execute(select(Face.id, Face.crop_sha256)).all())
+        originals = dict(session.execute(select(Face.id, Shot.sha256).join(Shot)).all())
+    files_root = server.files_root(lwb.settings)
+    storages = ls.sdk.import_storage.local.list(project=_ls_project(lwb))
+    assert [s.path for s in storages] == [str(served.storage_path(files_root))]
+
+    crop = crops[pushed[0]]
+    assert crop is not None
+    response = _fetch(ls, lwb, served.file_url(crop))
+    assert response.status_code == 200 and response.content == lwb.blobs.read_bytes(crop)
+    assert os.path.samefile(served.storage_path(files_root) / crop, lwb.blobs.local_path(crop))  # a hard link, not a copy
+    # A release document, a quarantined frame's RAW original and crop: not by hash in the served
+    # folder, not by their path in the blob store (the old document root held it).
+    for secret in (document, originals[held[0]], crops[held[0]]):
+        assert secret is not None
+        blob_path = os.path.relpath(lwb.blobs.local_path(secret), label_studio.blob_root.parent)
+        for url in (served.file_url(secret), f"{served.URL_PREFIX}{blob_path}"):
+            assert _fetch(ls, lwb, url).status_code in (403, 404), url
+    assert sorted(p.name for p in served.storage_path(files_root).iterdir() if p.name in set(crops.values())) == \
+        sorted({crops[f] or "" for f in pushed})
+
+    # A pushed frame that is quarantined later: its images are withdrawn at the next push.
+    with lwb.db.unit_of_work() as session:
+        face = session.get(Face, pushed[1])
+        assert face is not None
+        face.shot.status = ShotStatus.quarantined
+    again = api.push(workbench=lwb)
+    assert again.withdrawn == 1
+    withdrawn = crops[pushed[1]]
+    assert withdrawn is not None
+    assert _fetch(ls, lwb, served.file_url(withdrawn)).status_code == 404
+    assert _fetch(ls, lwb, served.file_url(crop)).status_code == 200
+
+
+def test_setup_and_push_move_an_older_project_onto_the_served_folder(lwb: Workbench, tmp_path: Path) -> None:
+    faces = add_faces(lwb, tmp_path, n=2)
+    ls, tasks = setup_and_push(lwb)
+    project = _ls_project(lwb)
+    local = ls.sdk.import_storage.local
+    # An older project: its storage elsewhere (the blob store then), a second one, blob-store URLs.
+    elsewhere = server.files_root(lwb.settings) / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    (storage,) = local.list(project=project)
+    assert storage.id is not None
+    local.update(storage.id, path=str(elsewhere))
+    local.create(project=project, path=str(elsewhere), use_blob_urls=True, title="another")
+    old = {"crop": f"{served.URL_PREFIX}blobs/old", "preview": f"{served.URL_PREFIX}blobs/old"}
+    data = cast(dict[str, Any], ls.sdk.tasks.get(str(tasks[faces[0]])).data)
+    ls.sdk.tasks.update(str(tasks[faces[0]]), data=data | old)
+
+    api.setup(workbench=lwb)
+    assert [s.path for s in local.list(project=project)] == [str(served.storage_path(server.files_root(lwb.settings)))]
+    result = api.push(workbench=lwb)
+    assert (result.pushed, result.migrated) == (0, 1)
+    with lwb.db.unit_of_work() as session:
+        crop = session.scalar(select(Face.crop_sha256).where(Face.id == faces[0]))
+    assert crop is not None
+    moved = cast(dict[str, Any], ls.sdk.tasks.get(str(tasks[faces[0]])).data)
+    assert (moved["crop"], moved["preview"], moved["face_id"]) == (served.file_url(crop), served.file_url(crop), faces[0])
+    assert _fetch(ls, lwb, moved["crop"]).status_code == 200
+    assert api.push(workbench=lwb).migrated == 0
+
+
+def _ls_project(wb: Workbench) -> int:
+    with wb.db.unit_of_work() as session:
+        return session.scalars(select(LabelProject)).one().ls_project_id
 
 
 def _access_token(ls: LabelStudioClient, refresh: str) -> str:
