@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ingest import gate
 from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
-from ingest.shoot_folder import FrameFile, ShootFolder, read_shoot_folder
+from ingest.shoot_folder import FrameFile, ShootFolder, SkippedEntry, read_shoot_folder
 from likeness import audit
 from likeness.blobstore import sha256_file
 from likeness.errors import IntegrityProblem, InvalidInput, NotFound
@@ -43,6 +43,7 @@ class IngestSummary:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, path or shot it repeats)
     already_stored: list[str] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, reason)
+    skipped: list[SkippedEntry] = field(default_factory=list)  # entries of the folder not ingested, with why
     peak_worker_rss_mb: float = 0.0
     elapsed_s: float = 0.0
 
@@ -98,7 +99,7 @@ def ingest_folder(
     workers = settings.workers if workers is None else workers
     with workbench.db.unit_of_work() as session:
         shoot_id = _upsert_shoot(session=session, folder=folder, actor=actor)
-    summary = IngestSummary(shoot=folder.name, shoot_id=shoot_id, files=len(folder.frames))
+    summary = IngestSummary(shoot=folder.name, shoot_id=shoot_id, files=len(folder.frames), skipped=list(folder.skipped))
     done = 0
 
     def tick(relative_path: str) -> None:

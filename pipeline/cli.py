@@ -58,11 +58,14 @@ def print_summary(summary: ingest_api.IngestSummary) -> None:
     table.add_row("duplicates skipped", str(len(summary.duplicates)))
     table.add_row("already stored", str(len(summary.already_stored)))
     table.add_row("failed", str(len(summary.failed)))
+    table.add_row("skipped", str(len(summary.skipped)))
     console.print(table)
     for relative, of in summary.duplicates:
         console.print(f"  duplicate: {relative} repeats {of}")
     for relative, kind, reason in summary.failed:
         console.print(f"  [red]failed[/red]: {relative}: {reason} ({kind})")
+    for entry in summary.skipped:
+        console.print(f"  skipped: {entry.relative_path}: {entry.reason}", markup=False, highlight=False)
     if quarantined:
         console.print(f"{quarantined} frames quarantined; `likeness ingest recheck` re-evaluates them after a release is added")
 

@@ -37,7 +37,7 @@ def show_summary(summary: ingest_api.IngestSummary) -> None:
     line = (
         f"**{plain(summary.shoot)}**: {summary.files} files in {summary.elapsed_s:.1f} s: {len(summary.accepted)} accepted, "
         f"{quarantined} quarantined, {len(summary.duplicates)} duplicates skipped, "
-        f"{len(summary.already_stored)} already stored, {len(summary.failed)} failed"
+        f"{len(summary.already_stored)} already stored, {len(summary.failed)} failed, {len(summary.skipped)} skipped"
     )
     (st.warning if summary.failed or quarantined else st.success)(line)
     lines = [
@@ -45,6 +45,7 @@ def show_summary(summary: ingest_api.IngestSummary) -> None:
     ]
     lines += [f"- duplicate: {plain(path)} repeats {plain(of)}" for path, of in summary.duplicates]
     lines += [f"- failed: {plain(path)}: {plain(reason)} ({kind})" for path, kind, reason in summary.failed]
+    lines += [f"- skipped: {plain(entry.relative_path)}: {plain(entry.reason)}" for entry in summary.skipped]
     if lines:
         st.markdown("\n".join(lines))
 
