@@ -416,6 +416,7 @@ class RunStatus(enum.StrEnum):
     finished = "finished"
     failed = "failed"
     stopped = "stopped"
+    interrupted = "interrupted"  # its process died (SIGKILL, crash, reboot) while it was running
 
 
 class CheckpointStage(enum.StrEnum):
@@ -445,6 +446,10 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lease of the process training it (training/runs.py): set while it runs, cleared when it ends.
+    lease_pid: Mapped[int | None]
+    lease_host: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
 

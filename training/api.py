@@ -24,11 +24,11 @@ from likeness.workbench import Workbench
 from training import generate as gen
 from training import runs
 from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
-from training.generate import MAX_SEED, NOISE_MODES, Label
+from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, Label
 from training.runs import CheckpointSummary, Resume, RunSummary
 
 __all__ = [
-    "MAX_SEED", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Label", "Resume", "RunDefaults",
+    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Label", "Resume", "RunDefaults",
     "RunSummary", "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file", "checkpoints", "generate",
     "generated_images", "run_command", "run_folder", "run_summaries", "run_summary", "start_run",
     "start_run_process", "write_generated",

@@ -16,6 +16,7 @@ from likeness.workbench import Workbench
 from training import api
 from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
+from training.generate import MAX_SEEDS_PER_CALL
 from training.networks import NetworkConfig
 
 
@@ -131,7 +132,7 @@ def generate_faces(
     out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png."),
 ) -> None:
     """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review."""
-    chosen = _seeds(seeds) if seeds is not None else list(range(n))
+    chosen = _seeds(seeds) if seeds is not None else _seed_count_ok(range(n), f"--n {n}", "--n")
     with open_workbench() as wb:
         ids = api.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
                            noise_mode=noise_mode, queue_for_review=review)
@@ -145,16 +146,28 @@ def generate_faces(
 # ---- Parsing. ----------------------------------------------------------------------------------
 
 def _seeds(text: str) -> list[int]:
-    chosen: list[int] = []
+    """The seeds of a list like 0-3,10; counted from the ranges before any list is built, so a
+    range beyond MAX_SEEDS_PER_CALL is refused without taking memory."""
+    ranges: list[range] = []
     try:
         for part in text.split(","):
             first, _, last = part.strip().partition("-")
-            chosen.extend(range(int(first), int(last or first) + 1))
+            ranges.append(range(int(first), int(last or first) + 1))
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a seed list like 0-7 or 1,5,9", param_hint="--seeds") from None
+    _seed_count_ok(range(sum(len(r) for r in ranges)), repr(text), "--seeds")
+    chosen = [seed for r in ranges for seed in r]
     if not chosen:
         raise typer.BadParameter(f"{text!r} names no seeds", param_hint="--seeds")
     return chosen
+
+
+def _seed_count_ok(seeds: range, what: str, param: str) -> range:
+    if len(seeds) > MAX_SEEDS_PER_CALL:
+        raise typer.BadParameter(f"{what} names {len(seeds):,} seeds; one call takes at most {MAX_SEEDS_PER_CALL:,} "
+                                 "(MAX_SEEDS_PER_CALL in training/generate.py): split the range over several calls",
+                                 param_hint=param)
+    return seeds
 
 
 def _label(text: str | None) -> int | list[float] | None:

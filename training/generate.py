@@ -5,6 +5,11 @@ The latent comes from `torch.Generator().manual_seed(seed)` and rendering runs o
 time on the CPU by default, so the same recipe gives the same PNG bytes whenever it is run, and
 asking again for a known recipe returns the existing row. Only checkpoints recorded by a training
 run can generate (their data passed the consent gate), and never one marked tainted.
+
+One call takes at most MAX_SEEDS_PER_CALL seeds and works through them in batches of
+GENERATE_BATCH: each batch is rendered, stored and committed before the next is read, so memory
+stays flat however many seeds are asked for (a checkpoint tainted meanwhile stops the call at
+the next batch; the batches already committed stay).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 REVIEW_SOURCE = "generated"
 NOISE_MODES = ("const", "random", "none")
 MAX_SEED = 2**31 - 1
+MAX_SEEDS_PER_CALL = 100_000    # seeds one generate call (and one `likeness generate`) takes at most
+GENERATE_BATCH = 256            # seeds rendered and committed together
 Label = int | Sequence[float]
 
 
@@ -69,7 +76,7 @@ def generate(
     workbench: Workbench,
     checkpoint: int | Path,              # a checkpoint id, or a snapshot file recorded as a checkpoint
     *,
-    seeds: Sequence[int],                # one image per seed, 0 .. 2**31 - 1
+    seeds: Sequence[int],                # one image per seed, 0 .. 2**31 - 1, at most MAX_SEEDS_PER_CALL
     psi: float = 0.7,                    # truncation towards the mean face (1: none)
     label: Label | None = None,          # class index or label vector; required for conditional models
     noise_mode: str = "const",           # "const" (the trained noise buffers), "random" (seeded) or "none"
@@ -87,10 +94,28 @@ def generate(
     key = _label_key(label)
     recipe = dict(checkpoint_id=loaded.checkpoint_id, psi=float(psi), label_key=key, noise_mode=noise_mode)
 
+    ids_by_seed: dict[int, int] = {}
+    new = 0
+    for start in range(0, len(seeds), GENERATE_BATCH):
+        batch = [s for s in dict.fromkeys(seeds[start:start + GENERATE_BATCH]) if s not in ids_by_seed]
+        if batch:
+            ids_by_seed.update(_generate_batch(workbench, loaded, batch, recipe=recipe, label=label, c=c,
+                                               psi=psi, noise_mode=noise_mode, queue_for_review=queue_for_review))
+            new += len(batch)
+    ids = [ids_by_seed[seed] for seed in seeds]
+    log.info("checkpoint #%d: %d images (%d seeds rendered or found) at psi %g",
+             loaded.checkpoint_id, len(ids), new, psi)
+    return ids
+
+
+def _generate_batch(workbench: Workbench, loaded: LoadedGenerator, seeds: list[int], *, recipe: dict[str, object],
+                    label: Label | None, c: torch.Tensor | None, psi: float, noise_mode: str,
+                    queue_for_review: bool) -> dict[int, int]:
+    """Render, store and record one batch of distinct seeds; their GeneratedImage ids by seed."""
     with workbench.db.unit_of_work() as session:
         known = _existing(recipe, seeds, session=session)
     images = {seed: workbench.blobs.put_bytes(_png(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
-              for seed in dict.fromkeys(seeds) if seed not in known}
+              for seed in seeds if seed not in known}
 
     with workbench.db.unit_of_work() as session:
         if _checkpoint(loaded.checkpoint_id, session=session).tainted:  # it may have been tainted meanwhile
@@ -107,9 +132,7 @@ def generate(
             queued = set(session.scalars(select(ReviewItem.image_sha256).where(ReviewItem.image_sha256.in_(shas))))
             for sha in sorted(shas - queued):
                 enqueue(session=session, image_sha256=sha, source=REVIEW_SOURCE)
-        ids = [rows[seed].id for seed in seeds]
-    log.info("checkpoint #%d: %d images (%d new) at psi %g", loaded.checkpoint_id, len(ids), len(images), psi)
-    return ids
+        return {seed: row.id for seed, row in rows.items()}
 
 
 def render(
@@ -232,8 +255,12 @@ def _generator_from_blob(blob_url: str, sha256: str, device: str) -> tuple[Netwo
 
 # ---- Recipes: seeds, labels, latents. ----------------------------------------------------------
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = list(seeds)
+def _check_seeds(seeds: Sequence[int]) -> Sequence[int]:
+    if len(seeds) > MAX_SEEDS_PER_CALL:
+        raise InvalidInput(f"{len(seeds):,} seeds asked for; one call takes at most {MAX_SEEDS_PER_CALL:,} "
+                           "(MAX_SEEDS_PER_CALL)", hint="split the seeds over several calls")
+    if not isinstance(seeds, range):
+        seeds = list(seeds)
     if not seeds:
         raise InvalidInput("no seeds given", hint="pass at least one seed")
     bad = [s for s in seeds if not isinstance(s, int) or not 0 <= s <= MAX_SEED]

@@ -9,6 +9,18 @@ Snapshots are found through the run folder's metrics.jsonl, where the loop appen
 snapshot (its kimg, losses and file name) after writing the file. The latest line for a file
 name describes the file as it is now (names hold whole kimg, so a short run can overwrite one),
 unless the file is newer than the line, which only a crash between the two writes leaves.
+
+One process at a time trains a run: it holds the run's lease, the row's `lease_pid`, `lease_host`
+and `heartbeat_at` (refreshed at every progress record, and at most every HEARTBEAT_EVERY_S
+while steps run). Starting a run whose lease is live raises ConfigError ("is running"). A lease
+is expired when its process is gone (same host, that pid no longer alive) or its heartbeat is
+older than LEASE_TIMEOUT_S (any host); an expired lease is taken over by the next start, which
+also deletes the stale `.tmp` files a killed snapshot write left in the run folder. Taking the
+lease is a compare-and-set on the row, so of two starts at once exactly one wins.
+
+A run whose row says running but whose lease is expired is reported as `interrupted` by
+`run_status` (so `likeness train status` and the Training page): marked on read, without
+writing; the row itself stays running until the next start takes it over and continues it.
 """
 
 from __future__ import annotations
@@ -17,14 +29,19 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from likeness.errors import ConfigError, NotFound
+from likeness.files import stale_temp_files
 from likeness.models import Checkpoint, RunStatus, TrainingRun, utcnow
 from likeness.workbench import Workbench
 from training.checkpoint import METRICS_FILE, OPTIONS_FILE
@@ -34,6 +51,13 @@ from training.loop import train
 log = logging.getLogger(__name__)
 
 Resume = Path | Literal["auto"] | None
+
+LEASE_TIMEOUT_S = 30 * 60       # a lease whose heartbeat is older than this is expired, whatever its host
+HEARTBEAT_EVERY_S = 60.0        # between progress records, steps refresh the heartbeat this often at most
+
+
+class LeaseLost(ConfigError):
+    """Another process took this run over (its lease had expired): this one must stop."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,46 +110,59 @@ def start_run(
     """
     run_dir = Path(config.out_dir)
     name = name or run_dir.name
-    run_id, resume = _open_run(workbench, config, name=name, resume=resume)
+    lease = _Lease(workbench)
+    run_id, resume = _open_run(workbench, config, name=name, resume=resume, lease=lease)
+    _remove_stale_temp_files(run_dir)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
 
     def on_tick(report: TrainProgress) -> None:
-        _record_tick(workbench, run_id, run_dir, report)
+        _record_tick(workbench, run_id, run_dir, report, lease)
         recorder.record_new()
         if progress is not None:
             progress(report)
 
+    def poll() -> bool:
+        lease.beat(run_id, every_s=HEARTBEAT_EVERY_S)
+        return abort is not None and abort()
+
     try:
-        result = train(config, resume=resume, progress_fn=on_tick, abort_fn=abort)
+        result = train(config, resume=resume, progress_fn=on_tick, abort_fn=poll)
     except KeyboardInterrupt:
-        _close_run(workbench, run_id, recorder, RunStatus.stopped, error=None)
+        _close_run(workbench, run_id, recorder, RunStatus.stopped, error=None, lease=lease)
+        raise
+    except LeaseLost:
+        log.error("training run #%d was taken over by another process; this one stops", run_id)
         raise
     except Exception as exc:
-        _close_run(workbench, run_id, recorder, RunStatus.failed, error=str(exc) or type(exc).__name__)
+        _close_run(workbench, run_id, recorder, RunStatus.failed, error=str(exc) or type(exc).__name__, lease=lease)
         raise
     finished = result.cur_nimg >= round(config.total_kimg * 1000)
     _close_run(workbench, run_id, recorder, RunStatus.finished if finished else RunStatus.stopped,
-               error=None, result=result)
+               error=None, result=result, lease=lease)
     return run_id
 
 
 def run_status(*, session: Session) -> list[RunSummary]:
-    """Every run, newest first, with its checkpoint count and latest checkpoint."""
+    """Every run, newest first, with its checkpoint count and latest checkpoint. A run marked
+    running whose lease has expired (its process is gone) is reported as interrupted."""
     counts = (select(Checkpoint.run_id, func.count().label("n"), func.max(Checkpoint.id).label("latest"))
               .group_by(Checkpoint.run_id).subquery())
     rows = session.execute(
         select(TrainingRun.id, TrainingRun.name, TrainingRun.status, TrainingRun.kimg, TrainingRun.total_kimg,
                TrainingRun.augment_p, counts.c.n, counts.c.latest, TrainingRun.last_metrics, TrainingRun.error,
-               TrainingRun.run_dir, TrainingRun.updated_at)
+               TrainingRun.run_dir, TrainingRun.updated_at, TrainingRun.lease_pid, TrainingRun.lease_host,
+               TrainingRun.heartbeat_at)
         .outerjoin(counts, counts.c.run_id == TrainingRun.id)
         .order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
     )
     return [
-        RunSummary(id=run_id, name=name, status=status, kimg=kimg, total_kimg=total_kimg, augment_p=augment_p,
+        RunSummary(id=run_id, name=name, kimg=kimg, total_kimg=total_kimg, augment_p=augment_p,
+                   status=(RunStatus.interrupted if status == RunStatus.running
+                           and not lease_is_live(pid, host, heartbeat) else status),
                    checkpoints=n or 0, latest_checkpoint_id=latest, last_metrics=dict(last_metrics or {}),
                    error=error, run_dir=run_dir, updated_at=updated_at)
         for (run_id, name, status, kimg, total_kimg, augment_p, n, latest, last_metrics, error, run_dir,
-             updated_at) in rows
+             updated_at, pid, host, heartbeat) in rows
     ]
 
 
@@ -166,38 +203,149 @@ def checkpoint_file(workbench: Workbench, checkpoint_id: int, *, scratch: Path) 
 
 # ---- The row: opened before training, updated per tick, closed at the end. ---------------------
 
-def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: Resume) -> tuple[int, Resume]:
-    """The run's row, and what to resume from: a run that did not finish (killed, stopped or
-    failed) continues from its latest snapshot without being asked to."""
-    with workbench.db.unit_of_work() as session:
-        run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
+def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: Resume,
+              lease: _Lease) -> tuple[int, Resume]:
+    """Take the run's lease and open its row; returns the row id and what to resume from: a run
+    that did not finish (killed, stopped or failed) continues from its latest snapshot without
+    being asked to. ConfigError when another live process holds the run."""
+    for _attempt in range(5):
+        with workbench.db.unit_of_work() as session:
+            run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
+            if run is None:
+                pass
+            elif lease_is_live(run.lease_pid, run.lease_host, run.heartbeat_at):
+                raise ConfigError(
+                    f"training run {name!r} is running (#{run.id}, process {run.lease_pid} on {run.lease_host}, "
+                    f"heartbeat {_when(run.heartbeat_at)}); two processes cannot train one run",
+                    hint="wait for it to end, stop it, or choose another --name; a lease whose process is gone "
+                         f"or whose heartbeat is older than {LEASE_TIMEOUT_S // 60} minutes is taken over")
+            elif resume is None and run.status == RunStatus.finished:
+                raise ConfigError(f"training run {name!r} already exists (#{run.id}, {run.status})",
+                                  hint="continue it with --resume auto, or choose another --name")
+            elif Path(run.run_dir) != Path(config.out_dir):
+                raise ConfigError(f"training run {name!r} lives in {run.run_dir}, not in {config.out_dir}",
+                                  hint=f"resume it with --out {run.run_dir}")
+            else:
+                run_id, held_by = run.id, (run.lease_pid, run.lease_host)
+                was = run.status
         if run is None:
-            run = TrainingRun(name=name, dataset_path=config.data, run_dir=config.out_dir,
-                              total_kimg=config.total_kimg, started_at=utcnow())
-            session.add(run)
-        elif resume is None and run.status == RunStatus.finished:
-            raise ConfigError(f"training run {name!r} already exists (#{run.id}, {run.status})",
-                              hint="continue it with --resume auto, or choose another --name")
-        elif Path(run.run_dir) != Path(config.out_dir):
-            raise ConfigError(f"training run {name!r} lives in {run.run_dir}, not in {config.out_dir}",
-                              hint=f"resume it with --out {run.run_dir}")
-        if run.id is not None and resume is None:
-            log.warning("run %s ended %s; continuing from its latest snapshot", name, run.status)
-            resume = "auto"
-        elif run.status == RunStatus.running:
-            log.warning("run %s is marked running; continuing it (it was probably killed)", name)
-        run.status = RunStatus.running
-        run.config = config.to_dict()
-        run.dataset_path = config.data
-        run.total_kimg = config.total_kimg
-        run.error = None
-        run.finished_at = None
-        session.flush()
-        return run.id, resume
+            try:
+                with workbench.db.unit_of_work() as session:
+                    row = TrainingRun(name=name, dataset_path=config.data, run_dir=config.out_dir,
+                                      total_kimg=config.total_kimg, started_at=utcnow(), status=RunStatus.running,
+                                      config=config.to_dict(), **lease.columns())
+                    session.add(row)
+                    session.flush()
+                    return row.id, resume
+            except IntegrityError:
+                continue  # another process created it first: look again
+        with workbench.db.unit_of_work() as session:
+            taken = _rowcount(session.execute(
+                update(TrainingRun)
+                .where(TrainingRun.id == run_id, TrainingRun.lease_pid.is_not_distinct_from(held_by[0]),
+                       TrainingRun.lease_host.is_not_distinct_from(held_by[1]))
+                .values(**lease.columns())
+                .execution_options(synchronize_session=False)))
+            if taken != 1:
+                continue  # another process took the lease meanwhile: look again
+            row = session.get_one(TrainingRun, run_id)
+            if was == RunStatus.running:
+                log.warning("run %s was interrupted (process %s on %s is gone); continuing it",
+                            name, held_by[0], held_by[1])
+            if resume is None:
+                log.warning("run %s ended %s; continuing from its latest snapshot", name,
+                            RunStatus.interrupted if was == RunStatus.running else was)
+                resume = "auto"
+            row.status = RunStatus.running
+            row.config = config.to_dict()
+            row.dataset_path = config.data
+            row.total_kimg = config.total_kimg
+            row.error = None
+            row.finished_at = None
+            return row.id, resume
+    raise ConfigError(f"training run {name!r} is being started by another process", hint="try again")
 
 
-def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress) -> None:
+# ---- The lease: which process trains a run. ----------------------------------------------------
+
+class _Lease:
+    """This process's claim on a run: pid, host and heartbeat on the run's row."""
+
+    def __init__(self, workbench: Workbench) -> None:
+        self.workbench = workbench
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.last_beat = time.monotonic()
+
+    def columns(self) -> dict[str, Any]:
+        self.last_beat = time.monotonic()
+        return {"lease_pid": self.pid, "lease_host": self.host, "heartbeat_at": utcnow()}
+
+    def held(self) -> Any:
+        return (TrainingRun.lease_pid == self.pid) & (TrainingRun.lease_host == self.host)
+
+    def beat(self, run_id: int, *, every_s: float = 0.0, session: Session | None = None) -> None:
+        """Refresh the heartbeat (at most every `every_s`); LeaseLost when another process holds the run."""
+        if time.monotonic() - self.last_beat < every_s:
+            return
+        if session is None:
+            with self.workbench.db.unit_of_work() as own:
+                return self.beat(run_id, session=own)
+        self.last_beat = time.monotonic()
+        done = session.execute(update(TrainingRun).where(TrainingRun.id == run_id, self.held())
+                               .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False))
+        if _rowcount(done) != 1:
+            raise LeaseLost(f"training run #{run_id} is now trained by another process (its lease had expired)")
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def lease_is_live(pid: int | None, host: str | None, heartbeat: dt.datetime | None, *,
+                  now: dt.datetime | None = None) -> bool:
+    """Whether a lease still holds: its heartbeat is recent and, on this host, its process lives."""
+    if pid is None or host is None or heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:
+        heartbeat = heartbeat.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC
+    if ((now or utcnow()) - heartbeat).total_seconds() > LEASE_TIMEOUT_S:
+        return False
+    return host != socket.gethostname() or _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:  # a killed child nobody has reaped yet still answers signals
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete the `.tmp` files a killed write left in the run folder (only its lease holder may)."""
+    for path in stale_temp_files(run_dir):
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.warning("cannot remove stale temporary file %s: %s", path, exc)
+        else:
+            log.info("removed stale temporary file %s", path)
+
+
+def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress, lease: _Lease) -> None:
     with workbench.db.unit_of_work() as session:
+        lease.beat(run_id, session=session)
         run = session.get_one(TrainingRun, run_id)
         run.kimg = report.kimg
         run.augment_p = report.augment_p
@@ -222,13 +370,17 @@ def _adopt_options(run: TrainingRun, run_dir: Path) -> None:
 
 
 def _close_run(workbench: Workbench, run_id: int, recorder: _SnapshotRecorder, status: RunStatus, *,
-               error: str | None, result: TrainResult | None = None) -> None:
-    """Record what the loop left behind and the outcome; never hides the error that ended the run."""
+               error: str | None, lease: _Lease, result: TrainResult | None = None) -> None:
+    """Record what the loop left behind and the outcome, and release the lease; never hides the
+    error that ended the run."""
     try:
+        lease.beat(run_id)
         recorder.record_new()
         with workbench.db.unit_of_work() as session:
+            lease.beat(run_id, session=session)
             run = session.get_one(TrainingRun, run_id)
             run.status = status
+            run.lease_pid = run.lease_host = run.heartbeat_at = None
             run.error = error
             run.finished_at = utcnow()
             if result is not None:

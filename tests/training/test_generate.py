@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -16,6 +18,7 @@ from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
 from tests.training.conftest import tiny_config
 from training import generate as gen
+from training.generate import MAX_SEEDS_PER_CALL
 from training.runs import start_run
 
 
@@ -132,3 +135,35 @@ def test_cli_generate(env_workbench: Workbench, checkpoint_id: int, tmp_path: Pa
     assert missing.exit_code == 1 and missing.output.startswith("error: no checkpoint #999")
     bad = run_cli("generate", str(checkpoint_id), "--seeds", "a-b")
     assert bad.exit_code == 2 and "is not a seed list" in bad.output
+
+
+def test_seed_ranges_beyond_the_maximum_are_refused_without_building_them(
+        env_workbench: Workbench, checkpoint_id: int) -> None:
+    started = time.monotonic()
+    huge = run_cli("generate", str(checkpoint_id), "--seeds", "0-2000000000")
+    assert huge.exit_code == 2
+    assert "MAX_SEEDS_PER_CALL" in huge.output and f"{MAX_SEEDS_PER_CALL:,}" in " ".join(huge.output.split())
+    assert time.monotonic() - started < 10
+    assert run_cli("generate", str(checkpoint_id), "--n", str(MAX_SEEDS_PER_CALL + 1)).exit_code == 2
+    with pytest.raises(InvalidInput, match="MAX_SEEDS_PER_CALL"):
+        gen.generate(env_workbench, checkpoint_id, seeds=range(MAX_SEEDS_PER_CALL + 1))
+    assert count(env_workbench, GeneratedImage) == 0
+
+
+def test_generation_streams_seeds_in_batches(workbench: Workbench, checkpoint_id: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = gen.generate(workbench, checkpoint_id, seeds=[0, 1, 2, 3, 4], psi=0.7)
+    batches: list[list[int]] = []
+    real = gen._generate_batch
+
+    def spy(*args: Any, **kwargs: Any) -> dict[int, int]:
+        batches.append(list(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "GENERATE_BATCH", 2)
+    monkeypatch.setattr(gen, "_generate_batch", spy)
+    assert gen.generate(workbench, checkpoint_id, seeds=range(7), psi=0.7) == [*whole, *gen.generate(
+        workbench, checkpoint_id, seeds=[5, 6], psi=0.7)]
+    assert batches[:4] == [[0, 1], [2, 3], [4, 5], [6]]
+    assert gen.generate(workbench, checkpoint_id, seeds=[3, 3, 3], psi=0.7) == [whole[3]] * 3
+    assert count(workbench, GeneratedImage) == 7
