@@ -14,22 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest import gate
+from ingest.decode import EMPTY_REASON
 from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
 from ingest.shoot_folder import FrameFile, ShootFolder, SkippedEntry, read_shoot_folder
 from likeness import audit
-from likeness.blobstore import sha256_file
+from likeness.blobstore import BlobStore, sha256_bytes, sha256_file
+from likeness.db import conflict_insert
 from likeness.errors import IntegrityProblem, InvalidInput, NotFound
-from likeness.models import Face, IngestFailure, Person, Shoot, Shot
+from likeness.models import Face, IngestFailure, Person, Shoot, Shot, utcnow
 from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 
 log = logging.getLogger(__name__)
 
 
+EMPTY_SHA256 = sha256_bytes(b"")
 BATCH_SECONDS = 2.0  # also commit at least this often, so a slow frame never holds back a batch
 
 
@@ -116,7 +119,7 @@ def ingest_folder(
         try:
             for batch in _batches(as_completed(pending), settings.batch_size):
                 with workbench.db.unit_of_work() as session:
-                    _write_batch(session, shoot_id, by_path, batch, summary, actor)
+                    _write_batch(session, shoot_id, by_path, batch, summary, actor, workbench.blobs)
                 for outcome in batch:
                     summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, outcome.peak_rss_mb)
                     tick(outcome.job.relative_path)
@@ -142,10 +145,21 @@ def shoot_id_by_name(*, session: Session, name: str | None) -> int | None:
 
 def _upsert_shoot(*, session: Session, folder: ShootFolder, actor: str) -> int:
     manifest = folder.manifest
-    shoot = session.scalar(select(Shoot).where(Shoot.name == folder.name))
-    if shoot is None:
-        shoot = Shoot(name=folder.name, shoot_date=manifest.date)
-        session.add(shoot)
+    # Insert-or-get by name: another ingest of the same shoot may be inserting it right now.
+    # The INSERT also takes SQLite's write lock, and FOR UPDATE PostgreSQL's row lock, so the
+    # sitters below accumulate without one upload overwriting another's.
+    created = session.scalar(
+        conflict_insert(session, Shoot)
+        .values(name=folder.name, shoot_date=manifest.date)
+        .on_conflict_do_nothing(index_elements=[Shoot.name])
+        .returning(Shoot.id)
+    )
+    shoot = session.scalar(
+        select(Shoot).where(Shoot.name == folder.name).with_for_update().execution_options(populate_existing=True)
+    )
+    if shoot is None:  # deleted between the two statements
+        raise IntegrityProblem(f"shoot {folder.name} disappeared while it was being stored", hint="run the ingest again")
+    if created is not None:
         action = "shoot.create"
     elif shoot.shoot_date != manifest.date:
         raise InvalidInput(
@@ -171,35 +185,47 @@ def _plan_jobs(
     summary: IngestSummary,
     tick: Callable[[str], None],
 ) -> list[FrameJob]:
-    """Skip what is stored already or repeated in this folder; record unreadable files."""
+    """Skip what is stored already or repeated in this folder; record unreadable and empty files.
+    A stored shot whose original, preview or crops went missing is decoded again to restore them."""
     settings = workbench.settings
     known = _known_hashes(workbench, [sha for sha, _ in hashes if sha])
+    incomplete = _missing_blobs(workbench, known)
     first_seen: dict[str, str] = {}
     jobs = []
-    unreadable = []
+    unusable: list[tuple[FrameFile, str | None, str, str]] = []  # (frame, sha, kind, reason)
+
+    def job(frame: FrameFile, sha: str, *, restore: bool = False) -> FrameJob:
+        return FrameJob(
+            path=frame.path, relative_path=frame.relative_path, sha256=sha,
+            blob_url=workbench.blobs.url, align_size=settings.align_size,
+            preview_size=settings.preview_size, max_pixels=settings.max_pixels, restore=restore,
+        )
+
     for frame, (sha, error) in zip(folder.frames, hashes):
         if sha is None:
-            unreadable.append((frame, error or "unreadable"))
-        elif sha in known:
+            unusable.append((frame, None, "unreadable", error or "unreadable"))
+            continue
+        if sha == EMPTY_SHA256:  # before dedupe: two empty files are two failures, not a copy
+            unusable.append((frame, sha, "empty", EMPTY_REASON))
+            continue
+        if sha in incomplete and sha not in first_seen:
+            first_seen[sha] = frame.relative_path
+            jobs.append(job(frame, sha, restore=True))
+            continue
+        if sha in known:
             summary.already_stored.append(frame.relative_path)
         elif sha in first_seen:
             summary.duplicates.append((frame.relative_path, first_seen[sha]))
         else:
             first_seen[sha] = frame.relative_path
-            jobs.append(
-                FrameJob(
-                    path=frame.path, relative_path=frame.relative_path, sha256=sha,
-                    blob_url=workbench.blobs.url, align_size=settings.align_size,
-                    preview_size=settings.preview_size, max_pixels=settings.max_pixels,
-                )
-            )
+            jobs.append(job(frame, sha))
             continue
         tick(frame.relative_path)
-    if unreadable:
+    if unusable:
         with workbench.db.unit_of_work() as session:
-            for frame, error in unreadable:
-                _record_failure(session, summary.shoot_id, frame.relative_path, None, "unreadable", error, summary)
-    for frame, _ in unreadable:
+            for frame, sha, kind, reason in unusable:
+                _record_failure(session, summary.shoot_id, frame.relative_path, sha, kind, reason, summary)
+    for frame, *_ in unusable:
         tick(frame.relative_path)
     return jobs
 
@@ -211,6 +237,34 @@ def _known_hashes(workbench: Workbench, hashes: list[str]) -> set[str]:
             chunk = hashes[start : start + 500]
             known.update(session.scalars(select(Shot.sha256).where(Shot.sha256.in_(chunk))))
     return known
+
+
+def _missing_blobs(workbench: Workbench, shas: set[str]) -> set[str]:
+    """The stored shots among ``shas`` whose original, preview or a face crop is missing from the
+    blob store, or whose preview or crop reference was cleared (by `likeness doctor --repair`)."""
+    needed: dict[str, set[str | None]] = defaultdict(set)
+    ordered = sorted(shas)
+    with workbench.db.unit_of_work() as session:
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            for sha, preview in session.execute(select(Shot.sha256, Shot.preview_sha256).where(Shot.sha256.in_(chunk))):
+                needed[sha].update((sha, preview))
+            crops = select(Shot.sha256, Face.crop_sha256).join(Face, Face.shot_id == Shot.id).where(Shot.sha256.in_(chunk))
+            for sha, crop in session.execute(crops):
+                needed[sha].add(crop)
+    present: dict[str, bool] = {}
+
+    def stored(blob: str | None) -> bool:
+        if blob is None:
+            return False
+        if blob not in present:
+            present[blob] = workbench.blobs.exists(blob)
+        return present[blob]
+
+    missing = {sha for sha, blobs in needed.items() if not all(stored(blob) for blob in blobs)}
+    if missing:
+        log.info("%d stored shots miss blobs; decoding them again to restore", len(missing))
+    return missing
 
 
 def _batches(outcomes: Iterable[Future], size: int) -> Iterator[list[FrameResult | FrameFailure]]:
@@ -232,6 +286,7 @@ def _write_batch(
     batch: list[FrameResult | FrameFailure],
     summary: IngestSummary,
     actor: str,
+    blobs: BlobStore,
 ) -> None:
     shoot = session.get(Shoot, shoot_id)
     if shoot is None:  # deleted while this ingest ran
@@ -243,15 +298,13 @@ def _write_batch(
             select(Person).where(Person.code.in_(codes)).options(selectinload(Person.releases), selectinload(Person.personal))
         )
     }
-    shas = [o.job.sha256 for o in batch]
-    stored = set(session.scalars(select(Shot.sha256).where(Shot.sha256.in_(shas))))
     for outcome in batch:
         relative = outcome.job.relative_path
+        if outcome.job.restore:
+            _restore_blobs(session, outcome, summary, actor, blobs)
+            continue
         if isinstance(outcome, FrameFailure):
             _record_failure(session, shoot_id, relative, outcome.job.sha256, outcome.kind, outcome.reason, summary)
-            continue
-        if outcome.job.sha256 in stored:  # another ingest stored it meanwhile
-            summary.already_stored.append(relative)
             continue
         sitter = frames[relative].sitter_code
         person = people.get(sitter) if sitter else None
@@ -259,7 +312,9 @@ def _write_batch(
             sitter_code=sitter, person=person, face_count=len(outcome.faces), shoot_date=shoot.shoot_date,
             capture_date=gate.capture_date(outcome.metadata.captured_at, shoot.shoot_date),
         )
-        session.add(_shot_row(outcome, shoot, sitter, person, verdict))
+        if not _insert_shot(session, _shot_row(outcome, shoot, sitter, person, verdict)):
+            summary.already_stored.append(relative)  # another ingest stored it meanwhile
+            continue
         session.execute(
             delete(IngestFailure).where(IngestFailure.shoot_id == shoot_id, IngestFailure.relative_path == relative)
         )
@@ -268,6 +323,68 @@ def _write_batch(
         else:
             summary.accepted.append(relative)
     session.flush()
+
+
+def _insert_shot(session: Session, shot: Shot) -> bool:
+    """Insert the shot and its faces unless a shot with its SHA-256 is stored already: ON CONFLICT
+    DO NOTHING, so an ingest of the same files running at the same time never fails on the
+    unique key; it finds the shot taken (False) and moves on."""
+    if shot in session:
+        session.expunge(shot)
+    shot_id = session.scalar(
+        conflict_insert(session, Shot)
+        .values(**_column_values(shot))
+        .on_conflict_do_nothing(index_elements=[Shot.sha256])
+        .returning(Shot.id)
+    )
+    if shot_id is None:
+        return False
+    faces = [{**_column_values(face), "shot_id": shot_id} for face in shot.faces]
+    if faces:
+        session.execute(insert(Face), faces)
+    return True
+
+
+def _column_values(row: object) -> dict[str, Any]:
+    """The column values set on a new ORM object (unset ones get their column defaults)."""
+    state = inspect(row)
+    return {prop.key: state.dict[prop.key] for prop in state.mapper.column_attrs if prop.key in state.dict}
+
+
+def _restore_blobs(
+    session: Session, outcome: FrameResult | FrameFailure, summary: IngestSummary, actor: str, blobs: BlobStore
+) -> None:
+    """Point a stored shot's missing preview and crops at the blobs decoded again from its original
+    (which the worker stored again too, if it was gone). Present blobs and rows stay as they are."""
+    relative = outcome.job.relative_path
+    summary.already_stored.append(relative)
+    if isinstance(outcome, FrameFailure):
+        log.warning("cannot restore the missing blobs of %s: %s (%s)", relative, outcome.reason, outcome.kind)
+        return
+    shot = session.scalar(select(Shot).where(Shot.sha256 == outcome.job.sha256).options(selectinload(Shot.faces)))
+    if shot is None:  # removed meanwhile: the next ingest stores it anew
+        return
+
+    def missing(sha: str | None) -> bool:
+        return sha is None or not blobs.exists(sha)
+
+    restored = []
+    if missing(shot.preview_sha256):
+        shot.preview_sha256, shot.preview_source = outcome.preview_sha256, outcome.preview_source
+        restored.append("preview")
+    decoded = dict(enumerate(outcome.faces))
+    for face in shot.faces:
+        record = decoded.get(face.face_index)
+        if record is not None and missing(face.crop_sha256):
+            face.crop_sha256, face.crop_size = record.crop_sha256, record.crop_size
+            restored.append(f"crop {face.face_index}")
+    if len(decoded) != len(shot.faces):
+        log.warning("%s: %d faces found again, %d stored; crops restored by face index", relative, len(decoded), len(shot.faces))
+    audit.record(
+        session=session, actor=actor, action="shot.blobs_restored", subject_type="shot", subject_id=shot.id,
+        restored=restored, source=relative,
+    )
+    log.info("restored %s of %s", ", ".join(restored) or "the original", relative)
 
 
 def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Person | None, verdict: gate.ConsentVerdict) -> Shot:
@@ -299,11 +416,13 @@ def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Per
 def _record_failure(
     session: Session, shoot_id: int, relative: str, sha: str | None, kind: str, reason: str, summary: IngestSummary
 ) -> None:
-    row = session.scalar(
-        select(IngestFailure).where(IngestFailure.shoot_id == shoot_id, IngestFailure.relative_path == relative)
+    # One row per path, upserted: a concurrent ingest of the same folder records the same failure.
+    session.execute(
+        conflict_insert(session, IngestFailure)
+        .values(shoot_id=shoot_id, relative_path=relative, sha256=sha, kind=kind, reason=reason)
+        .on_conflict_do_update(
+            index_elements=[IngestFailure.shoot_id, IngestFailure.relative_path],
+            set_={"sha256": sha, "kind": kind, "reason": reason, "last_seen_at": utcnow()},
+        )
     )
-    if row is None:
-        session.add(IngestFailure(shoot_id=shoot_id, relative_path=relative, sha256=sha, kind=kind, reason=reason))
-    else:
-        row.sha256, row.kind, row.reason = sha, kind, reason
     summary.failed.append((relative, kind, reason))

@@ -3,9 +3,10 @@ honoured, with a preview taken from the embedded JPEG where the camera wrote one
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ RASTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 # LibRaw's default AHD demosaic.
 RAW_POSTPROCESS: dict[str, Any] = {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 8}
 PREVIEW_QUALITY = 85
+EMPTY_REASON = "the file is empty (0 bytes)"
 
 # LibRaw's flip codes -> the PIL transpose that makes the picture upright.
 _FLIP_TRANSPOSE = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
@@ -88,7 +90,7 @@ def _checked_size(path: Path) -> int:
     except OSError as exc:
         raise FrameError("unreadable", exc.strerror or str(exc)) from None
     if size == 0:
-        raise FrameError("empty", "the file is empty (0 bytes)")
+        raise FrameError("empty", EMPTY_REASON)
     return size
 
 
@@ -142,7 +144,7 @@ def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
         if pixels <= 0:
             raise FrameError("corrupt", "LibRaw found no image data")
         if pixels > max_pixels:
-            raise FrameError("too_large", f"{sizes.width}x{sizes.height} exceeds the {max_pixels:,}-pixel limit")
+            raise too_large(int(sizes.width), int(sizes.height), max_pixels)
         metadata = fill_from_libraw(read_exif(path), path, raw)
         preview = _embedded_preview(raw, sizes.flip, (sizes.width, sizes.height))
         try:
@@ -168,7 +170,7 @@ def _embedded_preview(raw: rawpy.RawPy, flip: int, size: tuple[int, int]) -> Ima
             image.load()
         else:
             image = Image.fromarray(np.asarray(thumb.data))
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None
     # Some cameras store the thumbnail unrotated; LibRaw's flip applies to both.
     if flip in _FLIP_TRANSPOSE:
@@ -180,20 +182,40 @@ def _embedded_preview(raw: rawpy.RawPy, flip: int, size: tuple[int, int]) -> Ima
     return image.convert("RGB")
 
 
+def too_large(width: int, height: int, max_pixels: int) -> FrameError:
+    return FrameError(
+        "too_large",
+        f"{width}x{height} ({width * height:,} pixels) exceeds the pixel limit of {max_pixels:,} (LIKENESS_MAX_PIXELS)",
+    )
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Pillow's decompression-bomb guard at ``max_pixels`` inside the block (None: off). A worker
+    runs each frame under LIKENESS_MAX_PIXELS, so Pillow's own guard agrees with ours for
+    everything it opens there (embedded previews too); the previous value comes back after."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def _decode_raster(path: Path, *, max_pixels: int) -> DecodedFrame:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > max_pixels:
-                    raise FrameError("too_large", f"{image.width}x{image.height} exceeds the {max_pixels:,}-pixel limit")
-                fmt = image.format or path.suffix.lstrip(".").upper()
-                exif_orientation = image.getexif().get(0x0112, 1)
-                upright = ImageOps.exif_transpose(image).convert("RGB")
+        # Opening reads the header alone; our limit decides right after, with our own message,
+        # so Pillow's guard must not answer first with its own number.
+        with pixel_limit(None):
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > max_pixels:
+                raise too_large(image.width, image.height, max_pixels)
+            fmt = image.format or path.suffix.lstrip(".").upper()
+            exif_orientation = image.getexif().get(0x0112, 1)
+            upright = ImageOps.exif_transpose(image).convert("RGB")
     except FrameError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise FrameError("too_large", f"refused as a decompression bomb, over the pixel limit: {exc}") from None
     except UnidentifiedImageError:
         raise FrameError("not_an_image", "not an image or RAW file that LibRaw or Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from faces.align import align_face, ffhq_quad
 from faces.detect import find_faces
-from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview
+from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview, pixel_limit
 from ingest.exif import CameraMetadata
 from likeness.blobstore import BlobStore
 
@@ -35,6 +35,9 @@ class FrameJob:
     align_size: int
     preview_size: int
     max_pixels: int
+    # The shot is stored already but some of its derived blobs (preview, crops) or its original
+    # are missing: decode again to put them back; the coordinator updates the rows, adds none.
+    restore: bool = False
 
 
 @dataclass
@@ -81,7 +84,8 @@ def peak_rss_mb() -> float:
 def process_frame(job: FrameJob) -> FrameResult | FrameFailure:
     """Never raises for a bad file: every problem becomes a FrameFailure with its reason."""
     try:
-        return _process(job)
+        with pixel_limit(job.max_pixels):
+            return _process(job)
     except FrameError as error:
         return FrameFailure(job, error.kind, error.reason, peak_rss_mb())
     except MemoryError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,13 +18,14 @@ from typing import BinaryIO
 
 import fsspec
 
+from likeness.config import make_private_dir
 from likeness.errors import ConfigError, IntegrityProblem, NotFound
 from likeness.files import atomic_output, stale_temp_files
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")  # always with fullmatch: `$` would let a trailing newline through
 TMP_DIR = "tmp"
 
 
@@ -54,11 +54,12 @@ class BlobStore:
         self.root = root.rstrip("/")
         self.is_local = "file" in _protocols(self.fs)
         if self.is_local:
-            os.makedirs(os.path.join(self.root, TMP_DIR), exist_ok=True)
+            # Originals are photographs of people: the store is its owner's alone.
+            make_private_dir(Path(self.root) / TMP_DIR)
 
     # -- naming -----------------------------------------------------------------------------
     def key(self, sha256: str) -> str:
-        if not SHA256_RE.match(sha256):
+        if not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
             raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
         return f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
@@ -93,7 +94,7 @@ class BlobStore:
 
     def _write_local(self, sha256: str, source: BinaryIO) -> None:
         final = Path(self.key(sha256))
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(final.parent)
         digest = hashlib.sha256()
         with atomic_output(final, tmp_dir=Path(self.root) / TMP_DIR) as target:
             while chunk := source.read(CHUNK):
@@ -121,7 +122,7 @@ class BlobStore:
         """Every stored blob's SHA-256 (temporary files excluded)."""
         for path in self.fs.find(self.root):
             name = path.rsplit("/", 1)[-1]
-            if SHA256_RE.match(name):
+            if SHA256_RE.fullmatch(name):
                 yield name
 
     def modified_at(self, sha256: str) -> float | None:

@@ -2,12 +2,69 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Our data (personal data, password hashes, photographs of people) is for its owner alone.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created in this block are readable by their owner only."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents as owner-only (0700) folders; existing ones are left
+    as they are (they may be the user's own folders)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    with private_umask():
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                folder.mkdir(mode=PRIVATE_DIR_MODE)
+    return path
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` empty as an owner-only (0600) file, or narrow an existing one that is wider."""
+    path = Path(path)
+    with private_umask():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
+            return
+        except FileExistsError:
+            pass
+    narrow_to_owner(path)
+
+
+def narrow_to_owner(path: Path) -> None:
+    """Take group and other permissions off an existing file (a no-op when it is missing)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
 
 
 class Settings(BaseSettings):
@@ -15,7 +72,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LIKENESS_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Folder for the embedded defaults.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Folder for the embedded defaults (created owner-only, 0700)."
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file data_dir/likeness.db."
     )

@@ -13,10 +13,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from likeness.config import make_private_dir, make_private_file, narrow_to_owner, private_umask
 from likeness.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,20 +36,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLite's side files of a database in WAL mode; they hold the same data as the database.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _private_sqlite_file(database: str) -> None:
+    """The database file and its side files are the owner's alone (0600) in an owner-only folder
+    (0700, when we create it): they hold personal data and password hashes. A database created
+    wider by an older version is narrowed."""
+    path = Path(database)
+    make_private_dir(path.parent)
+    make_private_file(path)
+    for suffix in SQLITE_SIDE_FILES:
+        narrow_to_owner(path.with_name(path.name + suffix))
+
+
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    # SQLite gives its -wal and -shm files the database file's mode; the umask covers the moment
+    # they are created all the same.
+    with private_umask():
+        _sqlite_pragmas(dbapi_connection, record)
+
+
 def create_db_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
         raise ConfigError(f"LIKENESS_DATABASE_URL is not a database URL: {url!r}") from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _private_sqlite_file(parsed.database)
         engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True)
+
+
+def conflict_insert(session: Session, entity: Any) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT for ``entity`` that can say ON CONFLICT DO NOTHING / DO UPDATE, in the dialect
+    of the session's database: the race-safe way to insert-or-get a row by a unique key when
+    other processes may insert the same key at the same time."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return sqlite.insert(entity)
+    if name == "postgresql":
+        return postgresql.insert(entity)
+    raise ConfigError(f"the {name} database is not supported", hint="use SQLite or PostgreSQL")
 
 
 def alembic_config() -> Config:

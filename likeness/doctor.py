@@ -77,8 +77,9 @@ def repair(
     *, session: Session, blobs: BlobStore, report: DoctorReport, actor: str, grace_s: float = DEFAULT_GRACE_S
 ) -> DoctorReport:
     """Delete orphan blobs older than `grace_s` and stale temp files; for rows whose blob is gone,
-    delete the row when the blob is required (re-ingesting the source restores it) or clear the
-    reference when it is optional."""
+    delete the row when the blob is required or clear the reference when it is optional (a preview
+    or a crop). Either way, ingesting the source folder again restores it: a deleted shot is stored
+    anew, a shot with a cleared or missing preview or crop is decoded again to put them back."""
     now = time.time()
     tables = {table.name: table for table, _ in blob_columns()}
     for item in report.missing:

@@ -51,3 +51,11 @@ def test_fsspec_url_store(tmp_path: Path) -> None:
     assert sha in set(store.iter_hashes())
     store.delete(sha)
     assert not store.exists(sha)
+
+
+@pytest.mark.parametrize("name", ["a" * 64 + "\n", "\n" + "a" * 64, "A" * 64, "a" * 63, "a" * 65])
+def test_only_an_exact_digest_names_a_blob(tmp_path: Path, name: str) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    with pytest.raises(ValueError, match="not a SHA-256"):
+        store.key(name)
+    assert store.key("a" * 64).endswith("/aa/aa/" + "a" * 64)
