@@ -59,7 +59,7 @@ def _workbench(root: Path, server_settings: Settings, connection: server.Connect
         raise ValueError("the server's settings name no blob store")
     return fresh_workbench(root / "data", workers=0, blob_url=blob_url,
                            label_studio_url=connection.url, label_studio_token=connection.token,
-                           label_studio_files_root=Path(blob_url).parent)
+                           label_studio_files_root=server.files_root(server_settings))
 
 
 def _required_id(value: int | None, what: str) -> int:
@@ -148,7 +148,7 @@ def main() -> None:
             wb = _workbench(home / f"ours-{round_index}", server_settings, connection)
             _fill(wb, args.tasks)
             ls = api.client(workbench=wb)
-            files_root = Path(server_settings.blob_url).parent
+            files_root = server.files_root(server_settings)
             # Push: bare SDK import of the same task JSON, then ours.
             tasks = _bare_tasks(wb, files_root)
             bare_project = _required_id(ls.sdk.projects.create(title=f"bare push {round_index}", label_config=config).id,

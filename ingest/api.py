@@ -4,7 +4,7 @@ of shoots, shots, sitters and releases."""
 from __future__ import annotations
 
 from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
-from ingest.gate import ConsentVerdict, RecheckResult, classify, recheck
+from ingest.gate import ConsentVerdict, RecheckResult, capture_date, classify, recheck, update_status, with_qa
 from ingest.people import add_person, add_release, get_person, revoke_release
 from ingest.reads import (
     FaceCard,
@@ -48,6 +48,7 @@ __all__ = [
     "ConsentVerdict",
     "add_person",
     "add_release",
+    "capture_date",
     "classify",
     "get_person",
     "ingest_folder",
@@ -56,4 +57,6 @@ __all__ = [
     "release_status",
     "revoke_release",
     "shoot_id_by_name",
+    "update_status",
+    "with_qa",
 ]

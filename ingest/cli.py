@@ -80,7 +80,7 @@ def release_revoke(
     """Revoke a release: every frame it covered is quarantined."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         result = api.revoke_release(session=session, release_id=release_id, reason=reason, actor=ACTOR)
-    console.print(f"release #{release_id} revoked; {result.quarantined} frames quarantined")
+    console.print(f"release #{release_id} revoked; {result.describe()}")
 
 
 @release_app.command("list")

@@ -31,6 +31,9 @@ CAPTURE_DATE_TOLERANCE = dt.timedelta(days=1)
 # A shoot dated after tomorrow (any time zone) cannot have happened yet.
 MAX_SHOOT_DATE_AHEAD = dt.timedelta(days=1)
 QA_REASON_PREFIX = "qa_"
+# Quarantine reasons that mean the sitter's consent does not cover the frame: its pixels are
+# shown to admins only.
+CONSENT_REASONS = frozenset({*_CONSENT_REASON.values(), "unknown_sitter", "capture_date_mismatch"})
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ def recheck(
         p.code: p
         for p in session.scalars(select(Person).options(selectinload(Person.releases), selectinload(Person.personal)))
     }
-    shoot_dates = dict(session.execute(select(Shoot.id, Shoot.shoot_date)).tuples().all())
+    shoot_dates: dict[int, dt.date] = dict(session.execute(select(Shoot.id, Shoot.shoot_date)).all())
     result = RecheckResult()
     for shot in session.scalars(query):
         result.examined += 1

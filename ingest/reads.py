@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from ingest.gate import CONSENT_REASONS
 from ingest.people import normalise_code
 from ingest.releases import release_status
 from likeness.models import Face, IngestFailure, Person, Release, Scope, Shoot, Shot, ShotStatus
@@ -86,6 +87,7 @@ class ShotCard:
     height: int
     qa: dict | None
     faces: tuple[FaceCard, ...] = ()
+    withheld: bool = False  # consent does not cover it: shown to admins only, pixels withheld from others
 
 
 def shoot_uses_folder(*, session: Session, folder: Path) -> bool:
@@ -98,8 +100,12 @@ def count_shots(*, session: Session, shoot_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Shot).where(Shot.shoot_id == shoot_id)) or 0
 
 
-def contact_sheet(*, session: Session, shoot_id: int, offset: int = 0, limit: int = 24) -> list[ShotCard]:
-    """One page of a shoot's shots in file order, with the measures of their faces."""
+def contact_sheet(
+    *, session: Session, shoot_id: int, offset: int = 0, limit: int = 24, show_unreleased: bool = False
+) -> list[ShotCard]:
+    """One page of a shoot's shots in file order, with the measures of their faces. Frames whose
+    sitter's consent does not cover them come without preview or crops unless
+    ``show_unreleased`` (admins), and are marked ``withheld`` either way."""
     shots = session.execute(
         select(
             Shot.id, Shot.relative_path, Shot.sitter_code, Shot.status, Shot.reason, Shot.reason_detail,
@@ -122,7 +128,14 @@ def contact_sheet(*, session: Session, shoot_id: int, offset: int = 0, limit: in
             .order_by(Face.shot_id, Face.face_index)
         ):
             faces[row.shot_id].append(FaceCard(*row[1:]))
-    return [ShotCard(**shot._mapping, faces=tuple(faces.get(shot.id, ()))) for shot in shots]
+    cards = []
+    for shot in shots:
+        withheld = shot.status is ShotStatus.quarantined and shot.reason in CONSENT_REASONS
+        card = ShotCard(**shot._mapping, faces=tuple(faces.get(shot.id, ())), withheld=withheld)
+        if withheld and not show_unreleased:
+            card = replace(card, preview_sha256=None, faces=tuple(replace(f, crop_sha256=None) for f in card.faces))
+        cards.append(card)
+    return cards
 
 
 @dataclass(frozen=True)

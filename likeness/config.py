@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         default=Path(".venv-labelstudio"), description="Virtual environment that holds the Label Studio server."
     )
     label_studio_files_root: Path | None = Field(
-        default=None, description="The server's LOCAL_FILES_DOCUMENT_ROOT as seen from here; default: the blob store."
+        default=None, description="The folder Label Studio serves (its LOCAL_FILES_DOCUMENT_ROOT); default: data/labelstudio/files."
     )
     label_overlap: int = Field(default=1, ge=1, le=20, description="Annotators per task on the overlap sample.")
     label_overlap_percent: int = Field(

@@ -76,4 +76,4 @@ def ingest_recheck(shoot: str | None = typer.Option(None, help="Only this shoot 
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         shoot_id = ingest_api.shoot_id_by_name(session=session, name=shoot)
         result = ingest_api.recheck(session=session, actor=ACTOR, shoot_id=shoot_id)
-    console.print(f"{result.examined} frames examined: {result.accepted} now accepted, {result.quarantined} now quarantined")
+    console.print(result.describe())

@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from faces.detect import FaceFinding, mesh_aligned_face
 from ingest import api as ingest_api
-from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import NotFound
 from likeness.models import Face, Person, Shoot, Shot, ShotStatus
-from qa.eyes import classify_face
+from qa.eyes import EyeState, classify_face
 from qa.review import (
     ReviewStats,
     ReviewVerdict,
@@ -38,7 +37,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-QA_REASON_PREFIX = "qa_"
 
 
 @dataclass
@@ -47,7 +45,7 @@ class QaResult:
     passed: int = 0
     rejected: int = 0
     restored: int = 0
-    queued_faces: int = 0
+    queued_faces: int = 0  # faces reviewers can see: those of frames whose consent holds
 
 
 def _image(blobs: BlobStore, sha256: str) -> np.ndarray:
@@ -81,8 +79,9 @@ def run_shot_qa(
     *, session: Session, blobs: BlobStore, shoot_id: int | None = None, actor: str,
     thresholds: ShotQaThresholds = ShotQaThresholds(),
 ) -> QaResult:
-    """Measure every shot (of one shoot, or all), store the checks, reject failures, restore shots
-    that pass again, and queue their faces for review with the eye detector's flag."""
+    """Measure every shot (of one shoot, or all) and store the checks; the status follows from
+    consent then QA (``ingest.api.update_status``): failures are rejected, shots that pass again
+    restored. Faces of accepted shots are queued for review with the eye detector's flag."""
     result = QaResult()
     shoots = session.scalars(select(Shoot) if shoot_id is None else select(Shoot).where(Shoot.id == shoot_id)).all()
     if shoot_id is not None and not shoots:
@@ -98,8 +97,14 @@ def run_shot_qa(
             for s in shots if s.faces and s.faces[0].crop_sha256
         }
         median = _shoot_sharpness(list(windows.values()))
+        codes = {s.sitter_code for s in shots} - {None}
+        people = {p.code: p for p in session.scalars(
+            select(Person).where(Person.code.in_(codes)).options(selectinload(Person.releases), selectinload(Person.personal))
+        )}
         for shot in shots:
-            _qa_one(session, blobs, shot, windows.get(shot.id), reference, median, thresholds, result, actor)
+            _qa_one(session=session, blobs=blobs, shot=shot, shoot=shoot, window=windows.get(shot.id),
+                    reference=reference, shoot_sharpness=median, thresholds=thresholds, result=result,
+                    person=people.get(shot.sitter_code) if shot.sitter_code else None, actor=actor)
     session.flush()
     return result
 
@@ -121,25 +126,18 @@ def _shoot_sharpness(windows: list[np.ndarray]) -> float | None:
 
 
 def _qa_one(
-    session: Session, blobs: BlobStore, shot: Shot, window: np.ndarray | None, reference: FrameTone | None,
-    shoot_sharpness: float | None, thresholds: ShotQaThresholds, result: QaResult, actor: str,
+    *, session: Session, blobs: BlobStore, shot: Shot, shoot: Shoot, window: np.ndarray | None,
+    reference: FrameTone | None, shoot_sharpness: float | None, thresholds: ShotQaThresholds, result: QaResult,
+    person: Person | None, actor: str,
 ) -> None:
     if shot.preview_sha256 is None:
         return
     face = shot.faces[0] if shot.faces else None
-    eyes = None
+    eyes = verdict = None
     if face is not None:
         verdict = classify_face(finding_of(face), image_size=(shot.width, shot.height))
         eyes = verdict.to_json()
         face.qa = {**(face.qa or {}), "eyes": eyes}
-        if face.crop_sha256:
-            flagged = verdict.state.value not in ("open", "undetermined")
-            enqueue(
-                session=session, image_sha256=face.crop_sha256, source="shot", face_id=face.id,
-                flag=verdict.state.value if flagged else None,
-                flag_confidence=verdict.confidence if flagged else None, measures=eyes,
-            )
-            result.queued_faces += 1
     checks = measure_shot(
         face=window,
         preview=_image(blobs, shot.preview_sha256),
@@ -148,30 +146,22 @@ def _qa_one(
     )
     shot.qa = summarise(checks)
     result.shots += 1
-    before = (shot.status, shot.reason)
-    if shot.qa["passed"]:
-        result.passed += 1
-        if shot.status == ShotStatus.rejected and (shot.reason or "").startswith(QA_REASON_PREFIX):
-            person = session.scalar(select(Person).where(Person.code == shot.sitter_code)) if shot.sitter_code else None
-            gate = ingest_api.classify(
-                sitter_code=shot.sitter_code, person=person, capture_date=shot.capture_date, face_count=shot.face_count
-            )
-            shot.status, shot.reason, shot.reason_detail = gate.status, gate.reason, gate.detail
-    elif shot.status == ShotStatus.accepted or (shot.reason or "").startswith(QA_REASON_PREFIX):
-        # Consent problems outrank QA: a quarantined frame keeps its quarantine reason.
-        failed = [c for c in checks if c.passed is False]
-        shot.status = ShotStatus.rejected
-        shot.reason = QA_REASON_PREFIX + failed[0].name
-        shot.reason_detail = "; ".join(f"{c.name} = {c.value} (needs {c.threshold})" for c in failed)
-    if (shot.status, shot.reason) != before:
-        if shot.status == ShotStatus.rejected:
-            result.rejected += 1
-        elif before[0] == ShotStatus.rejected:
-            result.restored += 1
-        audit.record(
-            session=session, actor=actor, action="shot.status", subject_type="shot", subject_id=shot.id,
-            before=list(before), after=[shot.status, shot.reason],
+    result.passed += bool(shot.qa["passed"])
+    before = ingest_api.update_status(session=session, shot=shot, person=person, shoot_date=shoot.shoot_date, actor=actor)
+    if before is not None and shot.status is ShotStatus.rejected:
+        result.rejected += 1
+    elif before is ShotStatus.rejected:
+        result.restored += 1
+    # Every measured face is indexed for review; reviewers see it only while its frame's consent
+    # holds (qa.review.reviewable), so a release added or revoked later shows or withdraws it.
+    if face is not None and verdict is not None and face.crop_sha256:
+        flagged = verdict.state not in (EyeState.open, EyeState.undetermined)
+        enqueue(
+            session=session, image_sha256=face.crop_sha256, source="shot", face_id=face.id,
+            flag=verdict.state.value if flagged else None,
+            flag_confidence=verdict.confidence if flagged else None, measures=eyes,
         )
+        result.queued_faces += shot.status is not ShotStatus.quarantined  # what reviewers see now
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import DefectReason, Review, ReviewItem, Thumb, User, utcnow
+from likeness.models import DefectReason, Face, Review, ReviewItem, Shot, ShotStatus, Thumb, User, utcnow
 from qa.agreement import fleiss_kappa
+
+
+def reviewable() -> ColumnElement[bool]:
+    """Items reviewers may see: generated faces, and faces of frames whose consent holds. A frame
+    quarantined (no valid release, unknown sitter…) is withdrawn, and comes back if consent does;
+    frames rejected by shot QA stay, since reviewers confirm the detector's rejections."""
+    consented = select(Face.id).join(Shot, Shot.id == Face.shot_id).where(Shot.status != ShotStatus.quarantined)
+    return or_(ReviewItem.face_id.is_(None), ReviewItem.face_id.in_(consented))
 
 
 class ReviewVerdict(enum.StrEnum):
@@ -69,6 +77,8 @@ def cast_vote(
     thumb, chosen = _check_vote(thumb, reasons)
     if session.get(ReviewItem, item_id) is None:
         raise NotFound(f"no review item #{item_id}")
+    if session.scalar(select(ReviewItem.id).where(ReviewItem.id == item_id, reviewable())) is None:
+        raise InvalidInput(f"review item #{item_id} was withdrawn: its sitter holds no valid release")
     if session.get(User, reviewer_id) is None:
         raise NotFound(f"no user #{reviewer_id}")
     dialect = session.get_bind().dialect.name
@@ -97,7 +107,7 @@ def next_items(*, session: Session, reviewer_id: int, limit: int = 48) -> list[R
     query = (
         select(ReviewItem)
         .outerjoin(votes, votes.c.item_id == ReviewItem.id)
-        .where(ReviewItem.id.not_in(mine))
+        .where(ReviewItem.id.not_in(mine), reviewable())
         .order_by(ReviewItem.priority.desc(), func.coalesce(votes.c.n, 0), ReviewItem.id)
         .limit(limit)
     )
@@ -130,11 +140,13 @@ class ReviewStats:
 
 def review_stats(*, session: Session) -> ReviewStats:
     stats = ReviewStats()
-    items = dict(session.execute(select(ReviewItem.id, ReviewItem.flag)).all())
+    items = dict(session.execute(select(ReviewItem.id, ReviewItem.flag).where(reviewable())).all())
     stats.items = len(items)
     stats.flagged_items = sum(1 for flag in items.values() if flag)
     by_item: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
-    for item_id, thumb, reasons in session.execute(select(Review.item_id, Review.thumb, Review.reasons)):
+    for item_id, thumb, reasons in session.execute(
+        select(Review.item_id, Review.thumb, Review.reasons).where(Review.item_id.in_(items))
+    ):
         by_item[item_id].append((thumb, list(reasons or [])))
     stats.votes = sum(len(v) for v in by_item.values())
     stats.reviewed_items = len(by_item)

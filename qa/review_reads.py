@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from likeness.models import Review, ReviewItem, Thumb
+from qa.review import reviewable
 
 # -- review ----------------------------------------------------------------------------------
 
@@ -24,14 +25,14 @@ class ReviewCard:
 
 
 def review_cards(*, session: Session, item_ids: list[int]) -> list[ReviewCard]:
-    """The items in the order given; ids that no longer exist are left out."""
+    """The items in the order given; ids that no longer exist or were withdrawn are left out."""
     if not item_ids:
         return []
     rows = {
         row.id: ReviewCard(*row)
         for row in session.execute(
             select(ReviewItem.id, ReviewItem.image_sha256, ReviewItem.flag, ReviewItem.flag_confidence)
-            .where(ReviewItem.id.in_(item_ids))
+            .where(ReviewItem.id.in_(item_ids), reviewable())
         )
     }
     return [rows[i] for i in item_ids if i in rows]
@@ -66,16 +67,12 @@ class ReviewProgress:
 
 def review_progress(*, session: Session, reviewer_id: int) -> ReviewProgress:
     """Counted on every key press, so the thumbs are counted in SQL and only thumbs-down rows are read."""
-    items = session.scalar(select(func.count()).select_from(ReviewItem)) or 0
-    thumbs = dict(
-        session.execute(
-            select(Review.thumb, func.count()).where(Review.reviewer_id == reviewer_id).group_by(Review.thumb)
-        ).all()
-    )
+    items = session.scalar(select(func.count()).select_from(ReviewItem).where(reviewable())) or 0
+    visible = select(ReviewItem.id).where(reviewable())
+    mine = (Review.reviewer_id == reviewer_id, Review.item_id.in_(visible))
+    thumbs = dict(session.execute(select(Review.thumb, func.count()).where(*mine).group_by(Review.thumb)).all())
     reasons: dict[str, int] = defaultdict(int)
-    for given in session.scalars(
-        select(Review.reasons).where(Review.reviewer_id == reviewer_id, Review.thumb == Thumb.down)
-    ):
+    for given in session.scalars(select(Review.reasons).where(*mine, Review.thumb == Thumb.down)):
         for reason in given or ():
             reasons[reason] += 1
     up, down = thumbs.get(Thumb.up, 0), thumbs.get(Thumb.down, 0)

@@ -9,12 +9,13 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from ingest import api
+from ingest.gate import CAPTURE_DATE_TOLERANCE
 from likeness import doctor
 from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Shot
 from likeness.workbench import Workbench
 from samples.shoot import SampleShoot
-from tests.factories.people import register_sitter
+from tests.factories.people import SHOOT_DATE, register_sitter
 from tests.factories.shoots import write_shoot_toml
 
 
@@ -95,7 +96,6 @@ def test_frames_wait_in_quarantine_until_sitter_and_release_exist(
 
 def register_sitter_release_only(workbench: Workbench, tmp_path: Path) -> None:
     from samples.releases import add_signed_release
-    from tests.factories.people import SHOOT_DATE
 
     with workbench.db.unit_of_work() as session:
         add_signed_release(session=session, blobs=workbench.blobs, code="P0001", document_dir=tmp_path,
@@ -115,8 +115,11 @@ def test_revoking_a_release_quarantines_its_frames(workbench: Workbench, sample_
     with workbench.db.unit_of_work() as session:
         person = api.get_person(session=session, code="P0001")
         result = api.revoke_release(session=session, release_id=person.releases[0].id, reason="withdrawn", actor="test")
-    # Consent is judged before faces: the no-face frame's reason changes too.
-    assert result.quarantined == len(sample_shoot.good_frames) + len(sample_shoot.no_face_frames)
+    # Only accepted frames are newly quarantined; the no-face frame was quarantined already and
+    # now gives the revocation as its reason (consent is judged before faces).
+    assert result.quarantined == len(sample_shoot.good_frames)
+    assert result.reason_changed == len(sample_shoot.no_face_frames)
+    assert f"{len(sample_shoot.good_frames)} newly quarantined" in result.describe()
     with workbench.db.unit_of_work() as session:
         reasons = dict(session.execute(select(Shot.relative_path, Shot.reason)).all())
         assert {reasons[p] for p in sample_shoot.good_frames} == {"release_revoked"}
@@ -158,7 +161,10 @@ def test_every_testdata_raw_file_ingests_or_fails_as_predicted(workbench: Workbe
             assert abs(shot.width - 2 * half_w) <= 2 and abs(shot.height - 2 * half_h) <= 2
             preview = Image.open(workbench.blobs.open(cast(str, shot.preview_sha256)))
             assert max(preview.size) <= workbench.settings.preview_size and min(preview.size) > 16
-            assert (shot.face_count, shot.reason) == (0, "no_face")  # none of these RAW files shows a person
+            assert shot.face_count == 0  # none of these RAW files shows a person
+            # Their cameras dated them years before this shoot: an admin must decide.
+            far = shot.captured_at is not None and abs(shot.captured_at.date() - SHOOT_DATE) > CAPTURE_DATE_TOLERANCE
+            assert shot.reason == ("capture_date_mismatch" if far else "no_face"), (name, shot.captured_at)
 
 
 def test_testdata_faces_as_frames(workbench: Workbench, testdata_dir: Path, tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from PIL import Image
 from sqlalchemy import select
 
 from ingest import api as ingest_api
-from likeness.models import AuditEvent, ReviewItem, Shot
+from likeness.models import AuditEvent, Face, ReviewItem, Shot
 from likeness.workbench import Workbench
 from qa import api
+from qa.review import reviewable
 from samples.shoot import SampleShoot
 from tests.factories.people import register_sitter
 
@@ -45,7 +46,12 @@ def test_shot_qa_on_a_real_shoot(workbench: Workbench, sample_shoot: SampleShoot
             c["value"] for c in shots[p].qa["checks"] if c["name"] == "exposure_shift"))
         assert brightest in rejected
         items = session.scalars(select(ReviewItem)).all()
-        assert len(items) == result.queued_faces >= len(sample_shoot.good_frames)
+        visible = session.scalars(select(ReviewItem).where(reviewable())).all()
+        assert len(visible) == result.queued_faces >= len(sample_shoot.good_frames)
+        # Faces of quarantined frames (here the frame nobody is assigned to) are withheld from reviewers.
+        face_status = dict(session.execute(select(Face.id, Shot.status).join(Shot, Shot.id == Face.shot_id)).all())
+        assert {i.id for i in items} - {i.id for i in visible} == {
+            i.id for i in items if i.face_id is not None and face_status[i.face_id] == "quarantined"} != set()
         assert session.scalar(select(AuditEvent).where(AuditEvent.action == "shot.status")) is not None
     # Running QA again changes nothing.
     with workbench.db.unit_of_work() as session:

@@ -24,6 +24,7 @@ from tests.factories.people import (
     EMAIL,
     LEGAL_NAME,
     PASSWORD,
+    SHOOT_DATE,
     add_user,
     register_sitter,
 )
@@ -164,13 +165,14 @@ def test_upload_form_stages_and_ingests_a_shoot(env_workbench: Workbench, small_
     at.text_input(key="upload_name").input("upload test")
     at.text_input(key="upload_studio").input("Studio B")
     at.text_input(key="upload_sitter").input("p0001")
+    at.date_input(key="upload_date").set_value(SHOOT_DATE)  # the day the camera recorded
     at.button(key="upload_submit").click().run(timeout=120)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("2 accepted" in s.value for s in at.success)
     with env_workbench.db.unit_of_work() as session:
         shoot = session.scalar(select(Shoot).where(Shoot.name == "upload test"))
         assert shoot is not None and shoot.photographer == "ana" and shoot.studio == "Studio B"
-        assert shoot.sitters == [SITTER] and shoot.shoot_date == dt.date.today()
+        assert shoot.sitters == [SITTER] and shoot.shoot_date == SHOOT_DATE
         shots = session.scalars(select(Shot).where(Shot.shoot_id == shoot.id)).all()
         assert sorted(s.relative_path for s in shots) == [f"{SITTER}/{p.name}" for p in frames]
         # Both pass the consent gate; shot QA may then reject one (the sample varies exposure).
@@ -306,7 +308,7 @@ def test_admin_adds_and_revokes_a_release(env_workbench: Workbench, small_shoot:
     at.text_input(key="revoke_reason").input("withdrawn by email")
     at.button(key="revoke_submit").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("2 shots quarantined" in s.value for s in at.success), release_id
+    assert any("2 newly quarantined" in s.value for s in at.success), release_id
     assert at.dataframe[0].value["ai_training_today"][0].startswith("revoked")
     with env_workbench.db.unit_of_work() as session:
         assert set(session.scalars(select(Shot.reason))) == {"release_revoked"}

@@ -92,7 +92,7 @@ with revoke_tab, st.form("revoke_release", clear_on_submit=True):
                 result = revoke_release(
                     session=session, release_id=release_id, reason=reason, revoked_on=revoked_on, actor=user.username
                 )
-            st.success(f"Release #{release_id} revoked; {result.quarantined} shots quarantined.")
+            st.success(f"Release #{release_id} revoked; {result.describe()}.")
 
 with tables, guard(stop=True):
     with wb.db.unit_of_work() as session:

@@ -54,6 +54,9 @@ def show_card(card: ingest_api.ShotCard) -> None:
     if card.preview_sha256:
         with guard():
             st.image(thumbnail(blob_url, card.preview_sha256, PREVIEW_SIZE, pad=True), width="stretch")
+    if card.withheld:
+        st.caption("withheld from other roles: no valid release covers this frame" if user.role is Role.admin
+                   else "preview withheld: no valid release covers this frame (an admin can resolve it)")
     st.caption(f"{plain(card.relative_path)} · {card.sitter_code or 'no sitter'} · {card.width}×{card.height}")
     colour = STATUS_COLOURS.get(card.status, "gray")
     st.markdown(f":{colour}[**{card.status}**]" + (f" · {plain(card.reason)}" if card.reason else ""))
@@ -142,7 +145,8 @@ with guard(stop=True), wb.db.unit_of_work() as session:
 pages = max(1, math.ceil(total / PER_PAGE))
 page = st.number_input("Page", 1, pages, key=f"page_{shoot_id}") if pages > 1 else 1
 with guard(stop=True), wb.db.unit_of_work() as session:
-    cards = ingest_api.contact_sheet(session=session, shoot_id=shoot_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
+    cards = ingest_api.contact_sheet(session=session, shoot_id=shoot_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE,
+                                     show_unreleased=user.role is Role.admin)
     failures = ingest_api.ingest_failures(session=session, shoot_id=shoot_id)
 
 shoot = by_id[shoot_id]
