@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from ingest.api import revoke_release
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import Review, Role
+from likeness.models import Release, Review, Role
 from likeness.users import create_user
 from likeness.workbench import Workbench
+from pipeline.api import ingest_and_check
 from qa.agreement import fleiss_kappa
 from qa.review import ReviewVerdict, cast_vote, enqueue, next_items, retract_vote, review_stats, verdict_of
+from samples.releases import add_signed_release
+from samples.shoot import build_sample_shoot
+from tests.factories.people import register_sitter
 
 
 def test_fleiss_kappa_matches_the_published_example() -> None:
@@ -116,3 +123,28 @@ def test_twenty_reviewers_voting_at_once_lose_nothing(workbench: Workbench) -> N
         for item in items:
             thumbs = list(session.scalars(select(Review.thumb).where(Review.item_id == item)))
             assert len(thumbs) == 20 and verdict_of(thumbs) is expected[item]
+
+
+def test_revoking_a_release_withdraws_its_faces_from_reviewers(workbench: Workbench, tmp_path: Path) -> None:
+    register_sitter(workbench, tmp_path)
+    shoot = build_sample_shoot(tmp_path / "shoot", n_good=2, frame_size=(512, 384), include_bad=False)
+    ingest_and_check(workbench=workbench, path=shoot.path, actor="test")
+    with workbench.db.unit_of_work() as session:
+        reviewer = create_user(session=session, username="rita", password="long enough", role="reviewer", actor="test")
+        session.flush()
+        rita = reviewer.id
+        shown = next_items(session=session, reviewer_id=rita)
+        assert len(shown) == 2
+        release = session.scalar(select(Release))
+        assert release is not None
+        revoke_release(session=session, release_id=release.id, reason="withdrawn", actor="test")
+    with workbench.db.unit_of_work() as session:
+        assert next_items(session=session, reviewer_id=rita) == []
+        assert review_stats(session=session).items == 0
+        with pytest.raises(InvalidInput, match="withdrawn"):
+            cast_vote(session=session, item_id=shown[0].id, reviewer_id=rita, thumb="up")
+        # A new release brings them back.
+        add_signed_release(session=session, blobs=workbench.blobs, code="P0001", document_dir=tmp_path / "again",
+                           signed_on=dt.date(2026, 1, 1), actor="test")
+    with workbench.db.unit_of_work() as session:
+        assert {i.id for i in next_items(session=session, reviewer_id=rita)} == {i.id for i in shown}

@@ -374,3 +374,18 @@ def test_stage_upload_refuses_bad_uploads(tmp_path: Path, uploads: list, fields:
     with pytest.raises(InvalidInput, match=message):
         stage_upload(tmp_path, uploads, fields)
     assert not any(tmp_path.iterdir())
+
+
+def test_frames_without_a_valid_release_show_no_pixels_except_to_admins(
+    env_workbench: Workbench, small_shoot: Path, tmp_path: Path
+) -> None:
+    api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")  # the sitter is not registered
+    add_user(env_workbench, "ana", Role.photographer)
+    add_user(env_workbench, "root", Role.admin)
+    at = sign_in(start(), "ana")
+    assert [m.value for m in at.markdown if "quarantined" in m.value]
+    assert len(at.image) == 1  # only the drift plot: no preview, no face crop
+    assert any("preview withheld" in c.value for c in at.caption)
+    admin = sign_in(start(), "root")
+    assert len(admin.image) == 4 + 1
+    assert any("withheld from other roles" in c.value for c in admin.caption)
