@@ -450,6 +450,8 @@ class TrainingRun(Base):
     lease_pid: Mapped[int | None]
     lease_host: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by `likeness train stop` / the page; the process training the run honours it at its next step.
+    stop_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
 
