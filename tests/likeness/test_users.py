@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from likeness.errors import InvalidInput
+from likeness.errors import InvalidInput, NotFound
 from likeness.models import AuditEvent, Role, User
-from likeness.users import authenticate, create_user
+from likeness.users import active_role, authenticate, create_user, list_users, reset_password, set_active, set_role
 from likeness.workbench import Workbench
 
 
@@ -32,3 +33,65 @@ def test_bad_users_are_refused(workbench: Workbench) -> None:
             create_user(session=session, username="bo", password="long enough", role="boss")
         with pytest.raises(InvalidInput, match="shorter"):
             create_user(session=session, username="bo", password="short", role="labeler")
+
+
+# -- managing accounts ---------------------------------------------------------------------------
+
+def _audit(session: Session) -> list[tuple[str, str, dict]]:
+    return [(e.actor, e.action, e.details) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_admins_reset_passwords_and_change_roles_audited(workbench: Workbench) -> None:
+    with workbench.db.unit_of_work() as session:
+        create_user(session=session, username="root", password="long enough", role=Role.admin)
+        create_user(session=session, username="ana", password="first password", role="photographer")
+    with workbench.db.unit_of_work() as session:
+        reset_password(session=session, username="ana", password="second password", actor="root")
+        assert set_role(session=session, username="ana", role="reviewer", actor="root").role is Role.reviewer
+    with workbench.db.unit_of_work() as session:
+        assert authenticate(session=session, username="ana", password="first password") is None
+        signed_in = authenticate(session=session, username="ana", password="second password")
+        assert signed_in is not None and signed_in.role is Role.reviewer
+        events = _audit(session)[2:]
+        assert [(actor, action) for actor, action, _ in events] == [("root", "user.reset_password"), ("root", "user.role")]
+        assert events[1][2] == {"username": "ana", "old_role": "photographer", "role": "reviewer"}
+        assert not any("second password" in str(details) for _, _, details in events)
+        with pytest.raises(InvalidInput, match="shorter"):
+            reset_password(session=session, username="ana", password="short", actor="root")
+        with pytest.raises(InvalidInput, match="already has the role reviewer"):
+            set_role(session=session, username="ana", role=Role.reviewer, actor="root")
+        with pytest.raises(InvalidInput, match="unknown role 'boss'"):
+            set_role(session=session, username="ana", role="boss", actor="root")
+        with pytest.raises(NotFound, match="no user 'nobody'"):
+            reset_password(session=session, username="nobody", password="long enough", actor="root")
+
+
+def test_deactivated_users_lose_access_until_reactivated(workbench: Workbench) -> None:
+    with workbench.db.unit_of_work() as session:
+        create_user(session=session, username="root", password="long enough", role=Role.admin)
+        ana = create_user(session=session, username="ana", password="long enough", role="labeler")
+        ana_id = ana.id
+    with workbench.db.unit_of_work() as session:
+        assert set_active(session=session, username="ana", active=False, actor="root").active is False
+    with workbench.db.unit_of_work() as session:
+        assert active_role(session=session, user_id=ana_id) is None  # what the app checks on each rerun
+        assert authenticate(session=session, username="ana", password="long enough") is None
+        assert [u.active for u in list_users(session=session)] == [False, True]
+        with pytest.raises(InvalidInput, match="already deactivated"):
+            set_active(session=session, username="ana", active=False, actor="root")
+        set_active(session=session, username="ana", active=True, actor="root")
+    with workbench.db.unit_of_work() as session:
+        assert active_role(session=session, user_id=ana_id) is Role.labeler
+        assert [action for _, action, _ in _audit(session)][2:] == ["user.deactivate", "user.activate"]
+
+
+def test_the_last_active_admin_cannot_be_removed(workbench: Workbench) -> None:
+    with workbench.db.unit_of_work() as session:
+        create_user(session=session, username="root", password="long enough", role=Role.admin)
+        with pytest.raises(InvalidInput, match="cannot deactivate root: it is the last active admin"):
+            set_active(session=session, username="root", active=False, actor="root")
+        with pytest.raises(InvalidInput, match="cannot change the role of root: it is the last active admin"):
+            set_role(session=session, username="root", role="labeler", actor="root")
+        create_user(session=session, username="second", password="long enough", role=Role.admin)
+        set_role(session=session, username="root", role="labeler", actor="second")
+        assert [(u.username, u.role) for u in list_users(session=session)] == [("root", Role.labeler), ("second", Role.admin)]
