@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         default=None, description="Where uploaded shoots are staged; default: data_dir/uploads."
     )
 
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="How long a sign-in lasts, across reloads, before it must be repeated."
+    )
+
     label_studio_url: str | None = Field(
         default=None, description="An existing Label Studio to use instead of `likeness label serve`'s own."
     )

@@ -502,3 +502,32 @@ class GeneratedImage(Base):
     created_at: Mapped[Timestamp]
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="raise_on_sql")
+
+
+class SignInSession(Base):
+    """A browser's sign-in, kept across reloads by an HTTP-only cookie (likeness.signin).
+
+    Only hashes are stored: the one-time ticket the page trades for the cookie, then the cookie's
+    token. Signing out deletes the row; a deactivated account's rows are deleted when seen."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[Timestamp]
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins in a row for one account (`account:<name>`) or one client (`client:<ip>`),
+    and until when further attempts are refused."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,6 +13,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 from pydantic import ValidationError
 
+from likeness import signin
 from likeness.blobstore import BlobStore
 from likeness.config import Settings
 from likeness.errors import ConfigError, IntegrityProblem, LikenessError
@@ -23,6 +24,10 @@ from likeness.workbench import Workbench
 log = logging.getLogger(__name__)
 
 USER_KEY = "user"
+# The sign-in session row (likeness.signin) behind USER_KEY, and what the browser's cookie
+# still needs: ("set", ticket) after a sign-in, ("drop", "") after a sign-out.
+SESSION_KEY = "signin_session"
+COOKIE_JOB_KEY = "signin_cookie_job"
 # Roles that may upload shoots; everyone signed in may look at contact sheets.
 UPLOADERS = (Role.photographer, Role.admin)
 
@@ -30,6 +35,7 @@ UPLOADERS = (Role.photographer, Role.admin)
 def init_state() -> None:
     """Per-user state, set once per browser session. Only plain values live here, never ORM rows."""
     st.session_state.setdefault(USER_KEY, None)
+    st.session_state.setdefault(SESSION_KEY, None)
 
 
 # -- shared resources ------------------------------------------------------------------------
@@ -116,15 +122,41 @@ def current_user() -> SignedIn | None:
     return user if isinstance(user, SignedIn) else None
 
 
-def sign_in(user: SignedIn) -> None:
+def session_cookie() -> str | None:
+    """The sign-in cookie this browser sent when the session opened (HTTP-only: scripts in the
+    page cannot read it, the server can), or None."""
+    token = st.context.cookies.get(signin.SESSION_COOKIE)
+    return token if isinstance(token, str) and token else None  # AppTest's context holds no real cookies
+
+
+def client_address() -> str:
+    """The browser's address for the sign-in throttle; "localhost" for 127.0.0.1 and ::1."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "localhost"
+
+
+def sign_in(user: SignedIn, session_id: int | None = None, *, ticket: str | None = None) -> None:
+    """Sign `user` in for this browser session; `session_id` is their sign-in session row, and a
+    `ticket` is traded for the HTTP-only cookie that keeps them signed in across reloads."""
     st.session_state[USER_KEY] = user
+    if session_id is not None:
+        st.session_state[SESSION_KEY] = session_id
+    if ticket is not None:
+        st.session_state[COOKIE_JOB_KEY] = ("set", ticket)
 
 
 def sign_out() -> None:
+    """End the sign-in session (its cookie signs nobody in from now on) and forget this user."""
+    session_id = st.session_state.get(SESSION_KEY)
+    token = session_cookie()
+    if session_id is not None or token:
+        with guard(), workbench().db.unit_of_work() as session:
+            signin.end(session=session, session_id=session_id, token=token)
     # Drop everything the last user left behind (selections, summaries, form values).
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     init_state()
+    st.session_state[COOKIE_JOB_KEY] = ("drop", "")
 
 
 def require_role(*roles: Role) -> SignedIn:

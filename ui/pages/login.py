@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from likeness.users import authenticate
-from ui._common import guard, sign_in, workbench
+from likeness import signin
+from ui._common import client_address, guard, sign_in, workbench
 
 _, middle, _ = st.columns([1, 2, 1])  # a narrow form in the wide layout
 middle.title("likeness")
@@ -18,11 +18,14 @@ with middle.form("login"):
 
 if submitted:
     with middle, guard():
-        with workbench().db.unit_of_work() as session:
-            user = authenticate(session=session, username=username, password=password)
-        if user is None:
-            # Never say which of the two was wrong.
-            st.error("Wrong username or password.", icon=":material/error:")
+        wb = workbench()
+        # Throttled per account and per client address; every failure is audited.
+        with wb.db.unit_of_work() as session:
+            outcome = signin.attempt(session=session, username=username, password=password, client=client_address())
+            started = (signin.start(session=session, user=outcome.user, hours=wb.settings.session_hours)
+                       if outcome.user is not None else None)
+        if outcome.user is None or started is None:
+            st.error(outcome.message, icon=":material/error:")
         else:
-            sign_in(user)
+            sign_in(outcome.user, started.session_id, ticket=started.ticket)
             st.rerun()  # outside the unit of work: the rerun exception would roll it back
