@@ -17,6 +17,7 @@ from PIL import Image
 
 from faces.align import align_face, ffhq_quad
 from faces.detect import find_faces
+from faces.plausibility import check_face
 from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview, pixel_limit
 from ingest.exif import CameraMetadata
 from likeness.blobstore import BlobStore
@@ -62,6 +63,10 @@ class FrameResult:
     preview_source: str
     faces: list[FaceRecord] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    # Detections that failed the human-face plausibility check (faces.plausibility): not faces,
+    # so not in ``faces``; why, as "detection N is not a human face: measure = value (needs
+    # low..high); ...", else None.
+    not_human_detail: str | None = None
 
 
 @dataclass
@@ -98,15 +103,19 @@ def _process(job: FrameJob) -> FrameResult:
     # The original is stored only once it is known to decode: a failed file leaves no blob.
     blobs.put_file(job.path, job.sha256)
     preview_sha, preview_source = _store_preview(blobs, decoded, job.preview_size)
-    faces = [
-        _store_face(blobs, decoded.rgb, finding.to_json(), finding.landmarks, job.align_size)
-        for finding in find_faces(decoded.rgb)
-    ]
+    faces, not_human = [], []
+    for index, finding in enumerate(find_faces(decoded.rgb)):
+        plausibility = check_face(decoded.rgb, finding.landmarks)
+        if not plausibility.passed:
+            not_human.append(f"detection {index + 1} is not a human face: {plausibility.describe()}")
+            continue
+        faces.append(_store_face(blobs, decoded.rgb, finding.to_json(), finding.landmarks, job.align_size))
     height, width = decoded.rgb.shape[:2]
     return FrameResult(
         job=job, file_format=decoded.file_format, file_size=job.path.stat().st_size, width=width, height=height,
         orientation=decoded.orientation, metadata=decoded.metadata, white_balance=decoded.white_balance,
         preview_sha256=preview_sha, preview_source=preview_source, faces=faces, peak_rss_mb=peak_rss_mb(),
+        not_human_detail="; ".join(not_human) or None,
     )
 
 
