@@ -397,7 +397,8 @@ def _shot_row(result: FrameResult, shoot: Shoot, sitter: str | None, person: Per
         shutter_s=meta.shutter_s, aperture=meta.aperture, focal_length_mm=meta.focal_length_mm,
         captured_at=meta.captured_at, capture_date=gate.capture_date(meta.captured_at, shoot.shoot_date), white_balance=result.white_balance,
         exif=meta.tags, preview_sha256=result.preview_sha256, preview_source=result.preview_source,
-        face_count=len(result.faces), status=verdict.status, reason=verdict.reason, reason_detail=verdict.detail,
+        face_count=len(result.faces), status=verdict.status, reason=verdict.reason,
+        reason_detail=result.not_human_detail if verdict.reason == "no_face" and result.not_human_detail else verdict.detail,
     )
     for index, face in enumerate(result.faces):
         finding = face.finding
