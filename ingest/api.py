@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
 from ingest.gate import ConsentVerdict, RecheckResult, capture_date, classify, recheck, update_status, with_qa
-from ingest.people import add_person, add_release, get_person, revoke_release
+from ingest.people import (
+    EXPIRY_WARNING_DAYS,
+    ErasureResult,
+    ReleaseDocument,
+    add_person,
+    add_release,
+    check_email,
+    erase_personal_data,
+    get_person,
+    release_document,
+    revoke_release,
+)
 from ingest.reads import (
     FaceCard,
     FailureRow,
@@ -26,6 +37,12 @@ from ingest.releases import ReleaseState, ReleaseStatus, release_status
 from ingest.shoot_folder import ShootManifest, read_shoot_folder
 
 __all__ = [
+    "EXPIRY_WARNING_DAYS",
+    "ErasureResult",
+    "ReleaseDocument",
+    "check_email",
+    "erase_personal_data",
+    "release_document",
     "FaceCard",
     "FailureRow",
     "IngestSummary",

@@ -42,12 +42,26 @@ def person_add(
         console.print(f"person {person.code} added")
 
 
+@person_app.command("erase")
+def person_erase(
+    code: str = typer.Argument(..., help="The sitter's code."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Erase a sitter's personal data on request (name, contact, date of birth, self-identified
+    data). The code, releases, release documents (consent evidence) and frames are kept."""
+    if not yes:
+        typer.confirm(f"Erase the personal data of {code.upper()}? This cannot be undone", abort=True)
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        result = api.erase_personal_data(session=session, code=code, actor=ACTOR)
+    console.print(result.describe())
+
+
 @person_app.command("list")
-def person_list() -> None:
+def person_list(search: str | None = typer.Option(None, help="Only sitters whose code contains this.")) -> None:
     """List sitters with their releases (no personal data)."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         table = Table("code", "releases", "ai_training today")
-        for person in api.list_people(session=session, today=dt.date.today()):
+        for person in api.list_people(session=session, today=dt.date.today(), search=search):
             table.add_row(person.code, str(person.releases), person.ai_training_today)
         console.print(table)
 
@@ -88,12 +102,17 @@ def release_list(code: str | None = typer.Argument(None, help="Only this sitter.
     """List releases."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
         table = Table("#", "sitter", "signed", "expires", "scopes", "guardian", "revoked")
+        warnings = []
         for r in api.list_releases(session=session, person_code=code):
             table.add_row(
                 str(r.id), r.person, str(r.signed_on), str(r.expires_on or "-"), r.scopes,
                 r.guardian or "-", str(r.revoked_on or "-"),
             )
+            if (warning := r.expiry_warning(dt.date.today())) is not None:
+                warnings.append(warning)
         console.print(table)
+        for warning in warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False)
 
 
 @release_app.command("status")

@@ -6,8 +6,11 @@ import datetime as dt
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from email_validator import EmailNotValidError
+from email_validator import validate_email as _validate_email
 from PIL import Image, UnidentifiedImageError
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
@@ -15,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest import gate
+from ingest.releases import ADULT_AGE, age_on
 from likeness import audit
 from likeness.blobstore import BlobStore
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import Person, PersonalData, Release, Scope
+from likeness.models import Person, PersonalData, Release, Scope, Shoot, Shot
 
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_-]{1,31}$")
 
@@ -35,6 +39,15 @@ def get_person(*, session: Session, code: str) -> Person:
     if person is None:
         raise NotFound(f"no person with code {code}", hint="add one with `likeness person add`")
     return person
+
+
+def check_email(email: str, *, code: str) -> str:
+    """The address in its normalised form, or InvalidInput naming the field. Only the syntax and
+    the domain's form are checked: no DNS lookup (the studio may be offline)."""
+    try:
+        return _validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email {email.strip()!r} for {code} is not a valid address: {exc}") from None
 
 
 def add_person(
@@ -54,6 +67,7 @@ def add_person(
         raise InvalidInput(f"person {code} already exists")
     if date_of_birth is not None and date_of_birth > dt.date.today():
         raise InvalidInput(f"date of birth {date_of_birth} for {code} is in the future")
+    email = check_email(email, code=code) if email is not None and email.strip() else None
     person = Person(code=code)
     session.add(person)
     session.flush()
@@ -235,3 +249,106 @@ def revoke_release(
     audit.record(session=session, actor=actor, action="release.revoke", subject_type="release", subject_id=release_id, reason=reason)
     session.flush()
     return gate.recheck(session=session, actor=actor, person_code=release.person.code)
+
+
+# -- release documents and expiry ------------------------------------------------------------------
+
+# A release that expires within this many days is flagged on the People page (and in
+# `likeness release list`), so the studio can ask for a new one before frames fall out of consent.
+EXPIRY_WARNING_DAYS = 30
+
+_DOCUMENT_MIME = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg", "tiff": "image/tiff"}
+
+
+@dataclass(frozen=True)
+class ReleaseDocument:
+    """A release's signed document as stored: the blob, under the name it was uploaded with."""
+
+    release_id: int
+    name: str
+    mime_type: str
+    data: bytes
+
+
+def release_document(*, session: Session, blobs: BlobStore, release_id: int) -> ReleaseDocument:
+    """The stored document of a release (admins only: it carries the sitter's name and signature)."""
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFound(f"no release #{release_id}")
+    data = blobs.read_bytes(release.document_sha256)
+    return ReleaseDocument(
+        release_id=release.id, name=release.document_name,
+        mime_type=_DOCUMENT_MIME.get(release.document_type, "application/octet-stream"), data=data,
+    )
+
+
+# -- erasure of personal data ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ErasureResult:
+    code: str
+    erased: tuple[str, ...]  # the fields that held a value and were removed
+    kept_date_of_birth: bool  # kept because the sitter was a minor on a date that needs it
+
+    def describe(self) -> str:
+        erased = ", ".join(self.erased) or "nothing"
+        kept = (
+            "; the date of birth is kept: the sitter was under 18 on a capture date (or is today), "
+            "and it decides whether a guardian must have signed"
+            if self.kept_date_of_birth else ""
+        )
+        return f"erased {erased} for {self.code}{kept}"
+
+
+def _was_minor(session: Session, person: Person, date_of_birth: dt.date) -> bool:
+    """Whether the sitter was under 18 on any capture date of their frames, or is today (so a
+    future frame would need a guardian's signature)."""
+    days = [dt.date.today()]
+    for captured_at, shoot_date in session.execute(
+        select(Shot.captured_at, Shoot.shoot_date).join(Shoot, Shot.shoot_id == Shoot.id).where(Shot.sitter_code == person.code)
+    ):
+        days.append(gate.capture_date(captured_at, shoot_date))
+    return age_on(date_of_birth, min(days)) < ADULT_AGE
+
+
+def erase_personal_data(*, session: Session, code: str, actor: str) -> ErasureResult:
+    """Erase a sitter's personal data on their request: legal name, email, phone, date of birth
+    and self-identified data. The code, the releases and the frames stay.
+
+    The release documents (and the guardian and witness names on a release) are kept: they are
+    the evidence of the consent under which the kept frames were used, needed to answer a claim
+    or an audit, and are read by admins only. A sitter who also withdraws consent has their
+    release revoked, which quarantines the frames; deleting frames is a separate decision.
+
+    The date of birth is kept only while it still decides the consent rule: if the sitter was
+    under 18 on a capture date of any frame (or is today), erasing it would make those frames
+    look as if no guardian were needed. The audit event records who erased which fields and when,
+    never the values (and takes no free-text reason, which could repeat them).
+    """
+    person = get_person(session=session, code=code)
+    personal = session.get(PersonalData, person.id)
+    values: dict[str, object] = {}
+    if personal is not None:
+        values = {
+            "legal_name": personal.legal_name, "email": personal.email, "phone": personal.phone,
+            "date_of_birth": personal.date_of_birth, "self_identified": personal.self_identified,
+        }
+    keep_birth = (
+        personal is not None and personal.date_of_birth is not None
+        and _was_minor(session, person, personal.date_of_birth)
+    )
+    erased = tuple(field for field, value in values.items() if value and not (field == "date_of_birth" and keep_birth))
+    if not erased:
+        raise InvalidInput(f"{person.code} holds no personal data to erase")
+    assert personal is not None
+    if keep_birth:
+        personal.legal_name, personal.email, personal.phone, personal.self_identified = "", None, None, {}
+    else:
+        session.delete(personal)
+    audit.record(
+        session=session, actor=actor, action="person.erase", subject_type="person", subject_id=person.code,
+        erased=list(erased), kept=["date_of_birth"] if keep_birth else [],
+    )
+    session.flush()
+    session.expire(person, ["personal"])
+    return ErasureResult(code=person.code, erased=erased, kept_date_of_birth=keep_birth)

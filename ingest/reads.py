@@ -9,13 +9,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.gate import CONSENT_REASONS
-from ingest.people import normalise_code
+from ingest.people import EXPIRY_WARNING_DAYS, normalise_code
 from ingest.releases import release_status
-from likeness.models import Face, IngestFailure, Person, Release, Scope, Shoot, Shot, ShotStatus
+from likeness.models import Face, IngestFailure, Person, PersonalData, Release, Scope, Shoot, Shot, ShotStatus
 
 # -- shoots ----------------------------------------------------------------------------------
 
@@ -172,12 +172,25 @@ class PersonRow:
     phone: str | None = None
 
 
-def list_people(*, session: Session, today: dt.date, personal_data: bool = False) -> list[PersonRow]:
+def list_people(
+    *, session: Session, today: dt.date, personal_data: bool = False, search: str | None = None
+) -> list[PersonRow]:
     """Every sitter by code with their release count and today's ``ai_training`` status;
-    ``personal_data`` adds the admin-only fields."""
+    ``personal_data`` adds the admin-only fields. ``search`` keeps the sitters whose code (and,
+    with ``personal_data``, legal name or email) contains it, ignoring case."""
     query = select(Person).options(selectinload(Person.releases)).order_by(Person.code)
     if personal_data:
         query = query.options(selectinload(Person.personal))
+    term = (search or "").strip().lower()
+    if term:
+        matches = [func.lower(Person.code).contains(term, autoescape=True)]
+        if personal_data:
+            query = query.outerjoin(PersonalData, PersonalData.person_id == Person.id)
+            matches += [
+                func.lower(PersonalData.legal_name).contains(term, autoescape=True),
+                func.lower(PersonalData.email).contains(term, autoescape=True),
+            ]
+        query = query.where(or_(*matches))
     rows = []
     for person in session.scalars(query):
         status = release_status(person, today, Scope.ai_training)
@@ -215,6 +228,19 @@ class ReleaseRow:
 
     def label(self) -> str:
         return f"#{self.id} · {self.person} · signed {self.signed_on} · {self.scopes}"
+
+    def expiry_warning(self, today: dt.date, within_days: int = EXPIRY_WARNING_DAYS) -> str | None:
+        """'… expired on …' or '… expires on … (in N days)' for an unrevoked release that has run
+        out or will within ``within_days``; None otherwise."""
+        if self.revoked_on is not None or self.expires_on is None:
+            return None
+        if self.expires_on < today:
+            return f"release #{self.id} of {self.person} expired on {self.expires_on}"
+        days = (self.expires_on - today).days
+        if days <= within_days:
+            when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+            return f"release #{self.id} of {self.person} expires on {self.expires_on} ({when})"
+        return None
 
 
 def list_releases(*, session: Session, person_code: str | None = None) -> list[ReleaseRow]:
