@@ -104,6 +104,44 @@ def user_list() -> None:
         console.print(table)
 
 
+@user_app.command("reset-password")
+def user_reset_password(
+    username: str,
+    password: str = typer.Option(..., prompt="New password", hide_input=True, confirmation_prompt=True, envvar="LIKENESS_NEW_PASSWORD"),
+) -> None:
+    """Give a user a new password."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        user = users.reset_password(session=session, username=username, password=password, actor="cli")
+        console.print(f"password of {user.username} reset")
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: str) -> None:
+    """Deactivate a user: signed out at once, cannot sign in until reactivated."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        user = users.set_active(session=session, username=username, active=False, actor="cli")
+        console.print(f"user {user.username} deactivated")
+
+
+@user_app.command("activate")
+def user_activate(username: str) -> None:
+    """Reactivate a deactivated user."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        user = users.set_active(session=session, username=username, active=True, actor="cli")
+        console.print(f"user {user.username} reactivated")
+
+
+@user_app.command("role")
+def user_role(
+    username: str,
+    role: Role = typer.Argument(..., help="photographer, labeler, reviewer or admin."),
+) -> None:
+    """Change a user's role (takes effect on their next page load)."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        user = users.set_role(session=session, username=username, role=role, actor="cli")
+        console.print(f"user {user.username} is now {user.role.value}")
+
+
 def doctor(
     repair: bool = typer.Option(False, "--repair", help="Delete orphan blobs and fix rows whose blob is gone."),
     grace: float = typer.Option(doctor_mod.DEFAULT_GRACE_S, help="Keep orphan blobs younger than this (seconds)."),

@@ -8,6 +8,7 @@ from likeness.errors import InvalidInput, NotFound
 from likeness.models import AuditEvent, Role, User
 from likeness.users import active_role, authenticate, create_user, list_users, reset_password, set_active, set_role
 from likeness.workbench import Workbench
+from tests.cli_runner import run_cli
 
 
 def test_users_sign_in_with_hashed_passwords(workbench: Workbench) -> None:
@@ -95,3 +96,28 @@ def test_the_last_active_admin_cannot_be_removed(workbench: Workbench) -> None:
         create_user(session=session, username="second", password="long enough", role=Role.admin)
         set_role(session=session, username="root", role="labeler", actor="second")
         assert [(u.username, u.role) for u in list_users(session=session)] == [("root", Role.labeler), ("second", Role.admin)]
+
+
+def test_user_commands_manage_accounts(env_workbench: Workbench) -> None:
+    assert run_cli("user", "add", "root", "--role", "admin", input="long enough\nlong enough\n").exit_code == 0
+    assert run_cli("user", "add", "ana", "--role", "labeler", input="first password\nfirst password\n").exit_code == 0
+    reset = run_cli("user", "reset-password", "ana", input="second password\nsecond password\n")
+    assert reset.exit_code == 0 and "password of ana reset" in reset.output
+    role = run_cli("user", "role", "ana", "reviewer")
+    assert role.exit_code == 0 and "user ana is now reviewer" in role.output
+    assert "user ana deactivated" in run_cli("user", "deactivate", "ana").output
+    listing = run_cli("user", "list").output
+    assert any(line.split("│")[1:4] == [" ana      ", " reviewer ", " no     "] for line in listing.splitlines()), listing
+    with env_workbench.db.unit_of_work() as session:
+        assert authenticate(session=session, username="ana", password="second password") is None  # deactivated
+    assert "user ana reactivated" in run_cli("user", "activate", "ana").output
+    with env_workbench.db.unit_of_work() as session:
+        signed_in = authenticate(session=session, username="ana", password="second password")
+        assert signed_in is not None and signed_in.role is Role.reviewer
+        actions = [(e.actor, e.action) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert actions[2:] == [("cli", "user.reset_password"), ("cli", "user.role"), ("cli", "user.deactivate"), ("cli", "user.activate")]
+    last_admin = run_cli("user", "deactivate", "root")
+    assert last_admin.exit_code == 1
+    assert last_admin.output.strip() == "error: cannot deactivate root: it is the last active admin (make another admin first)"
+    missing = run_cli("user", "role", "nobody", "admin")
+    assert missing.exit_code == 1 and missing.output.strip() == "error: no user 'nobody' (see `likeness user list`)"
