@@ -38,6 +38,9 @@ class ShotQaThresholds:
     max_yaw: float = 30.0  # degrees
     max_pitch: float = 20.0
     max_roll: float = 15.0
+    # Aligned crop side over the face quad's side in the frame. Beyond 2x three of every four
+    # crop pixels are interpolation: the face is too small for the requested aligned size.
+    max_crop_upscale: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,11 @@ def measure_shot(
     reference: FrameTone | None,
     shoot_sharpness: float | None = None,
     thresholds: ShotQaThresholds = ShotQaThresholds(),
+    crop_upscale: float | None = None,
 ) -> list[Check]:
     """Every check for one frame; `face` is the aligned crop's face_window(). A frame without a
-    face gets the frame-level checks only."""
+    face gets the frame-level checks only. `crop_upscale` (crop side over the face quad's side
+    in the frame, see qa.api.crop_upscale) adds the face-resolution check."""
     t = thresholds
     checks: list[Check] = []
     if face is not None:
@@ -123,6 +128,13 @@ def measure_shot(
             Check("clipped_shadows", round(shadows, 4), f"<= {t.max_clipped_shadows}", shadows <= t.max_clipped_shadows),
             Check("face_luma", round(mean_luma, 1), f"{t.min_face_luma}..{t.max_face_luma}", t.min_face_luma <= mean_luma <= t.max_face_luma),
         ]
+    if crop_upscale is not None:
+        ok = None if not math.isfinite(crop_upscale) else crop_upscale <= t.max_crop_upscale
+        checks.append(Check(
+            "face_resolution", round(crop_upscale, 2) if ok is not None else None, f"<= {t.max_crop_upscale}", ok,
+            f"the aligned crop enlarges the face {crop_upscale:.1f}x: too small for the requested aligned size"
+            if ok is False else "",
+        ))
     if pose is not None:
         for name, value, limit in zip(("yaw", "pitch", "roll"), pose, (t.max_yaw, t.max_pitch, t.max_roll)):
             ok = None if value is None or math.isnan(value) else abs(value) <= limit

@@ -9,7 +9,7 @@ import pytest
 from faces.align import align_face, ffhq_quad
 from faces.detect import find_faces
 from ingest.decode import decode_frame
-from qa.shot_qa import Check, FrameTone, face_window, measure_shot, summarise
+from qa.shot_qa import Check, FrameTone, ShotQaThresholds, face_window, measure_shot, summarise
 from samples.dng import write_dng
 from samples.shoot import render_portrait_frame
 
@@ -94,3 +94,29 @@ def test_pose_and_eyes_checks() -> None:
     assert looking["eyes"].passed
     summary = summarise(list(checks.values()))
     assert not summary["passed"] and summary["failed"] == ["head_yaw", "eyes"]
+
+
+def test_face_too_small_for_the_aligned_size(studio_frame) -> None:
+    """The same face aligned at growing sizes: once the crop enlarges it past the limit, the
+    face-resolution check fails with its value and threshold."""
+    rgb, _ = studio_frame
+    (face,) = find_faces(rgb)
+    quad = ffhq_quad(face.landmarks)
+    side = float(np.linalg.norm(quad[3] - quad[0]))
+    limit = ShotQaThresholds().max_crop_upscale
+    for size in (256, 512, 1024, 2048):
+        upscale = size / side
+        checks = _by_name(measure_shot(face=face_window(align_face(rgb, quad, size), upscale), preview=rgb, pose=None,
+                                       eyes=None, reference=None, crop_upscale=upscale))
+        check = checks["face_resolution"]
+        assert check.value == round(upscale, 2) and check.threshold == f"<= {limit}"
+        assert check.passed is (upscale <= limit), (size, side)
+        if not check.passed:
+            assert "too small for the requested aligned size" in check.detail
+            assert "face_resolution" in summarise(list(checks.values()))["failed"]
+    assert 512 / side <= limit < 2048 / side  # both outcomes were seen
+    # Without the crop's scale the check is not made (old callers), and an unknown scale is not a pass.
+    assert "face_resolution" not in _by_name(measure_shot(face=None, preview=rgb, pose=None, eyes=None, reference=None))
+    unknown = _by_name(measure_shot(face=None, preview=rgb, pose=None, eyes=None, reference=None,
+                                    crop_upscale=float("nan")))["face_resolution"]
+    assert unknown.passed is None and unknown.value is None
