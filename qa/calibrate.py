@@ -18,6 +18,19 @@ the margin between closed and open eyes is split in thirds on a log scale (close
 open), so no labelled half-closed faces are needed to place the middle band (such labels are
 counted but not used). Few labelled
 faces leave a threshold close to its prior; many move it to the data.
+
+Landmark noise and size support. How far FaceMesh's landmarks move at a given size is measured,
+not assumed: each labelled face with open lids is shrunk to a ladder of eye widths and every
+size is jittered (sub-pixel shifts and rescales of a few percent, ``cv2.warpAffine``); the
+deviation of each reading's vergence and gaze angle from the face's full-size reading (the mean
+over its jittered full-size copies) is the noise at that eye width. The model
+``noise(eye_px) = sqrt(floor**2 + (scale / eye_px)**2)`` is fitted to the mean squared deviation
+by least squares (``floor``: what the mesh's own resolution leaves; ``scale / eye_px``: a
+landmark error of a fixed fraction of a source pixel). A crossed call then needs
+``|vergence| > vergence_deg + noise_k * noise(eye_px)`` (the same for looking away), and the gaze
+is judged only down to the eye width where ``noise_k`` deviations of noise alone reach the
+threshold (``min_gaze_eye_px``); the iris must be at least that width times the narrowest iris
+to eye ratio of the labelled faces (``min_iris_px``). Narrower: ``undetermined``.
 """
 
 from __future__ import annotations
@@ -34,11 +47,22 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from faces.detect import find_faces
+import cv2
+import numpy as np
+
+from faces.detect import FaceFinding, find_faces
 from likeness.files import write_text_atomic
 from likeness.progress import ProgressFn
 from qa.evaluate import read_labels
-from qa.eyes import THRESHOLDS_PATH, EyeMeasures, EyeThresholds, Unmeasurable, gaze_angles, load_upright, measure_face
+from qa.eyes import (
+    THRESHOLDS_PATH,
+    EyeMeasures,
+    EyeThresholds,
+    Unmeasurable,
+    gaze_angles,
+    load_upright,
+    measure_face,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +95,30 @@ class CalibrationPriors:
     max_yaw_deg: float = 50.0
     max_pitch_deg: float = 35.0
     min_eye_px: float = 5.0
-    min_gaze_eye_px: float = 8.0
     ear_softness: float = 0.015
     angle_softness_deg: float = 3.0
+    # A crossed or looking-away call must clear its threshold by this many deviations of the
+    # landmark noise: a frame is rejected on it, so a false call must be rare (~1 in 700 faces
+    # were the noise Gaussian; it is not, its tail is longer).
+    noise_k: float = 3.0
+    # Noise model before any is measured: FaceMesh places an iris to ~0.5 source pixel, which
+    # the eyeball model (eye_width_over_iris_radius = 3) turns into ~120/eye_px degrees of
+    # vergence (half that for the mean gaze), over a floor of a couple of degrees.
+    vergence_noise_floor_deg: float = 2.0
+    vergence_noise_scale_deg_px: float = 120.0
+    gaze_noise_floor_deg: float = 1.0
+    gaze_noise_scale_deg_px: float = 60.0
+    # The iris is ~12 mm across, the palpebral fissure ~30 mm.
+    iris_over_eye: float = 0.4
+    # The size ladder and jitter of the noise measurement.
+    noise_eye_px: tuple[float, ...] = (40.0, 28.0, 20.0, 14.0, 10.0, 8.0, 6.0)
+    noise_jitters: int = 6
+    noise_max_shift_px: float = 0.5
+    noise_max_rescale: float = 0.03
 
     def seed(self) -> EyeThresholds:
         """Thresholds made of priors alone: what measuring uses before anything is calibrated."""
-        return EyeThresholds(
+        t = EyeThresholds(
             ear_closed=self.closed_ear_edge, ear_open=self.open_ear_edge,
             vergence_deg=(self.parallel_vergence_edge_deg + self.crossed_vergence_edge_deg) / 2,
             gaze_deg=(self.camera_gaze_edge_deg + self.averted_gaze_edge_deg) / 2,
@@ -85,9 +126,43 @@ class CalibrationPriors:
             eye_width_over_iris_radius=self.eye_width_over_iris_radius,
             corner_depth_over_iris_radius=self.corner_depth_over_iris_radius,
             both_eyes_max_yaw_deg=self.both_eyes_max_yaw_deg, max_yaw_deg=self.max_yaw_deg,
-            max_pitch_deg=self.max_pitch_deg, min_eye_px=self.min_eye_px, min_gaze_eye_px=self.min_gaze_eye_px,
-            ear_softness=self.ear_softness, angle_softness_deg=self.angle_softness_deg,
+            max_pitch_deg=self.max_pitch_deg, min_eye_px=self.min_eye_px,
+            ear_softness=self.ear_softness, angle_softness_deg=self.angle_softness_deg, noise_k=self.noise_k,
+            vergence_noise_floor_deg=self.vergence_noise_floor_deg,
+            vergence_noise_scale_deg_px=self.vergence_noise_scale_deg_px,
+            gaze_noise_floor_deg=self.gaze_noise_floor_deg, gaze_noise_scale_deg_px=self.gaze_noise_scale_deg_px,
+            min_gaze_eye_px=self.min_eye_px, min_iris_px=self.min_eye_px * self.iris_over_eye,
         )
+        support = gaze_support(t, self.iris_over_eye)
+        return replace(t, min_gaze_eye_px=support[0], min_iris_px=support[1])
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """``sqrt(floor**2 + (scale / eye_px)**2)`` degrees, for vergence and for gaze."""
+
+    vergence_floor_deg: float
+    vergence_scale_deg_px: float
+    gaze_floor_deg: float
+    gaze_scale_deg_px: float
+    record: dict[str, Any]  # how it was measured, for the provenance
+
+
+def gaze_support(t: EyeThresholds, iris_over_eye: float) -> tuple[float, float]:
+    """(min_gaze_eye_px, min_iris_px): the narrowest eye at which ``noise_k`` deviations of
+    landmark noise alone stay below the crossed and the looking-away thresholds, never under
+    ``min_eye_px``; the iris support is that width times ``iris_over_eye``. Where the noise
+    floor alone reaches a threshold, gaze is never judged (infinite support)."""
+    widths = [t.min_eye_px]
+    for threshold, floor, scale in ((t.vergence_deg, t.vergence_noise_floor_deg, t.vergence_noise_scale_deg_px),
+                                    (t.gaze_deg, t.gaze_noise_floor_deg, t.gaze_noise_scale_deg_px)):
+        room = (threshold / t.noise_k) ** 2 - floor**2
+        widths.append(scale / math.sqrt(room) if room > 0 else math.inf)
+    width = max(widths)
+    if math.isinf(width):
+        log.warning("landmark noise alone reaches a gaze threshold at any size: gaze is never judged")
+        return 1e9, 1e9  # JSON has no infinity
+    return round(width, 2), round(width * iris_over_eye, 2)
 
 
 DEFAULT_PRIORS = CalibrationPriors()
@@ -119,15 +194,61 @@ def _between(low: float, high: float, what: str) -> float:
 
 
 def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: CalibrationPriors = DEFAULT_PRIORS,
-                             source: str | None = None) -> EyeThresholds:
-    """Thresholds from labelled face measures; see the module docstring for the method. The
-    result's ``provenance`` records the counts, the data edges, the priors and the method."""
+                             source: str | None = None, noise: NoiseModel | None = None) -> EyeThresholds:
+    """Thresholds from labelled face measures and a measured landmark noise model (the priors'
+    model without one); see the module docstring for the method. The size support follows from
+    the noise model and the thresholds: the gaze thresholds are calibrated on the faces above
+    the support, the support recomputed from them, once. The result's ``provenance`` records the
+    counts, the data edges, the noise model, the support rule, the priors and the method."""
+    samples = list(samples)
     p, seed = priors, priors.seed()
+    if noise is not None:
+        seed = replace(seed, vergence_noise_floor_deg=round(noise.vergence_floor_deg, 3),
+                       vergence_noise_scale_deg_px=round(noise.vergence_scale_deg_px, 2),
+                       gaze_noise_floor_deg=round(noise.gaze_floor_deg, 3),
+                       gaze_noise_scale_deg_px=round(noise.gaze_scale_deg_px, 2))
+    ratios = [s.measures.iris_px / s.measures.eye_px for s in samples
+              if s.label in OPEN_LIDS and s.measures.eye_px > 0 and math.isfinite(s.measures.iris_px)]
+    iris_ratio, iris_ratio_data = _shrunk(ratios, "min", p.iris_over_eye, p.strength)
+    start_gaze, start_iris = gaze_support(seed, iris_ratio)
+    first = _calibrate(samples, p, replace(seed, min_gaze_eye_px=start_gaze, min_iris_px=start_iris))
+    min_gaze, min_iris = gaze_support(first, iris_ratio)
+    result = _calibrate(samples, p, replace(first, min_gaze_eye_px=min_gaze, min_iris_px=min_iris))
+    if gaze_support(result, iris_ratio) != (min_gaze, min_iris):
+        log.info("gaze support moved with the recalibrated thresholds; kept the first fixed-point step")
+    provenance = {
+        **result.provenance, "source": source,
+        "noise_model": {
+            "formula": "noise_deg(eye_px) = sqrt(floor_deg**2 + (scale_deg_px / eye_px)**2), one deviation",
+            "vergence": {"floor_deg": result.vergence_noise_floor_deg,
+                         "scale_deg_px": result.vergence_noise_scale_deg_px},
+            "gaze": {"floor_deg": result.gaze_noise_floor_deg, "scale_deg_px": result.gaze_noise_scale_deg_px},
+            "k": p.noise_k,
+            "measured": noise.record if noise is not None else None,
+            "crossed_rule": "crossed needs |vergence_deg| > vergence_deg + k * vergence_noise_deg(eye_px); "
+                            "looking_away needs |gaze_deg| > gaze_deg + k * gaze_noise_deg(eye_px); "
+                            "between the threshold and that margin the state is undetermined",
+        },
+        "support": {
+            "rule": "sizes in source pixels (aligned crops: divided by the crop's upscale). Eye narrower than "
+                    "min_eye_px: undetermined (lids not judged). Lids open and eye narrower than min_gaze_eye_px, "
+                    "or iris diameter under min_iris_px: undetermined (gaze not judged). min_gaze_eye_px = "
+                    "narrowest width where k noise deviations alone stay under both gaze thresholds: "
+                    "scale / sqrt((threshold / k)**2 - floor**2); min_iris_px = min_gaze_eye_px * iris_over_eye",
+            "min_eye_px": result.min_eye_px, "min_gaze_eye_px": min_gaze, "min_iris_px": min_iris,
+            "iris_over_eye": {"data": iris_ratio_data, "shrunk": iris_ratio, "prior": p.iris_over_eye},
+        },
+    }
+    return replace(result, provenance=_rounded(provenance))
+
+
+def _calibrate(samples: Sequence[LabelledMeasures], p: CalibrationPriors, seed: EyeThresholds) -> EyeThresholds:
     usable = [s for s in samples
               if math.isfinite(s.measures.openness) and s.measures.eye_px >= p.min_eye_px
               and abs(s.measures.yaw) <= p.max_yaw_deg and abs(s.measures.pitch) <= p.max_pitch_deg]
     by_label = Counter(s.label for s in usable)
-    gaze_ok = [s for s in usable if s.measures.eye_px >= p.min_gaze_eye_px]
+    gaze_ok = [s for s in usable if s.measures.eye_px >= seed.min_gaze_eye_px
+               and s.measures.iris_px >= seed.min_iris_px]
 
     # Openness: closed faces against every face whose lids are open.
     closed_edge, closed_data = _shrunk([s.measures.openness for s in usable if s.label == "closed"],
@@ -164,7 +285,6 @@ def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: Cal
                                          "min", p.averted_gaze_edge_deg, p.strength)
 
     provenance = {
-        "source": source,
         "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "notes": "'calibrated' values come from the labelled faces pulled towards literature priors; "
                  "'priors' are fixed anatomy, measurement and confidence settings (qa/calibrate.py, "
@@ -185,13 +305,13 @@ def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: Cal
             "camera_gaze_deg": {"data": camera_data, "shrunk": camera_edge, "prior": p.camera_gaze_edge_deg},
             "averted_gaze_deg": {"data": averted_data, "shrunk": averted_edge, "prior": p.averted_gaze_edge_deg},
         },
-        "priors": asdict(p),
+        "priors": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(p).items()},
     }
     return replace(
         geometry, ear_closed=round(ear_closed, 4), ear_open=round(ear_open, 4),
         vergence_deg=round(_between(parallel_edge, crossed_edge, "eye misalignment"), 2),
         gaze_deg=round(_between(camera_edge, averted_edge, "gaze"), 2), iris_baseline=round(baseline, 4),
-        provenance=_rounded(provenance),
+        provenance=provenance,
     )
 
 
@@ -200,6 +320,8 @@ def _rounded(value: Any) -> Any:
         return round(value, 4)
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
     return value
 
 
@@ -228,13 +350,149 @@ def measure_labelled(labels_csv: Path | str, *, priors: CalibrationPriors = DEFA
 
 def calibrate_from_labels(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT_PRIORS,
                           progress: ProgressFn | None = None) -> EyeThresholds:
-    """Measure the faces of a labels CSV and calibrate on them, recording the file in provenance."""
+    """Measure the faces of a labels CSV and their landmark noise, and calibrate on them,
+    recording the file in provenance."""
     labels_csv = Path(labels_csv)
     samples = measure_labelled(labels_csv, priors=priors, progress=progress)
-    thresholds = calibrate_eye_thresholds(samples, priors=priors, source=str(labels_csv))
+    noise = fit_noise(measure_noise(labels_csv, priors=priors, progress=progress), priors=priors)
+    thresholds = calibrate_eye_thresholds(samples, priors=priors, source=str(labels_csv), noise=noise)
     digest = hashlib.sha256(labels_csv.read_bytes()).hexdigest()
     return replace(thresholds, provenance={**thresholds.provenance, "source_sha256": digest,
                                            "faces": [{"path": s.source, "label": s.label} for s in samples]})
+
+
+# --- Landmark noise ------------------------------------------------------------------------------
+
+
+def jitter(rgb: np.ndarray, *, dx: float, dy: float, rescale: float) -> np.ndarray:
+    """``rgb`` shifted by (dx, dy) pixels and rescaled by ``rescale`` about its centre, same size
+    (bilinear ``cv2.warpAffine``, edges mirrored)."""
+    h, w = rgb.shape[:2]
+    matrix = np.array([[rescale, 0.0, (1 - rescale) * w / 2 + dx], [0.0, rescale, (1 - rescale) * h / 2 + dy]])
+    return cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def shrink(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """``rgb`` scaled by ``factor`` (< 1) with area averaging, as a camera with fewer pixels sees it."""
+    if factor >= 1.0:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class NoiseReading:
+    """One jittered, shrunk copy of a labelled face: its eye width and how far its angles moved
+    from the face's full-size reading."""
+
+    source: str
+    level: float  # target eye width in pixels; 0 for the full-size copies
+    eye_px: float
+    d_vergence_deg: float
+    d_gaze_deg: float
+
+
+def _centre(finding: FaceFinding) -> tuple[float, float]:
+    x0, y0, x1, y1 = finding.box
+    return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+
+def measure_noise(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT_PRIORS, seed: int = 0,
+                  progress: ProgressFn | None = None) -> list[NoiseReading]:
+    """Jittered readings of the largest face of every labelled image whose lids are open, at its
+    full size and shrunk to each eye width of ``priors.noise_eye_px`` below it; see the module
+    docstring. Copies in which the face is lost or unmeasurable are left out."""
+    p, rng, thresholds = priors, np.random.default_rng(seed), priors.seed()
+    rows = [r for r in read_labels(labels_csv) if r.truth in OPEN_LIDS]
+    readings: list[NoiseReading] = []
+    for done, row in enumerate(rows, start=1):
+        rgb = load_upright(row.path)
+        faces = find_faces(rgb)
+        try:
+            full = measure_face(faces[0], thresholds=thresholds) if faces else None
+        except Unmeasurable:
+            full = None
+        if full is None or not math.isfinite(full.vergence_deg):
+            log.info("%s: no measurable face with both eyes, left out of the noise measurement", row.relative)
+            continue
+        cx, cy = _centre(faces[0])
+        raw: list[tuple[float, float, float, float]] = [(0.0, full.eye_px, full.vergence_deg, full.gaze_deg)]
+        for level in (0.0, *(w for w in p.noise_eye_px if w < 0.95 * full.eye_px)):
+            factor = level / full.eye_px if level else 1.0
+            small = shrink(rgb, factor)
+            h, w = small.shape[:2]
+            for _ in range(p.noise_jitters):
+                dx, dy = rng.uniform(-p.noise_max_shift_px, p.noise_max_shift_px, 2)
+                rescale = 1.0 + rng.uniform(-p.noise_max_rescale, p.noise_max_rescale)
+                found = find_faces(jitter(small, dx=dx, dy=dy, rescale=rescale))
+                ex = (cx * factor - w / 2) * rescale + w / 2 + dx
+                ey = (cy * factor - h / 2) * rescale + h / 2 + dy
+                if not found:
+                    continue
+                face = min(found, key=lambda f: math.dist(_centre(f), (ex, ey)))
+                try:
+                    m = measure_face(face, thresholds=thresholds)
+                except Unmeasurable:
+                    continue
+                if math.isfinite(m.vergence_deg):
+                    raw.append((level, m.eye_px / rescale, m.vergence_deg, m.gaze_deg))
+        full_size = [r for r in raw if r[0] == 0.0]
+        ref_v = statistics.fmean(r[2] for r in full_size)
+        ref_g = statistics.fmean(r[3] for r in full_size)
+        readings += [NoiseReading(row.relative, level, eye, v - ref_v, g - ref_g) for level, eye, v, g in raw]
+        if progress is not None:
+            progress(done, len(rows), f"noise: {row.relative}")
+    return readings
+
+
+def _fit_floor_and_scale(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Non-negative least squares of ``ms = floor**2 + scale**2 / eye_px**2`` over (eye_px, ms)."""
+    x = np.array([1.0 / e**2 for e, _ in points])
+    y = np.array([ms for _, ms in points])
+    design = np.stack([np.ones_like(x), x], axis=1)
+    (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if b < 0:  # no size dependence in the data: the floor alone
+        a, b = float(y.mean()), 0.0
+    elif a < 0:  # no floor: the size term alone through the origin
+        a, b = 0.0, float(x @ y / (x @ x))
+    return math.sqrt(max(a, 0.0)), math.sqrt(max(b, 0.0))
+
+
+def fit_noise(readings: Sequence[NoiseReading], *, priors: CalibrationPriors = DEFAULT_PRIORS) -> NoiseModel:
+    """The noise model fitted to the mean squared deviation of each (face, size) group; the
+    priors' model where there are fewer than three groups."""
+    groups: dict[tuple[str, float], list[NoiseReading]] = {}
+    for r in readings:
+        groups.setdefault((r.source, r.level), []).append(r)
+    cells = [(statistics.fmean(r.eye_px for r in g), statistics.fmean(r.d_vergence_deg**2 for r in g),
+              statistics.fmean(r.d_gaze_deg**2 for r in g)) for g in groups.values() if len(g) >= 2]
+    if len(cells) < 3:
+        log.warning("too few jittered faces (%d groups) to fit the landmark noise; the prior model is used", len(cells))
+        return NoiseModel(priors.vergence_noise_floor_deg, priors.vergence_noise_scale_deg_px,
+                          priors.gaze_noise_floor_deg, priors.gaze_noise_scale_deg_px,
+                          {"groups": len(cells), "fitted": False})
+    v_floor, v_scale = _fit_floor_and_scale([(e, v) for e, v, _ in cells])
+    g_floor, g_scale = _fit_floor_and_scale([(e, g) for e, _, g in cells])
+    by_level: dict[float, list[tuple[float, float, float]]] = {}
+    for (_, level), g in groups.items():
+        by_level.setdefault(level, []).extend((r.eye_px, r.d_vergence_deg, r.d_gaze_deg) for r in g)
+    table = [{"eye_px": statistics.fmean(e for e, _, _ in rows),
+              "rms_vergence_deg": math.sqrt(statistics.fmean(v * v for _, v, _ in rows)),
+              "rms_gaze_deg": math.sqrt(statistics.fmean(g * g for _, _, g in rows)),
+              "readings": len(rows)}
+             for level, rows in sorted(by_level.items(), key=lambda kv: -kv[0] if kv[0] else -math.inf)]
+    record = {
+        "method": "each labelled face with open lids (largest face of the image) at full size and shrunk "
+                  f"(area averaging) to eye widths {list(priors.noise_eye_px)} px, each copy jittered "
+                  f"{priors.noise_jitters} times (cv2.warpAffine: shift up to {priors.noise_max_shift_px} px, "
+                  f"rescale up to {priors.noise_max_rescale:.0%}); deviation = reading minus the mean of the "
+                  "face's full-size readings; model fitted by least squares to each (face, size) group's "
+                  "mean squared deviation",
+        "faces": len({s for s, _ in groups}), "groups": len(cells), "readings": len(readings), "fitted": True,
+        "by_size": table,
+    }
+    return NoiseModel(v_floor, v_scale, g_floor, g_scale, record)
 
 
 def write_thresholds(thresholds: EyeThresholds, path: Path | str = THRESHOLDS_PATH) -> Path:

@@ -12,6 +12,15 @@ Every threshold of the decision lives in ``qa/eye_thresholds.json`` (written by
 priors); this module keeps only the sanity limits that tell a broken mesh from a face. Input
 that cannot be measured gives :attr:`EyeState.undetermined` with the reason, never an
 exception and never a silent ``open``.
+
+No verdict claims more than the pixels support. Sizes are judged in *source* pixels (the image
+the landmarks came from, before an aligned crop enlarged it): below ``min_eye_px`` the lids are
+not judged, below ``min_gaze_eye_px`` eye width or ``min_iris_px`` iris diameter the gaze is not
+judged, and the state is ``undetermined`` with the reason, never ``closed``, ``crossed`` or a
+plain ``open``. Above them, ``crossed`` (and ``looking_away``) must also clear the landmark
+noise at that size: ``|vergence| > vergence_deg + noise_k * vergence_noise_deg(eye_px)``,
+where the noise model ``sqrt(floor**2 + (scale / eye_px)**2)`` is fitted by :mod:`qa.calibrate`
+on jittered copies of the labelled faces; a reading inside the noise band is ``undetermined``.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -47,7 +56,7 @@ from likeness.errors import InvalidInput, NotFound
 log = logging.getLogger(__name__)
 
 THRESHOLDS_PATH = Path(__file__).with_name("eye_thresholds.json")
-THRESHOLDS_FORMAT = 1
+THRESHOLDS_FORMAT = 2  # 2: noise model and size support sections
 # Eye width over the distance between the eye centres is about 0.45 in a frontal face; far
 # outside this range the mesh has collapsed or is not a face.
 _EYE_WIDTH_RANGE = (0.15, 1.0)
@@ -90,17 +99,33 @@ class EyeThresholds:
     both_eyes_max_yaw_deg: float  # beyond this the far eye is foreshortened and half hidden by the nose
     max_yaw_deg: float  # beyond this (near profile) no eye is measurable
     max_pitch_deg: float  # beyond this the lids are seen edge-on
-    min_eye_px: float  # narrower eyes: lids and iris are one or two pixels, nothing to measure
-    min_gaze_eye_px: float  # narrower eyes: openness is judged, gaze is not
+    min_eye_px: float  # narrower eyes (source pixels): lids are one or two pixels, nothing to measure
     ear_softness: float  # EAR distance from a threshold that gives confidence ~0.73
     angle_softness_deg: float  # the same for gaze and misalignment angles
+    noise_k: float  # a call must clear its threshold by this many noise deviations
+    # Noise model, fitted on jittered labelled faces: sqrt(floor**2 + (scale / eye_px)**2) degrees.
+    vergence_noise_floor_deg: float
+    vergence_noise_scale_deg_px: float
+    gaze_noise_floor_deg: float
+    gaze_noise_scale_deg_px: float
+    # Size support, derived from the noise model (source pixels).
+    min_gaze_eye_px: float  # narrower eyes: gaze and alignment are not judged (undetermined)
+    min_iris_px: float  # iris diameter under this: the same
     provenance: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def vergence_noise_deg(self, eye_px: float) -> float:
+        """Landmark noise of the vergence angle (one deviation, degrees) for an eye this wide."""
+        return _noise(self.vergence_noise_floor_deg, self.vergence_noise_scale_deg_px, eye_px)
+
+    def gaze_noise_deg(self, eye_px: float) -> float:
+        """The same for the gaze angle."""
+        return _noise(self.gaze_noise_floor_deg, self.gaze_noise_scale_deg_px, eye_px)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EyeThresholds:
         if data.get("format") != THRESHOLDS_FORMAT:
             raise ValueError(f"unknown thresholds format {data.get('format')!r}")
-        values = {**data["calibrated"], **data["priors"]}
+        values = {**data["calibrated"], **data["noise"], **data["support"], **data["priors"]}
         names = {f.name for f in fields(cls)} - {"provenance"}
         if missing := names - values.keys():
             raise ValueError(f"missing {sorted(missing)}")
@@ -108,13 +133,23 @@ class EyeThresholds:
 
     def to_json(self) -> dict[str, Any]:
         values = {k: v for k, v in asdict(self).items() if k != "provenance"}
-        calibrated = ("ear_closed", "ear_open", "vergence_deg", "gaze_deg", "iris_baseline")
+        sections = {"calibrated": CALIBRATED, "noise": NOISE, "support": SUPPORT}
+        placed = {k for names in sections.values() for k in names}
         return {
             "format": THRESHOLDS_FORMAT,
-            "calibrated": {k: values[k] for k in calibrated},
-            "priors": {k: v for k, v in values.items() if k not in calibrated},
+            **{section: {k: values[k] for k in names} for section, names in sections.items()},
+            "priors": {k: v for k, v in values.items() if k not in placed},
             "provenance": self.provenance,
         }
+
+
+CALIBRATED = ("ear_closed", "ear_open", "vergence_deg", "gaze_deg", "iris_baseline")
+NOISE = ("vergence_noise_floor_deg", "vergence_noise_scale_deg_px", "gaze_noise_floor_deg", "gaze_noise_scale_deg_px")
+SUPPORT = ("min_gaze_eye_px", "min_iris_px")
+
+
+def _noise(floor: float, scale: float, eye_px: float) -> float:
+    return math.hypot(floor, scale / eye_px) if eye_px > 0 else math.inf
 
 
 def load_thresholds(path: Path | str | None = None) -> EyeThresholds:
@@ -156,7 +191,9 @@ class EyeMeasures:
     ``iris_right - iris_left`` (both eyes the same way; positive towards the image right).
     ``gaze_deg`` is the gaze direction off the camera axis, positive towards the image right;
     ``vergence_deg`` the misalignment, with the sign of ``vergence``. ``eye_px``: the narrower
-    eye's width in image pixels. Head pose as in :class:`faces.FaceFinding`.
+    eye's width, ``iris_px`` the smaller iris diameter, both in source pixels (image pixels
+    divided by the crop's upscale, see :func:`classify_face`). Head pose as in
+    :class:`faces.FaceFinding`.
     """
 
     ear_right: float
@@ -174,6 +211,7 @@ class EyeMeasures:
     yaw: float
     pitch: float
     roll: float
+    iris_px: float = math.nan
 
     def to_json(self) -> dict[str, float | None]:
         return {k: None if math.isnan(v) else round(v, 4) for k, v in asdict(self).items()}
@@ -279,7 +317,24 @@ def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = N
         openness=sum(used) / len(used), iris_right=iris_r, iris_left=iris_l,
         vergence=iris_r + iris_l - 1.0, conjugate=iris_r - iris_l, gaze_deg=gaze, vergence_deg=vergence_deg,
         eye_px=min(w for w, u in zip(widths, (use_right, use_left)) if u), yaw=yaw, pitch=pitch, roll=roll,
+        iris_px=_iris_px(pts, use_right, use_left),
     )
+
+
+# Iris contour landmarks (FaceMesh with iris): right 469-472, left 474-477, each pair opposite.
+_IRIS_CONTOURS = {"right": ((469, 471), (470, 472)), "left": ((474, 476), (475, 477))}
+
+
+def _iris_px(pts: np.ndarray, use_right: bool, use_left: bool) -> float:
+    """The smaller used iris diameter in image pixels (mean of its two contour chords); nan if
+    the contour is not finite."""
+    sizes = []
+    for eye, used in (("right", use_right), ("left", use_left)):
+        if used:
+            chords = [float(np.linalg.norm(pts[a, :2] - pts[b, :2])) for a, b in _IRIS_CONTOURS[eye]]
+            sizes.append(sum(chords) / 2.0)
+    size = min(sizes) if sizes else math.nan
+    return size if math.isfinite(size) else math.nan
 
 
 # --- Deciding ------------------------------------------------------------------------------------
@@ -296,7 +351,7 @@ def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | No
     if abs(m.pitch) > t.max_pitch_deg:
         return EyeState.undetermined, 0.0, f"head pitched {m.pitch:+.0f} degrees: lids seen edge-on"
     if m.eye_px < t.min_eye_px:
-        return EyeState.undetermined, 0.0, f"eyes {m.eye_px:.1f} px wide: too small to measure"
+        return EyeState.undetermined, 0.0, f"eye {m.eye_px:.0f} px wide: too small to measure the eyelids"
     both_eyes = abs(m.yaw) <= t.both_eyes_max_yaw_deg
     # Small or turned faces are measured less precisely.
     reliability = min(1.0, m.eye_px / (3.0 * t.min_eye_px)) * (1.0 if both_eyes else 0.8)
@@ -315,17 +370,31 @@ def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | No
         return (EyeState.half_closed, reliability * _sure(min(t.ear_closed - lo, hi - t.ear_open), ear),
                 f"one eye closed: eye aspect ratios {lo:.3f} and {hi:.3f}")
     sure_open = _sure(m.openness - t.ear_open, ear)
+    # The lids are open: the rest of the verdict is about gaze, which needs more pixels.
     if m.eye_px < t.min_gaze_eye_px:
-        return EyeState.open, reliability * sure_open, f"gaze not judged: eyes {m.eye_px:.1f} px wide"
+        return EyeState.undetermined, 0.0, f"eye {m.eye_px:.0f} px wide: too small to judge gaze"
+    if not m.iris_px >= t.min_iris_px:  # nan (no iris contour) included
+        iris = "no iris contour" if math.isnan(m.iris_px) else f"iris {m.iris_px:.0f} px across"
+        return EyeState.undetermined, 0.0, f"{iris}: too small to judge gaze"
     if math.isfinite(m.vergence_deg) and abs(m.vergence_deg) >= t.vergence_deg:
+        needed = t.vergence_deg + t.noise_k * t.vergence_noise_deg(m.eye_px)
+        if abs(m.vergence_deg) <= needed:
+            return (EyeState.undetermined, 0.0,
+                    f"eye {m.eye_px:.0f} px wide: too small to judge gaze (misalignment {abs(m.vergence_deg):.0f} "
+                    f"degrees is within landmark noise; crossed needs over {needed:.0f})")
         kind = "turned out (exotropia)" if m.vergence_deg < 0 else "turned in (esotropia)"
-        return (EyeState.crossed, reliability * min(sure_open, _sure(abs(m.vergence_deg) - t.vergence_deg, ang)),
+        return (EyeState.crossed, reliability * min(sure_open, _sure(abs(m.vergence_deg) - needed, ang)),
                 f"eyes misaligned by {abs(m.vergence_deg):.0f} degrees, {kind}")
     parallel = _sure(t.vergence_deg - abs(m.vergence_deg), ang) if math.isfinite(m.vergence_deg) else 1.0
     if abs(m.gaze_deg) >= t.gaze_deg:
+        needed = t.gaze_deg + t.noise_k * t.gaze_noise_deg(m.eye_px)
+        if abs(m.gaze_deg) <= needed:
+            return (EyeState.undetermined, 0.0,
+                    f"eye {m.eye_px:.0f} px wide: too small to judge gaze (gaze {abs(m.gaze_deg):.0f} degrees "
+                    f"is within landmark noise; looking away needs over {needed:.0f})")
         side = "image right" if m.gaze_deg > 0 else "image left"
         return (EyeState.looking_away,
-                reliability * min(sure_open, parallel, _sure(abs(m.gaze_deg) - t.gaze_deg, ang)),
+                reliability * min(sure_open, parallel, _sure(abs(m.gaze_deg) - needed, ang)),
                 f"gaze {abs(m.gaze_deg):.0f} degrees towards the {side}")
     confidence = reliability * min(sure_open, parallel, _sure(t.gaze_deg - abs(m.gaze_deg), ang))
     note = None if both_eyes else "alignment not judged: one eye hidden by the turned head"
@@ -333,9 +402,12 @@ def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | No
 
 
 def classify_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = None,
-                  thresholds: EyeThresholds | None = None) -> EyeVerdict:
+                  thresholds: EyeThresholds | None = None, upscale: float = 1.0) -> EyeVerdict:
     """The eye state of one face. ``image_size`` (width, height) enables the check that the
-    frame does not cut the eyes. Never raises for bad landmarks: gives ``undetermined``."""
+    frame does not cut the eyes. ``upscale``: how much the image the landmarks are in enlarged
+    its source (an aligned crop: crop side over the face quad's side in the frame, see
+    ``qa.api.crop_upscale``); eye and iris sizes are judged in source pixels, since enlarging
+    adds no detail. Never raises for bad landmarks: gives ``undetermined``."""
     t = thresholds or load_thresholds()
     box = _box(finding.box)
     try:
@@ -343,8 +415,17 @@ def classify_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = 
     except Unmeasurable as exc:
         log.debug("face %s undetermined: %s", box, exc)
         return EyeVerdict(EyeState.undetermined, 0.0, None, str(exc), box)
+    measures = in_source_pixels(measures, upscale)
     state, confidence, reason = _decide(measures, t)
     return EyeVerdict(state, round(confidence, 4), measures, reason, box)
+
+
+def in_source_pixels(measures: EyeMeasures, upscale: float) -> EyeMeasures:
+    """Measures with the eye and iris sizes divided by ``upscale`` (values of 1 or less, and
+    non-finite ones, leave them as they are: a shrunk crop keeps its source's detail)."""
+    if not math.isfinite(upscale) or upscale <= 1.0:
+        return measures
+    return replace(measures, eye_px=measures.eye_px / upscale, iris_px=measures.iris_px / upscale)
 
 
 def _box(box: Sequence[float] | None) -> tuple[float, float, float, float] | None:
