@@ -33,6 +33,7 @@ MAX_SHOOT_DATE_AHEAD = dt.timedelta(days=1)
 QA_REASON_PREFIX = "qa_"
 # Quarantine reasons that mean the sitter's consent does not cover the frame: its pixels are
 # shown to admins only.
+FACE_REASONS = frozenset({"no_face", "several_faces"})
 CONSENT_REASONS = frozenset({*_CONSENT_REASON.values(), "unknown_sitter", "capture_date_mismatch"})
 
 
@@ -139,7 +140,8 @@ def update_status(
     shot.person_id = person.id if person else None
     shot.capture_date = capture_date(shot.captured_at, shoot_date)
     if (verdict.status, verdict.reason) == (shot.status, shot.reason):
-        shot.reason_detail = verdict.detail
+        if verdict.reason not in FACE_REASONS:  # the detection's own detail (what it refused) stays
+            shot.reason_detail = verdict.detail
         return None
     before = shot.status
     audit.record(
