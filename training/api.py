@@ -7,30 +7,41 @@ Each function opens its own short unit of work; the reads are column-only select
 frozen dataclasses (training/runs.py, training/generate.py).
 
 A run started from the page trains in a process of its own (`start_run_process` runs
-`likeness train run`), which records its progress in the database; the page only reads it back.
+`likeness train run`, `resume_run_process` continues one from its latest snapshot), which
+records its progress in the database; the page only reads it back. Its output goes to
+train.log in the run folder as it is written (PYTHONUNBUFFERED), and a thread of the starting
+process waits for it, so a process that ends (stopped, finished, killed) is reaped at once and
+never lingers as <defunct> under the app. `request_stop` asks a run to stop (it snapshots and
+ends as stopped).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from likeness.errors import ConfigError, NotFound
+from likeness.errors import ConfigError, LikenessError, NotFound
 from likeness.workbench import Workbench
 from training import generate as gen
 from training import runs
 from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
+from training.dataset import ImageFolderDataset
+from training.estimate import Estimate, describe_device, format_duration
+from training.estimate import estimate as _estimate
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, Label
 from training.runs import CheckpointSummary, Resume, RunSummary
 
 __all__ = [
-    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Label", "Resume", "RunDefaults",
-    "RunSummary", "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file", "checkpoints", "generate",
-    "generated_images", "run_command", "run_folder", "run_summaries", "run_summary", "start_run",
+    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Estimate", "Label",
+    "Resume", "RunDefaults", "RunSummary", "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file",
+    "checkpoints", "describe_device", "estimate_run", "format_duration", "generate", "generated_images", "read_log",
+    "request_stop", "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "start_run",
     "start_run_process", "write_generated",
 ]
 
@@ -111,6 +122,7 @@ def start_run_process(
     batch: int = RUN_DEFAULTS.batch,
     snapshot_kimg: float = RUN_DEFAULTS.snapshot_kimg,
     log_path: Path | None = None,        # where its output goes (default: train.log in the run folder)
+    extra_args: Sequence[str] = (),      # more `likeness train run` options (--network, --tick-kimg ...)
 ) -> StartedRun:
     """Start a new run as `likeness train run` in a detached process; returns at once.
 
@@ -130,16 +142,79 @@ def start_run_process(
     if taken:
         raise ConfigError(f"Run {name} exists already: choose another name.")
     run_dir = run_folder(workbench, name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_path or run_dir / LOG_FILE
     command = run_command(dataset=dataset, run_dir=run_dir, name=name, kimg=kimg, batch=batch,
-                          snapshot_kimg=snapshot_kimg)
+                          snapshot_kimg=snapshot_kimg) + list(extra_args)
+    return _spawn(command, name=name, run_dir=run_dir, log_path=log_path or run_dir / LOG_FILE)
+
+
+def resume_run_process(*, workbench: Workbench, name: str, extra_args: Sequence[str] = ()) -> StartedRun:
+    """Continue the run called `name` from its latest snapshot, with its own settings, as
+    `likeness train run ... --resume auto` in a detached process; returns at once.
+
+    NotFound for no such run, ConfigError when it is running or finished already.
+    """
+    summary = next((s for s in run_summaries(workbench) if s.name == name), None)
+    if summary is None:
+        raise NotFound(f"no training run named {name!r}", hint="`likeness train status` lists the runs")
+    if summary.status in ("running", "finished"):
+        raise ConfigError(f"Run {name} is {summary.status}: there is nothing to resume.")
+    config = summary.config
+    run_dir = Path(summary.run_dir)
+    command = run_command(dataset=summary.dataset_path, run_dir=run_dir, name=name,
+                          kimg=float(config.get("total_kimg", summary.total_kimg)),
+                          batch=int(config.get("batch", RUN_DEFAULTS.batch)),
+                          snapshot_kimg=float(config.get("snapshot_kimg", RUN_DEFAULTS.snapshot_kimg)))
+    command += ["--tick-kimg", f"{float(config.get('kimg_per_tick', RUN_DEFAULTS.tick_kimg)):g}"]
+    if summary.network is not None and (config.get("network") or config.get("network_overrides")):
+        network_file = run_dir / "network.json"   # the run's own network, not the preset
+        network_file.write_text(json.dumps(summary.network), encoding="utf-8")
+        command += ["--network", str(network_file)]
+    command += [*extra_args, "--resume", "auto"]
+    return _spawn(command, name=name, run_dir=run_dir, log_path=run_dir / LOG_FILE)
+
+
+def _spawn(command: list[str], *, name: str, run_dir: Path, log_path: Path) -> StartedRun:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # the log grows line by line, not per 8 KiB block
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            command, env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,  # setsid: no signal aimed at the caller's terminal reaches it
         )
+    if hasattr(process, "wait"):
+        # Reap it as soon as it ends, however it ends: no <defunct> child under the app.
+        threading.Thread(target=process.wait, name=f"reap-train-{process.pid}", daemon=True).start()
     return StartedRun(pid=process.pid, name=name, run_dir=run_dir, log_path=log_path, command=tuple(command))
+
+
+def request_stop(workbench: Workbench, name: str) -> int:
+    """Ask the run called `name` to stop at its next step (it snapshots, then ends as stopped);
+    returns its id. NotFound for no such run, ConfigError when it is not running."""
+    with workbench.db.unit_of_work() as session:
+        return runs.request_stop(name, session=session)
+
+
+def read_log(summary: RunSummary, *, max_bytes: int = 64 * 1024) -> str | None:
+    """The end of a run's train.log (at most `max_bytes`), or None when it has none."""
+    path = Path(summary.run_dir) / LOG_FILE
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def estimate_run(workbench: Workbench, config: TrainConfig, *, measure: bool = True,
+                 done_kimg: float = 0.0) -> Estimate | None:
+    """Device and estimated time of `config` (training.estimate): from the speed of the latest
+    matching run on this machine, else (when `measure`) from a short benchmark."""
+    try:
+        resolution: int | None = ImageFolderDataset(config.data).resolution
+    except LikenessError:
+        resolution = None
+    return _estimate(config, run_summaries(workbench), resolution=resolution, measure=measure, done_kimg=done_kimg)
 
 
 # ---- Generating faces. -------------------------------------------------------------------------

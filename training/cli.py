@@ -1,8 +1,9 @@
-"""`likeness train` (prepare, run, status, checkpoints) and `likeness generate`."""
+"""`likeness train` (prepare, run, stop, status, checkpoints) and `likeness generate`."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgr
 from training.dataset import prepare_dataset
 from training.generate import MAX_SEEDS_PER_CALL
 from training.networks import NetworkConfig
+
+LOG_EVERY_S = 10.0      # without a terminal, live progress lines are printed at most this often
 
 
 class _GenerateGroup(DefaultCommandGroup):
@@ -62,8 +65,14 @@ def train_run(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     workers: int = typer.Option(1, help="Data loader processes."),
     resume: str | None = typer.Option(None, help="'auto' (latest snapshot of the run), a checkpoint id or a snapshot file."),
+    estimate: bool = typer.Option(True, "--estimate/--no-estimate",
+                                  help="Estimate the time first (from this machine's last matching run, "
+                                       "else a benchmark of a few steps)."),
 ) -> None:
-    """Train a StyleGAN2-ADA run, recording progress and checkpoints in the database."""
+    """Train a StyleGAN2-ADA run, recording progress and checkpoints in the database.
+
+    The first lines name the device and the estimated time; without a terminal (a log file)
+    progress is printed as lines, one per tick and at most every LOG_EVERY_S seconds between."""
     with open_workbench() as wb:
         run_dir = out or api.run_folder(wb, name or dataset.stem)
         config = TrainConfig(
@@ -71,15 +80,25 @@ def train_run(
             network_overrides=_overrides(net), batch=batch, total_kimg=kimg, snapshot_kimg=snapshot_kimg,
             kimg_per_tick=tick_kimg, augment=augment, xflip=mirror, seed=seed, device=device, workers=workers,
         )
+        console.print(f"device: {api.describe_device(device)}")
+        if estimate:
+            found = api.estimate_run(wb, config, done_kimg=_done_kimg(wb, name or run_dir.name))
+            if found is not None:
+                console.print(found.line())
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task(f"train {name or run_dir.name}", total=kimg, stats="starting")
+            printed = [-float("inf")]
 
             def show(report: TrainProgress) -> None:
                 losses = " ".join(f"{k} {v:.3f}" for k, v in report.losses.items())
-                bar.update(task, completed=report.kimg, stats=(
-                    f"kimg {report.kimg:.3f}/{report.total_kimg:g}  {report.sec_per_kimg:.1f} s/kimg  "
-                    f"{report.img_per_s:.1f} img/s  {losses}  p {report.augment_p:.3f}"))
+                eta = "" if report.eta_s is None else f"  ETA {api.format_duration(report.eta_s)}"
+                stats = (f"kimg {report.kimg:.3f}/{report.total_kimg:g}  {report.sec_per_kimg:.1f} s/kimg  "
+                         f"{report.img_per_s:.1f} img/s  {losses}  p {report.augment_p:.3f}{eta}")
+                bar.update(task, completed=report.kimg, stats=stats)
+                if not console.is_terminal and (not report.live or time.monotonic() - printed[0] >= LOG_EVERY_S):
+                    printed[0] = time.monotonic()
+                    console.print(("progress " if report.live else f"tick {report.tick} ") + stats)
 
             try:
                 run_id = api.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show)
@@ -90,6 +109,15 @@ def train_run(
         summary = api.run_summary(wb, run_id)
     console.print(f"run {summary.name}: {summary.status} at kimg {summary.kimg:g}, {summary.checkpoints} checkpoints "
                   f"(latest #{summary.latest_checkpoint_id}) in {summary.run_dir}")
+
+
+@train_app.command("stop")
+def train_stop(name: str = typer.Argument(..., help="The run to stop (by name).")) -> None:
+    """Ask a running run to stop: it finishes its step, writes a snapshot and ends as stopped."""
+    with open_workbench() as wb:
+        run_id = api.request_stop(wb, name)
+    console.print(f"asked run {name} (#{run_id}) to stop; it snapshots at its next step and ends as stopped "
+                  "(`likeness train status` shows when)")
 
 
 @train_app.command("status")
@@ -184,6 +212,11 @@ def _label(text: str | None) -> int | list[float] | None:
 
 def _checkpoint_ref(text: str) -> int | Path:
     return int(text) if text.isdigit() else Path(text)
+
+
+def _done_kimg(wb: Workbench, name: str) -> float:
+    """How far the run called `name` got already (0 for a new run)."""
+    return next((s.kimg for s in api.run_summaries(wb) if s.name == name), 0.0)
 
 
 def _resume(wb: Workbench, text: str | None, run_dir: Path) -> api.Resume:

@@ -132,7 +132,8 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainProgress:
-    """One progress report, sent to `progress_fn` at every tick and at the end of the run."""
+    """One progress report, sent to `progress_fn` at every tick and at the end of the run, and to
+    `live_fn` between ticks."""
 
     kimg: float                         # thousand images shown so far
     total_kimg: float                   # the run's length
@@ -144,6 +145,8 @@ class TrainProgress:
     done: bool                          # True for the last report of this call
     snapshot: str | None = None         # snapshot written at this report, if any
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # computed at that snapshot
+    live: bool = False                  # a report between ticks (rank 0's own losses so far in the tick)
+    eta_s: float | None = None          # seconds left at the current speed
 
 
 @dataclasses.dataclass

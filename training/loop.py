@@ -29,6 +29,11 @@ each phase is the same average with none of those constraints. The mean w (for t
 path-length target and the ADA statistic are updated once per step from all-reduced sums, so
 every process keeps identical weights and buffers. Only rank 0 writes files.
 
+Live reports. Ticks come every `kimg_per_tick` thousand images, which on a slow machine can be
+many minutes apart; between them `live_fn` gets a report (kimg, img/s, ETA, the tick's losses
+so far on rank 0) at most every `live_every_s` seconds of wall time, so a watcher never waits
+for a tick. Live reports run no collective: they read rank 0's own numbers only.
+
 At every snapshot the metrics named in `TrainConfig.metrics` are computed (training.metrics)
 and recorded with the snapshot's metrics.jsonl line.
 """
@@ -60,7 +65,10 @@ from training.augment import AugmentPipe
 from training.checkpoint import (
     METRICS_FILE,
     OPTIONS_FILE,
+    compact_adam_state,
+    expand_adam_state,
     find_latest_snapshot,
+    grid_name,
     load_snapshot,
     save_snapshot,
     snapshot_name,
@@ -267,11 +275,14 @@ def train(
     resume: str | Path | None = "auto",  # "auto": latest snapshot in out_dir, if any; a path; None: fresh
     progress_fn: Callable[[TrainProgress], None] | None = None,  # called on rank 0 at every tick
     abort_fn: Callable[[], bool] | None = None,  # polled every step; True stops after a final snapshot
+    live_fn: Callable[[TrainProgress], None] | None = None,  # rank 0, between ticks (see the module docstring)
+    live_every_s: float = 2.0,           # wall-time seconds between live reports, at least
 ) -> TrainResult:
     """Train (or continue training) G and D as `config` says; returns where it stopped.
 
     Writes to `config.out_dir` (rank 0 only): training_options.json, a snapshot
-    network-snapshot-{kimg:06d}.pt, a sample grid fakes{kimg:06d}.png and a metrics.jsonl line
+    network-snapshot-{kimg:06d}.{rest:03d}.pt (named by image count), a sample grid
+    fakes{kimg:06d}.{rest:03d}.png and a metrics.jsonl line
     every `snapshot_kimg` and at the end. Resuming restores everything a step depends on, so an
     interrupted and resumed run ends with the same weights as an uninterrupted one.
     """
@@ -332,8 +343,8 @@ def train(
             try:
                 for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
                     module.load_state_dict(state[key])
-                g_opt.load_state_dict(state["G_opt"])
-                d_opt.load_state_dict(state["D_opt"])
+                g_opt.load_state_dict(expand_adam_state(state["G_opt"]))
+                d_opt.load_state_dict(expand_adam_state(state["D_opt"]))
                 loss.load_state_dict(state["loss"])
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise InvalidInput(f"{resume_path}: snapshot does not fit the networks ({exc})") from exc
@@ -375,6 +386,7 @@ def train(
         tick_nimg = max(1, round(config.kimg_per_tick * 1000))
         snap_nimg = max(1, round(config.snapshot_kimg * 1000))
         tick_start_nimg, tick_seconds, mark = cur_nimg, 0.0, time.perf_counter()
+        last_live = time.monotonic()
         tick_sums: dict[str, torch.Tensor] = {}
         last_snapshot: Path | None = None
         last_metrics: dict[str, float] = {}
@@ -438,6 +450,19 @@ def train(
             tick_due = done or cur_nimg >= tick_start_nimg + tick_nimg
             snapshot_due = done or cur_nimg // snap_nimg > (cur_nimg - config.batch) // snap_nimg
             if not (tick_due or snapshot_due):
+                if live_fn is not None and is_main and time.monotonic() - last_live >= live_every_s:
+                    now = time.perf_counter()
+                    tick_seconds += now - mark
+                    seconds += now - mark
+                    nimg_done = cur_nimg - tick_start_nimg
+                    rate = nimg_done / max(tick_seconds, 1e-9)
+                    live_fn(TrainProgress(
+                        kimg=cur_nimg / 1000, total_kimg=config.total_kimg, tick=tick,
+                        sec_per_kimg=1000 / rate, img_per_s=rate,
+                        losses={name: float(v[0] / v[1]) for name, v in tick_sums.items() if v[1] > 0},
+                        augment_p=float(augment_pipe.p) if augment_pipe is not None else 0.0, done=False,
+                        live=True, eta_s=max(total_nimg - cur_nimg, 0) / rate))
+                    last_live, mark = time.monotonic(), time.perf_counter()
                 continue
 
             # -- Snapshot, metrics and report (timings exclude this part). --
@@ -456,7 +481,8 @@ def train(
                     snapshot_path = out_dir / snapshot_name(cur_nimg)
                     save_snapshot(snapshot_path, {
                         "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-                        "G_opt": g_opt.state_dict(), "D_opt": d_opt.state_dict(), "loss": loss.state_dict(),
+                        "G_opt": compact_adam_state(g_opt.state_dict()),
+                        "D_opt": compact_adam_state(d_opt.state_dict()), "loss": loss.state_dict(),
                         "augment_p": augment_p, "ada_stats": ada_total.tolist(),
                         "cur_nimg": cur_nimg, "step": step, "tick": tick,
                         "data_position": cur_nimg, "seconds": seconds,
@@ -464,7 +490,7 @@ def train(
                                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                         "train_config": config.to_dict(), "network_config": net_cfg.to_dict(),
                     })
-                    _save_grid(G_ema, grid_z, grid_c, batch_gpu, out_dir / f"fakes{cur_nimg // 1000:06d}.png")
+                    _save_grid(G_ema, grid_z, grid_c, batch_gpu, out_dir / grid_name(cur_nimg))
                 # Every process computes the metrics (they may share the work); rank 0 records them.
                 snapshot_metrics = metrics.compute(config.metrics, G_ema, metrics.MetricContext(
                     dataset=dataset, network=net_cfg, device=device, procs=procs, run_dir=out_dir,
@@ -484,6 +510,7 @@ def train(
                     kimg=cur_nimg / 1000, total_kimg=config.total_kimg, tick=tick,
                     sec_per_kimg=tick_seconds / kimg_done, img_per_s=kimg_done * 1000 / max(tick_seconds, 1e-9),
                     losses=losses, augment_p=augment_p, done=done,
+                    eta_s=max(total_nimg - cur_nimg, 0) / 1000 * tick_seconds / kimg_done,
                     snapshot=None if snapshot_path is None else str(snapshot_path), metrics=snapshot_metrics)
                 if is_main:
                     log.info("tick %d  kimg %.3f/%g  %.1f s/kimg  %.2f img/s  p %.3f  %s", tick, progress.kimg,
@@ -493,7 +520,7 @@ def train(
                         progress_fn(progress)
                 tick_sums.clear()
                 tick_start_nimg, tick_seconds = cur_nimg, 0.0
-            mark = time.perf_counter()
+            mark, last_live = time.perf_counter(), time.monotonic()
 
         # -- Done. --
         del batches

@@ -1,14 +1,22 @@
 """Training runs in the database: start or resume a run, record its progress and snapshots.
 
 `start_run` wraps `training.loop.train`. The run's row (`TrainingRun`) is written before the
-first step and updated at every tick, each time in a short transaction of its own, so the app
-can watch a run while it trains. Every snapshot the loop writes becomes a `Checkpoint` row whose
+first step and updated at every tick and between ticks at least every LIVE_EVERY_S seconds of
+wall time (kimg, img/s, s/kimg, ETA, losses; the loop's live reports), each time in a short
+transaction of its own, so the app can watch a run while it trains.
+
+Stopping. `request_stop` sets the row's `stop_requested_at` (`likeness train stop NAME`, the
+Training page); the training process reads it at most every STOP_POLL_S seconds and the loop
+honours it at its next step: it writes a final snapshot and the run ends as stopped. SIGTERM
+does the same (`kill PID`, a service manager stopping the app). Ctrl-C (SIGINT) still stops at
+once, without a final snapshot; the next start continues from the latest one. Every snapshot the loop writes becomes a `Checkpoint` row whose
 file (and sample grid) is first copied into the blob store: a row never names a missing file.
 
 Snapshots are found through the run folder's metrics.jsonl, where the loop appends one line per
-snapshot (its kimg, losses and file name) after writing the file. The latest line for a file
-name describes the file as it is now (names hold whole kimg, so a short run can overwrite one),
-unless the file is newer than the line, which only a crash between the two writes leaves.
+snapshot (its kimg, losses and file name) after writing the file. Names hold the image count,
+so two snapshots never share one (older runs' names held whole kimg and could be overwritten:
+the latest line for a name describes the file as it is now), unless the file is newer than the
+line, which only a crash between the two writes leaves.
 
 One process at a time trains a run: it holds the run's lease, the row's `lease_pid`, `lease_host`
 and `heartbeat_at` (refreshed at every progress record, and at most every HEARTBEAT_EVERY_S
@@ -25,14 +33,17 @@ writing; the row itself stays running until the next start takes it over and con
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -46,6 +57,7 @@ from likeness.models import Checkpoint, RunStatus, TrainingRun, utcnow
 from likeness.workbench import Workbench
 from training.checkpoint import METRICS_FILE, OPTIONS_FILE
 from training.config import TrainConfig, TrainProgress, TrainResult
+from training.estimate import describe_device
 from training.loop import train
 
 log = logging.getLogger(__name__)
@@ -54,6 +66,8 @@ Resume = Path | Literal["auto"] | None
 
 LEASE_TIMEOUT_S = 30 * 60       # a lease whose heartbeat is older than this is expired, whatever its host
 HEARTBEAT_EVERY_S = 60.0        # between progress records, steps refresh the heartbeat this often at most
+LIVE_EVERY_S = 2.0              # wall-time seconds between live progress records, at least
+STOP_POLL_S = 2.0               # the training process reads the run's stop request this often at most
 
 
 class LeaseLost(ConfigError):
@@ -76,6 +90,10 @@ class RunSummary:
     error: str | None
     run_dir: str
     updated_at: dt.datetime
+    dataset_path: str = ""
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)   # TrainConfig.to_dict()
+    network: dict[str, Any] | None = None                              # the resolved NetworkConfig
+    stop_requested: bool = False        # a stop is asked for and the run has not ended yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,19 +132,23 @@ def start_run(
     run_id, resume = _open_run(workbench, config, name=name, resume=resume, lease=lease)
     _remove_stale_temp_files(run_dir)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
+    stop = _StopRequest(workbench, run_id)
+    where = {"host": lease.host, "device": describe_device(config.device)}
 
     def on_tick(report: TrainProgress) -> None:
-        _record_tick(workbench, run_id, run_dir, report, lease)
+        _record_tick(workbench, run_id, run_dir, report, lease, where)
         recorder.record_new()
         if progress is not None:
             progress(report)
 
     def poll() -> bool:
         lease.beat(run_id, every_s=HEARTBEAT_EVERY_S)
-        return abort is not None and abort()
+        return stop.asked() or (abort is not None and abort())
 
     try:
-        result = train(config, resume=resume, progress_fn=on_tick, abort_fn=poll)
+        with stop.on_sigterm():
+            result = train(config, resume=resume, progress_fn=on_tick, abort_fn=poll, live_fn=on_tick,
+                           live_every_s=LIVE_EVERY_S)
     except KeyboardInterrupt:
         _close_run(workbench, run_id, recorder, RunStatus.stopped, error=None, lease=lease)
         raise
@@ -151,7 +173,8 @@ def run_status(*, session: Session) -> list[RunSummary]:
         select(TrainingRun.id, TrainingRun.name, TrainingRun.status, TrainingRun.kimg, TrainingRun.total_kimg,
                TrainingRun.augment_p, counts.c.n, counts.c.latest, TrainingRun.last_metrics, TrainingRun.error,
                TrainingRun.run_dir, TrainingRun.updated_at, TrainingRun.lease_pid, TrainingRun.lease_host,
-               TrainingRun.heartbeat_at)
+               TrainingRun.heartbeat_at, TrainingRun.dataset_path, TrainingRun.config, TrainingRun.network,
+               TrainingRun.stop_requested_at)
         .outerjoin(counts, counts.c.run_id == TrainingRun.id)
         .order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
     )
@@ -160,10 +183,27 @@ def run_status(*, session: Session) -> list[RunSummary]:
                    status=(RunStatus.interrupted if status == RunStatus.running
                            and not lease_is_live(pid, host, heartbeat) else status),
                    checkpoints=n or 0, latest_checkpoint_id=latest, last_metrics=dict(last_metrics or {}),
-                   error=error, run_dir=run_dir, updated_at=updated_at)
+                   error=error, run_dir=run_dir, updated_at=updated_at, dataset_path=dataset_path,
+                   config=dict(config or {}), network=network,
+                   stop_requested=stop_at is not None and status == RunStatus.running)
         for (run_id, name, status, kimg, total_kimg, augment_p, n, latest, last_metrics, error, run_dir,
-             updated_at, pid, host, heartbeat) in rows
+             updated_at, pid, host, heartbeat, dataset_path, config, network, stop_at) in rows
     ]
+
+
+def request_stop(name: str, *, session: Session) -> int:
+    """Ask the process training the run called `name` to stop at its next step; returns its id.
+    NotFound for no such run, ConfigError when it is not running (or its process is gone)."""
+    run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
+    if run is None:
+        raise NotFound(f"no training run named {name!r}", hint="`likeness train status` lists the runs")
+    if run.status != RunStatus.running or not lease_is_live(run.lease_pid, run.lease_host, run.heartbeat_at):
+        shown = run.status if run.status != RunStatus.running else RunStatus.interrupted
+        raise ConfigError(f"training run {name!r} is not running ({shown}): there is nothing to stop",
+                          hint="continue it with `likeness train run ... --resume auto` or the Resume button")
+    if run.stop_requested_at is None:
+        run.stop_requested_at = utcnow()
+    return run.id
 
 
 def find_run_id(name: str, *, session: Session) -> int | None:
@@ -262,8 +302,50 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
             row.total_kimg = config.total_kimg
             row.error = None
             row.finished_at = None
+            row.stop_requested_at = None
             return row.id, resume
     raise ConfigError(f"training run {name!r} is being started by another process", hint="try again")
+
+
+# ---- Stopping: a request on the row, or SIGTERM. ------------------------------------------------
+
+class _StopRequest:
+    """Whether this run is asked to stop: SIGTERM received, or `stop_requested_at` set on its row."""
+
+    def __init__(self, workbench: Workbench, run_id: int) -> None:
+        self.workbench = workbench
+        self.run_id = run_id
+        self.signalled = False
+        self.requested = False
+        self.last_read = -float("inf")
+
+    def asked(self) -> bool:
+        if not (self.signalled or self.requested) and time.monotonic() - self.last_read >= STOP_POLL_S:
+            self.last_read = time.monotonic()
+            with self.workbench.db.unit_of_work() as session:
+                self.requested = session.scalar(
+                    select(TrainingRun.stop_requested_at).where(TrainingRun.id == self.run_id)) is not None
+            if self.requested:
+                log.info("training run #%d: stop requested; stopping after this step's snapshot", self.run_id)
+        return self.signalled or self.requested
+
+    @contextlib.contextmanager
+    def on_sigterm(self) -> Iterator[None]:
+        """SIGTERM asks for a stop while training (only the main thread can take signals)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(signum: int, _frame: object) -> None:
+            log.warning("training run #%d: %s received; stopping after this step's snapshot", self.run_id,
+                        signal.Signals(signum).name)
+            self.signalled = True
+
+        previous = signal.signal(signal.SIGTERM, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # ---- The lease: which process trains a run. ----------------------------------------------------
@@ -343,14 +425,17 @@ def _remove_stale_temp_files(run_dir: Path) -> None:
             log.info("removed stale temporary file %s", path)
 
 
-def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress, lease: _Lease) -> None:
+def _record_tick(workbench: Workbench, run_id: int, run_dir: Path, report: TrainProgress, lease: _Lease,
+                 where: dict[str, str]) -> None:
+    """Record a tick's or a live report's progress on the row (with the host and device, so
+    estimates can find the speed of this machine)."""
     with workbench.db.unit_of_work() as session:
         lease.beat(run_id, session=session)
         run = session.get_one(TrainingRun, run_id)
         run.kimg = report.kimg
         run.augment_p = report.augment_p
         run.last_metrics = {"tick": report.tick, "losses": report.losses, "sec_per_kimg": report.sec_per_kimg,
-                            "img_per_s": report.img_per_s}
+                            "img_per_s": report.img_per_s, "eta_s": report.eta_s, "live": report.live, **where}
         if run.network is None:
             _adopt_options(run, run_dir)
 
@@ -380,7 +465,7 @@ def _close_run(workbench: Workbench, run_id: int, recorder: _SnapshotRecorder, s
             lease.beat(run_id, session=session)
             run = session.get_one(TrainingRun, run_id)
             run.status = status
-            run.lease_pid = run.lease_host = run.heartbeat_at = None
+            run.lease_pid = run.lease_host = run.heartbeat_at = run.stop_requested_at = None
             run.error = error
             run.finished_at = utcnow()
             if result is not None:
@@ -412,7 +497,7 @@ class _SnapshotRecorder:
         ids = []
         for record in self._pending():
             snapshot = self.run_dir / record["snapshot"]
-            grid = self.run_dir / f"fakes{snapshot.stem.rsplit('-', 1)[-1]}.png"
+            grid = self.run_dir / f"fakes{snapshot.stem.rsplit('-', 1)[-1]}.png"  # fakes000000.004.png
             file_sha = self.workbench.blobs.put_file(snapshot)
             grid_sha = self.workbench.blobs.put_file(grid) if _written_by(grid, record) else None
             metrics = {k: v for k, v in record.items() if k not in ("kimg", "snapshot", "timestamp")}

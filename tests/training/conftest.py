@@ -29,7 +29,7 @@ def tiny_network(**overrides: Any) -> NetworkConfig:
 
 def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
     """The tiny network on one CPU thread: two steps of four images, a tick and a snapshot after
-    each (both snapshots share the file name network-snapshot-000000.pt). Tests that need
+    each (network-snapshot-000000.004.pt and network-snapshot-000000.008.pt). Tests that need
     another shape of run say so with overrides."""
     values: dict[str, Any] = dict(
         data=str(data), out_dir=str(out), network=tiny_network(), batch=4, total_kimg=0.008,

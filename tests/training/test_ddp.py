@@ -63,5 +63,5 @@ def test_two_gloo_processes_match_one_process(faces16: Path, tmp_path: Path) -> 
         for key, value in net.state_dict().items():
             torch.testing.assert_close(rank0[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
     snapshots = sorted(p.name for p in (tmp_path / "ddp").glob("network-snapshot-*.pt"))
-    assert snapshots == ["network-snapshot-000000.pt"]        # written once, by rank 0
+    assert snapshots == ["network-snapshot-000000.032.pt"]        # written once, by rank 0
     assert load_snapshot(tmp_path / "ddp" / snapshots[0])["cur_nimg"] == 32

@@ -76,7 +76,7 @@ def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, 
 
 def test_tainted_and_unrecorded_checkpoints_refuse_to_generate(workbench: Workbench, checkpoint_id: int,
                                                                tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> None:
-    snapshot = tiny_trained_run[1] / "network-snapshot-000000.pt"
+    snapshot = tiny_trained_run[1] / "network-snapshot-000000.004.pt"
     assert gen.generate(workbench, snapshot, seeds=[3], queue_for_review=False)  # a recorded file works by path
     stranger = tmp_path / "network-snapshot-000999.pt"
     stranger.write_bytes(snapshot.read_bytes() + b"\0")

@@ -146,11 +146,11 @@ def test_progress_reports_and_run_folder(faces16: Path, tmp_path: Path) -> None:
     assert set(reports[0].losses) == {"D", "D_r1", "G", "G_pl"}
     assert all(math.isfinite(v) for r in reports for v in r.losses.values())
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["fakes000000.png", "metrics.jsonl", "network-snapshot-000000.pt", "training_options.json"]
-    assert result.snapshot == tmp_path / "run" / "network-snapshot-000000.pt"
+    assert files == ["fakes000000.024.png", "metrics.jsonl", "network-snapshot-000000.024.pt", "training_options.json"]
+    assert result.snapshot == tmp_path / "run" / "network-snapshot-000000.024.pt"
     line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["kimg"] == pytest.approx(0.024) and set(line) >= {"losses", "augment_p", "seconds"}
-    with Image.open(tmp_path / "run" / "fakes000000.png") as grid:
+    with Image.open(tmp_path / "run" / "fakes000000.024.png") as grid:
         assert grid.size == (32, 32)                      # 4 samples of 16x16 in a 2x2 grid
 
 
@@ -219,7 +219,7 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
             "ada_stats": [0.0, 0.0], "cur_nimg": 4000, "step": 1, "tick": 1, "rng": {},
             "train_config": {}, "network_config": {}}
     path = save_snapshot(tmp_path / snapshot_name(4000), good)
-    assert path.name == "network-snapshot-000004.pt"
+    assert path.name == "network-snapshot-000004.000.pt"
     # A process killed in the middle of writing the next snapshot over the same name.
     code = ("import os, signal, sys\n"
             "from likeness.files import write_atomic\n"
@@ -229,7 +229,7 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert leftovers and all(n.startswith(".network-snapshot-000004.pt.") for n in leftovers)
+    assert leftovers and all(n.startswith(".network-snapshot-000004.000.pt.") for n in leftovers)
     (tmp_path / "network-snapshot-000009.pt.partial").write_bytes(b"junk")
     assert find_latest_snapshot(tmp_path) == path
     assert load_snapshot(path)["cur_nimg"] == 4000
@@ -239,7 +239,7 @@ def test_atomic_save_survives_a_kill_and_leftovers_are_ignored(tmp_path: Path) -
     assert load_snapshot(path)["cur_nimg"] == 4000
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == sorted(leftovers)
     save_snapshot(tmp_path / snapshot_name(12000), good)
-    assert cast(Path, find_latest_snapshot(tmp_path)).name == "network-snapshot-000012.pt"
+    assert cast(Path, find_latest_snapshot(tmp_path)).name == "network-snapshot-000012.000.pt"
     assert find_latest_snapshot(tmp_path / "nothing-here") is None
 
 

@@ -69,14 +69,15 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
     assert (first.kimg, last.kimg) == (0.004, 0.008)
     assert first.stage == "candidate" and not first.tainted
     assert first.metrics["step"] == 1 and "D_r1" in first.metrics["losses"]
-    # The second snapshot overwrote the first file (both at whole kimg 0); the first survives as a blob.
-    snapshot = tmp_path / "r1" / "network-snapshot-000000.pt"
+    # Snapshots 4 images apart (both in whole kimg 0) have names of their own: neither overwrites the other.
+    snapshot = tmp_path / "r1" / "network-snapshot-000000.008.pt"
     assert workbench.blobs.read_bytes(last.file_sha256) == snapshot.read_bytes()
+    assert workbench.blobs.read_bytes(first.file_sha256) == (tmp_path / "r1" / "network-snapshot-000000.004.pt").read_bytes()
     assert first.file_sha256 != last.file_sha256
     state = torch.load(io.BytesIO(workbench.blobs.read_bytes(first.file_sha256)), weights_only=True)
     assert state["cur_nimg"] == 4
     assert last.grid_sha256 is not None
-    assert workbench.blobs.read_bytes(last.grid_sha256) == (tmp_path / "r1" / "fakes000000.png").read_bytes()
+    assert workbench.blobs.read_bytes(last.grid_sha256) == (tmp_path / "r1" / "fakes000000.008.png").read_bytes()
     assert first.grid_sha256 is not None and first.grid_sha256 != last.grid_sha256
 
     with workbench.db.unit_of_work() as session:
