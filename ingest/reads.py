@@ -8,13 +8,15 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.gate import CONSENT_REASONS
 from ingest.people import EXPIRY_WARNING_DAYS, normalise_code
 from ingest.releases import release_status
+from likeness.errors import InvalidInput
 from likeness.models import Face, IngestFailure, Person, PersonalData, Release, Scope, Shoot, Shot, ShotStatus
 
 # -- shoots ----------------------------------------------------------------------------------
@@ -88,6 +90,93 @@ class ShotCard:
     qa: dict | None
     faces: tuple[FaceCard, ...] = ()
     withheld: bool = False  # consent does not cover it: shown to admins only, pixels withheld from others
+    # Camera settings from EXIF (None where the file did not record them).
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    iso: float | None = None
+    shutter_s: float | None = None
+    aperture: float | None = None
+    focal_length_mm: float | None = None
+    captured_at: dt.datetime | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model, without the make repeated when the model already starts with it."""
+        make, model = (self.make or "").strip(), (self.model or "").strip()
+        if model.lower().startswith(make.lower()):
+            make = ""
+        return " ".join(p for p in (make, model) if p) or None
+
+    def exposure(self) -> str | None:
+        """ISO, shutter and aperture as a photographer writes them: ISO 100 · 1/125 s · f/2.8 · 85 mm."""
+        parts = []
+        if self.iso:
+            parts.append(f"ISO {self.iso:g}")
+        if self.shutter_s:
+            parts.append(f"1/{1 / self.shutter_s:.0f} s" if self.shutter_s < 0.5 else f"{self.shutter_s:g} s")
+        if self.aperture:
+            parts.append(f"f/{self.aperture:g}")
+        if self.focal_length_mm:
+            parts.append(f"{self.focal_length_mm:g} mm")
+        return " · ".join(parts) or None
+
+
+NO_SITTER = ""  # the sitter filter's value for frames that no folder or row assigns
+SORTS = {  # contact-sheet orders: name -> what the page shows
+    "file": "file name",
+    "captured": "capture time",
+    "status": "status",
+    "sitter": "sitter",
+}
+
+
+@dataclass(frozen=True)
+class SheetFilter:
+    """Which shots of a shoot the contact sheet shows, and in what order. Empty means all."""
+
+    statuses: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    sitters: tuple[str, ...] = ()  # NO_SITTER for frames without a sitter
+    relative_paths: tuple[str, ...] = ()
+    sort: str = "file"
+
+
+@dataclass(frozen=True)
+class SheetFacets:
+    """The statuses, reasons and sitters a shoot's shots have: what the filters offer."""
+
+    statuses: tuple[str, ...]
+    reasons: tuple[str, ...]
+    sitters: tuple[str, ...]
+
+
+def sheet_facets(*, session: Session, shoot_id: int) -> SheetFacets:
+    rows = session.execute(
+        select(Shot.status, Shot.reason, Shot.sitter_code).where(Shot.shoot_id == shoot_id).distinct()
+    ).all()
+    return SheetFacets(
+        statuses=tuple(s.value for s in ShotStatus if any(r.status is s for r in rows)),
+        reasons=tuple(sorted({r.reason for r in rows if r.reason})),
+        sitters=tuple(sorted({r.sitter_code or NO_SITTER for r in rows})),
+    )
+
+
+def _filtered(query: Any, shoot_id: int, where: SheetFilter) -> Any:
+    query = query.where(Shot.shoot_id == shoot_id)
+    if where.statuses:
+        query = query.where(Shot.status.in_([ShotStatus(s) for s in where.statuses]))
+    if where.reasons:
+        query = query.where(Shot.reason.in_(where.reasons))
+    if where.sitters:
+        named = [s for s in where.sitters if s != NO_SITTER]
+        condition: ColumnElement[bool] = Shot.sitter_code.in_(named)
+        if NO_SITTER in where.sitters:
+            condition = or_(condition, Shot.sitter_code.is_(None))
+        query = query.where(condition)
+    if where.relative_paths:
+        query = query.where(Shot.relative_path.in_(where.relative_paths))
+    return query
 
 
 def shoot_uses_folder(*, session: Session, folder: Path) -> bool:
@@ -96,23 +185,41 @@ def shoot_uses_folder(*, session: Session, folder: Path) -> bool:
     return (session.scalar(select(func.count()).select_from(Shoot).where(Shoot.source_path == source)) or 0) > 0
 
 
-def count_shots(*, session: Session, shoot_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Shot).where(Shot.shoot_id == shoot_id)) or 0
+def count_shots(*, session: Session, shoot_id: int, where: SheetFilter = SheetFilter()) -> int:
+    """How many of the shoot's shots the filter lets through."""
+    return session.scalar(_filtered(select(func.count()).select_from(Shot), shoot_id, where)) or 0
+
+
+def _order(sort: str) -> list[Any]:
+    if sort not in SORTS:
+        raise InvalidInput(f"the contact sheet cannot be sorted by {sort!r}", hint=f"sort by {', '.join(SORTS)}")
+    orders: dict[str, list[Any]] = {
+        "file": [],
+        "captured": [Shot.captured_at.is_(None), Shot.captured_at],
+        "status": [Shot.status, Shot.reason],
+        "sitter": [Shot.sitter_code.is_(None), Shot.sitter_code],
+    }
+    return [*orders[sort], Shot.relative_path, Shot.id]
 
 
 def contact_sheet(
-    *, session: Session, shoot_id: int, offset: int = 0, limit: int = 24, show_unreleased: bool = False
+    *, session: Session, shoot_id: int, offset: int = 0, limit: int = 24, show_unreleased: bool = False,
+    where: SheetFilter = SheetFilter(),
 ) -> list[ShotCard]:
-    """One page of a shoot's shots in file order, with the measures of their faces. Frames whose
-    sitter's consent does not cover them come without preview or crops unless
+    """One page of a shoot's shots (file order unless ``where.sort`` says otherwise, only those
+    ``where`` lets through), with the measures of their faces and the camera's EXIF settings.
+    Frames whose sitter's consent does not cover them come without preview or crops unless
     ``show_unreleased`` (admins), and are marked ``withheld`` either way."""
     shots = session.execute(
-        select(
-            Shot.id, Shot.relative_path, Shot.sitter_code, Shot.status, Shot.reason, Shot.reason_detail,
-            Shot.preview_sha256, Shot.width, Shot.height, Shot.qa,
+        _filtered(
+            select(
+                Shot.id, Shot.relative_path, Shot.sitter_code, Shot.status, Shot.reason, Shot.reason_detail,
+                Shot.preview_sha256, Shot.width, Shot.height, Shot.qa, Shot.make, Shot.model, Shot.lens, Shot.iso,
+                Shot.shutter_s, Shot.aperture, Shot.focal_length_mm, Shot.captured_at,
+            ),
+            shoot_id, where,
         )
-        .where(Shot.shoot_id == shoot_id)
-        .order_by(Shot.relative_path, Shot.id)
+        .order_by(*_order(where.sort))
         .offset(offset)
         .limit(limit)
     ).all()

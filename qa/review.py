@@ -100,8 +100,9 @@ def retract_vote(*, session: Session, item_id: int, reviewer_id: int) -> bool:
     return bool(result.rowcount)
 
 
-def next_items(*, session: Session, reviewer_id: int, limit: int = 48) -> list[ReviewItem]:
-    """Items this reviewer has not voted on: flagged first, then the least reviewed, oldest first."""
+def next_items(*, session: Session, reviewer_id: int, limit: int = 48, source: str | None = None) -> list[ReviewItem]:
+    """Items this reviewer has not voted on: flagged first, then the least reviewed, oldest first.
+    With ``source`` ("shot" or "generated") only the items that came from there."""
     mine = select(Review.item_id).where(Review.reviewer_id == reviewer_id)
     votes = select(Review.item_id, func.count().label("n")).group_by(Review.item_id).subquery()
     query = (
@@ -111,6 +112,8 @@ def next_items(*, session: Session, reviewer_id: int, limit: int = 48) -> list[R
         .order_by(ReviewItem.priority.desc(), func.coalesce(votes.c.n, 0), ReviewItem.id)
         .limit(limit)
     )
+    if source is not None:
+        query = query.where(ReviewItem.source == source)
     return list(session.scalars(query))
 
 

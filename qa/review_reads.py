@@ -77,3 +77,14 @@ def review_progress(*, session: Session, reviewer_id: int) -> ReviewProgress:
             reasons[reason] += 1
     up, down = thumbs.get(Thumb.up, 0), thumbs.get(Thumb.down, 0)
     return ReviewProgress(items=items, reviewed=up + down, up=up, down=down, reasons=dict(reasons))
+
+
+def votes_version(*, session: Session) -> tuple[int, int, int, str]:
+    """A cheap fingerprint of every vote and of the reviewable queue: (items, votes, last change).
+    It changes with each vote cast, replaced or retracted and with each item withdrawn, so a
+    cache keyed by it is never stale and costs one small aggregate per rerun."""
+    items, ids = session.execute(
+        select(func.count(), func.coalesce(func.sum(ReviewItem.id), 0)).select_from(ReviewItem).where(reviewable())
+    ).one()
+    votes, last = session.execute(select(func.count(), func.max(Review.updated_at)).select_from(Review)).one()
+    return items or 0, int(ids or 0), votes or 0, str(last)

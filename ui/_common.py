@@ -69,7 +69,8 @@ def workbench() -> Workbench:
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def thumbnail(blob_url: str, sha256: str, size: tuple[int, int], *, pad: bool = False) -> str:
-    """A JPEG of a stored image fitted into `size`, as a data: URL ready for st.image. With `pad`
+    """A JPEG of a stored image fitted into `size` (scaled down, or up with Lanczos when it is
+    smaller), as a data: URL ready for st.image. With `pad`
     it is centred on a white canvas of exactly `size`, so the cells of a grid line up.
 
     Blobs never change, so (store, hash, size) is a safe cache key. The image is inlined rather
@@ -81,7 +82,11 @@ def thumbnail(blob_url: str, sha256: str, size: tuple[int, int], *, pad: bool = 
         try:
             with Image.open(handle) as opened:
                 image = ImageOps.exif_transpose(opened).convert("RGB")
-                image.thumbnail(size)
+                if image.width < size[0] and image.height < size[1]:
+                    # Small images (32 px generated faces) are scaled up to fill the cell, not shown as specks.
+                    image = ImageOps.contain(image, size, method=Image.Resampling.LANCZOS)
+                else:
+                    image.thumbnail(size, Image.Resampling.LANCZOS)
                 if pad:
                     canvas = Image.new("RGB", size, "white")
                     canvas.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))

@@ -4,6 +4,7 @@ page's key buttons."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import NamedTuple, cast
@@ -217,3 +218,45 @@ def test_admins_review_too_and_an_empty_queue_says_so(env_workbench: Workbench) 
     assert at.session_state["review_batch"] == ()
     press(at, "review_thumb_up")  # nothing to vote on: no error, nothing stored
     assert votes_of(env_workbench, "root") == {}
+
+
+def _generated_faces(workbench: Workbench, n: int) -> list[int]:
+    """Generated 32 px faces in the queue, as training/generate.py stores them."""
+    from PIL import Image
+
+    ids = []
+    with workbench.db.unit_of_work() as session:
+        for i in range(n):
+            buffer = io.BytesIO()
+            Image.new("RGB", (32, 32), (40 * i, 90, 160)).save(buffer, format="PNG")
+            sha = workbench.blobs.put_bytes(buffer.getvalue())
+            ids.append(qa_api.enqueue(session=session, image_sha256=sha, source="generated").id)
+    return ids
+
+
+def test_the_all_count_follows_other_reviewers_votes_at_once(env_workbench: Workbench) -> None:
+    items = _generated_faces(env_workbench, 3)
+    add_user(env_workbench, "rita", Role.reviewer)
+    add_user(env_workbench, "ruth", Role.reviewer)
+    at = open_review("rita")
+    assert counts(at)["closed eyes"] == (0, 0)
+    with env_workbench.db.unit_of_work() as session:
+        qa_api.cast_vote(session=session, item_id=items[0], reviewer_id=user_id(env_workbench, "ruth"),
+                         thumb="down", reasons=["closed_eyes"])
+    press(at, "review_right")
+    assert counts(at)["closed eyes"] == (0, 1)
+
+
+def test_review_filters_by_source_and_zooms_the_current_face(env_workbench: Workbench) -> None:
+    items = _generated_faces(env_workbench, 2)
+    add_user(env_workbench, "rita", Role.reviewer)
+    at = open_review("rita")
+    assert [f.item_id for f in grid(at)] == items
+    at.segmented_control(key="review_source").set_value("shot").run()
+    assert not at.exception and grid(at) == []
+    at.segmented_control(key="review_source").set_value("generated").run()
+    assert [f.item_id for f in grid(at)] == items
+    press(at, "review_zoom_button")
+    assert len([i for i in at.image if "enlarged" in str(i.proto)]) == 1
+    press(at, "review_zoom_button")
+    assert not [i for i in at.image if "enlarged" in str(i.proto)]

@@ -21,11 +21,22 @@ st.title("Labeling")
 try:
     connection = api.connection(workbench=wb)
 except LikenessError as exc:
-    st.info(f"{exc}")
+    if user.role is Role.admin:
+        st.info(f"{exc}")
+    else:  # labelers cannot run commands on the server: say who can
+        st.info("Label Studio is not running yet: ask an admin to start Label Studio. "
+                "This page shows progress and disagreements once it is up.", icon=":material/info:")
     st.stop()
 
-with guard(stop=True), wb.db.unit_of_work() as session:
-    project = api.project(session=session, server_url=connection.url)
+try:
+    with wb.db.unit_of_work() as session:
+        project = api.project(session=session, server_url=connection.url)
+except LikenessError as exc:
+    if user.role is Role.admin:
+        st.error(" ".join(str(exc).split()), icon=":material/error:")
+    else:
+        st.info("Label Studio has no labeling project yet: ask an admin to set it up.", icon=":material/info:")
+    st.stop()
 st.link_button("Open Label Studio", api.project_url(connection.url, project.ls_project_id), icon=":material/open_in_new:")
 
 left, right = st.columns(2)

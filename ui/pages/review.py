@@ -20,6 +20,7 @@ from likeness import users
 from likeness.errors import LikenessError
 from likeness.models import DefectReason, Role, Thumb
 from qa import api as qa_api
+from qa.review_reads import votes_version
 from ui._common import current_user, guard, plain, require_role, thumbnail, workbench
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ BATCH = 48
 PER_ROW = 8
 THUMB_SIZE = (128, 128)  # small inline JPEGs keep a 48-face rerun light
 DETAIL_SIZE = (256, 256)
+ZOOM_SIZE = (640, 640)  # the enlarged current face; small generated faces are scaled up to it
 UNDO_DEPTH = 200
-STATS_TTL_S = 60
+SOURCE_LABELS = {"shot": "shot (photographed)", "generated": "generated"}
 REASON_KEYS = {
     "1": DefectReason.closed_eyes, "2": DefectReason.crossed_eyes, "3": DefectReason.crater,
     "4": DefectReason.background, "5": DefectReason.ears, "6": DefectReason.headwear, "7": DefectReason.collar,
@@ -43,6 +45,9 @@ BATCH_KEY = "review_batch"  # tuple of item ids on screen
 CURSOR_KEY = "review_cursor"  # index into the batch
 UNDO_KEY = "review_undo_stack"  # list of (item id, previous thumb or None, previous reasons)
 MEASURES_KEY = "review_show_measures"
+ZOOM_KEY = "review_zoom"
+SOURCE_KEY = "review_source"  # the source filter's widget: None for all, else "shot" or "generated"
+BATCH_SOURCE_KEY = "review_batch_source"  # the filter the batch on screen was drawn with
 ERROR_KEY = "review_error"
 
 # The grid is one HTML block that changes only with the batch, and the cursor and the votes are a
@@ -154,6 +159,10 @@ def toggle_measures() -> None:
     st.session_state[MEASURES_KEY] = not st.session_state.get(MEASURES_KEY, False)
 
 
+def toggle_zoom() -> None:
+    st.session_state[ZOOM_KEY] = not st.session_state.get(ZOOM_KEY, False)
+
+
 # -- rendering -------------------------------------------------------------------------------
 
 def _label(text: str) -> str:
@@ -217,10 +226,11 @@ def show_measures(card: qa_api.ReviewCard, verdict: dict) -> None:
     text.caption(" · ".join(f"{plain(name)} {_number(value)}" for name, value in values.items()) or "no measures")
 
 
-@st.cache_data(ttl=STATS_TTL_S, show_spinner=False, max_entries=8)
-def overall_stats(database_url: str) -> tuple[qa_api.ReviewStats, str]:
+@st.cache_data(show_spinner=False, max_entries=8)
+def overall_stats(database_url: str, version: tuple[int, int, int, str]) -> tuple[qa_api.ReviewStats, str]:
     """Every reviewer's counts and agreement, and the time they were taken. This reads all votes,
-    so it is shared between sessions and refreshed every few seconds rather than on each key press."""
+    so it is shared between sessions and keyed by the votes' fingerprint (`version`): it is read
+    again when any vote changes, and never shows a stale count."""
     with workbench().db.unit_of_work() as session:
         return qa_api.review_stats(session=session), dt.datetime.now().strftime("%H:%M:%S")
 
@@ -235,7 +245,7 @@ def show_counts(progress: qa_api.ReviewProgress, stats: qa_api.ReviewStats, take
         )
     st.markdown("\n".join(rows))
     st.caption(
-        f"\\* All reviewers as of {taken_at} (every {STATS_TTL_S} s): {stats.votes} votes on "
+        f"\\* All reviewers as of {taken_at}: {stats.votes} votes on "
         f"{stats.reviewed_items} of {stats.items} faces, {stats.multi_reviewed_items} seen by two or more; "
         "κ is their agreement on each reason."
     )
@@ -246,22 +256,29 @@ wb = workbench()
 blob_url = wb.blobs.url
 st.title("Review")
 
+source = st.segmented_control(
+    "Source", list(SOURCE_LABELS), format_func=lambda s: SOURCE_LABELS.get(s, s), key=SOURCE_KEY,
+    help="Only photographed faces (shot crops) or only generated ones; none chosen shows both.",
+)
 with guard(stop=True), wb.db.unit_of_work() as session:
     cards = qa_api.review_cards(session=session, item_ids=_batch())
     votes = qa_api.my_votes(session=session, reviewer_id=user.user_id, item_ids=[c.id for c in cards])
-    if len(votes) == len(cards):  # batch finished (or none yet): the next faces not voted on
-        items = qa_api.next_items(session=session, reviewer_id=user.user_id, limit=BATCH)
+    # A finished batch (or none yet), or one drawn under another source filter: the next faces not voted on.
+    if len(votes) == len(cards) or st.session_state.get(BATCH_SOURCE_KEY) != source:
+        items = qa_api.next_items(session=session, reviewer_id=user.user_id, limit=BATCH, source=source)
         cards = [qa_api.ReviewCard(i.id, i.image_sha256, i.flag, i.flag_confidence) for i in items]
-        votes = {}
+        votes = qa_api.my_votes(session=session, reviewer_id=user.user_id, item_ids=[c.id for c in cards])
         st.session_state[CURSOR_KEY] = 0
     st.session_state[BATCH_KEY] = tuple(c.id for c in cards)
+    st.session_state[BATCH_SOURCE_KEY] = source
     cursor = min(max(st.session_state.get(CURSOR_KEY, 0), 0), max(len(cards) - 1, 0))
     st.session_state[CURSOR_KEY] = cursor
     showing_measures = st.session_state.get(MEASURES_KEY, False) and bool(cards)
     verdict = qa_api.review_measures(session=session, item_id=cards[cursor].id) if showing_measures else {}
     progress = qa_api.review_progress(session=session, reviewer_id=user.user_id)
+    version = votes_version(session=session)
 with guard(stop=True):
-    stats, taken_at = overall_stats(wb.db.url)
+    stats, taken_at = overall_stats(wb.db.url, version)
 
 if error := st.session_state.pop(ERROR_KEY, None):
     st.error(" ".join(error.split()), icon=":material/error:")
@@ -285,6 +302,8 @@ with st.container(horizontal=True, gap="small", vertical_alignment="center", key
     st.button("Undo", key="review_undo", shortcut="Z", on_click=undo, icon=":material/undo:", type="tertiary")
     st.button("Measures", key="review_measures", shortcut="M", on_click=toggle_measures,
               icon=":material/straighten:", type="tertiary")
+    st.button("Zoom", key="review_zoom_button", shortcut="E", on_click=toggle_zoom,
+              icon=":material/zoom_in:", type="tertiary", help="Enlarge the current face (E)")
     st.caption("A number key is a thumbs down for that reason. Each vote is saved at once.", width="content")
 
 if not cards:
@@ -292,6 +311,10 @@ if not cards:
 else:
     if showing_measures:
         show_measures(cards[cursor], verdict)
+    if st.session_state.get(ZOOM_KEY, False):
+        with st.container(key="review_zoomed"), guard():
+            st.image(thumbnail(blob_url, cards[cursor].image_sha256, ZOOM_SIZE, pad=True), width=ZOOM_SIZE[0],
+                     caption=f"face {cursor + 1}, enlarged (E to close)")
     st.html(grid_html(cards))
     st.html(state_css(cards[cursor].id, votes))
     # Keep the current face on screen: the grid is taller than a window, and the keys move the cursor.
