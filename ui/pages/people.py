@@ -1,4 +1,8 @@
-"""People: sitters with their personal data and model releases. Admins only."""
+"""People: sitters with their personal data and model releases. Admins only.
+
+Admins search sitters by code, legal name or email, download a release's signed document, see
+which releases have expired or expire within EXPIRY_WARNING_DAYS, and erase a sitter's personal
+data on request (the code, releases, release documents and frames stay; see erase_personal_data)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.api import add_person, add_release, list_people, list_releases, person_codes, revoke_release
+from ingest.api import (
+    EXPIRY_WARNING_DAYS,
+    add_person,
+    add_release,
+    erase_personal_data,
+    list_people,
+    list_releases,
+    person_codes,
+    release_document,
+    revoke_release,
+)
 from likeness.errors import InvalidInput
 from likeness.models import Role, Scope
 from ui._common import guard, require_role, workbench
@@ -24,12 +38,23 @@ COLUMNS = {
     "document": "Document", "revoked_on": "Revoked", "revoked_reason": "Revocation reason",
 }
 
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 user = require_role(Role.admin)
 wb = workbench()
 today = dt.date.today()
 st.title("People")
+search = st.text_input(
+    "Search sitters", key="people_search", placeholder="code, legal name or email", icon=":material/search:"
+)
 tables = st.container()  # filled last, so it already shows what the forms below just wrote
-add_tab, release_tab, revoke_tab = st.tabs(["Add a person", "Add a release", "Revoke a release"])
+add_tab, release_tab, revoke_tab, document_tab, erase_tab = st.tabs(
+    ["Add a person", "Add a release", "Revoke a release", "Release documents", "Erase personal data"]
+)
 
 with add_tab, st.form("add_person", clear_on_submit=True):
     left, right = st.columns(2)
@@ -94,14 +119,54 @@ with revoke_tab, st.form("revoke_release", clear_on_submit=True):
                 )
             st.success(f"Release #{release_id} revoked; {result.describe()}.")
 
+with guard(stop=True), wb.db.unit_of_work() as session:
+    all_releases = {r.id: r for r in list_releases(session=session)}
+with document_tab:
+    document_id = st.selectbox(
+        "Release", list(all_releases), index=None, format_func=lambda i: all_releases[i].label(), key="document_release"
+    )
+    if document_id is not None:
+        with guard(), wb.db.unit_of_work() as session:
+            stored = release_document(session=session, blobs=wb.blobs, release_id=document_id)
+            st.download_button(
+                f"Download {stored.name}", stored.data, file_name=stored.name, mime=stored.mime_type,
+                key="document_download", icon=":material/download:", on_click="ignore",
+            )
+
+with erase_tab, st.form("erase_person", clear_on_submit=True):
+    st.caption(
+        "Removes the sitter's legal name, email, phone, date of birth and self-identified data. The code, "
+        "the releases with their signed documents (the evidence of consent for the frames kept) and the "
+        "frames stay; revoke the release as well if consent is withdrawn. The date of birth is kept while "
+        "the sitter was under 18 on a capture date, because it decides whether a guardian must sign."
+    )
+    erase_code = st.selectbox("Person", codes, index=None, key="erase_person")
+    confirmed = st.checkbox("The sitter asked for their personal data to be erased; this cannot be undone",
+                            key="erase_confirm")
+    if st.form_submit_button("Erase personal data", key="erase_submit"):
+        with guard():
+            if erase_code is None or not confirmed:
+                raise InvalidInput("choose the person and confirm the erasure")
+            with wb.db.unit_of_work() as session:
+                erasure = erase_personal_data(session=session, code=erase_code, actor=user.username)
+            st.success(sentence(erasure.describe()))
+
 with tables, guard(stop=True):
     with wb.db.unit_of_work() as session:
-        people = list_people(session=session, today=today, personal_data=True)
+        people = list_people(session=session, today=today, personal_data=True, search=search)
         releases = list_releases(session=session)
+    if search.strip():
+        shown = {p.code for p in people}
+        releases = [r for r in releases if r.person in shown]
+    for release in releases:
+        if (warning := release.expiry_warning(today, EXPIRY_WARNING_DAYS)) is not None:
+            st.warning(sentence(warning), icon=":material/event_busy:")
     st.subheader("Sitters")
     if people:
         st.dataframe([asdict(p) for p in people], hide_index=True, column_config=COLUMNS, width="stretch",
                      column_order=PEOPLE_COLUMNS)
+    elif search.strip():
+        st.info("No sitter matches the search.")
     else:
         st.info("No sitters registered yet.")
     st.subheader("Releases")
