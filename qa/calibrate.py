@@ -24,7 +24,7 @@ not assumed: each labelled face with open lids is shrunk to a ladder of eye widt
 size is jittered (sub-pixel shifts and rescales of a few percent, ``cv2.warpAffine``); the
 deviation of each reading's vergence and gaze angle from the face's full-size reading (the mean
 over its jittered full-size copies) is the noise at that eye width. The model
-``noise(eye_px) = sqrt(floor**2 + (scale / eye_px)**2)`` is fitted to the mean squared deviation
+``noise(eye_px) = sqrt(floor**2 + (scale / eye_px)**2)`` (also for the eye aspect ratio) is fitted to the mean squared deviation
 by least squares (``floor``: what the mesh's own resolution leaves; ``scale / eye_px``: a
 landmark error of a fixed fraction of a source pixel). A crossed call then needs
 ``|vergence| > vergence_deg + noise_k * noise(eye_px)`` (the same for looking away), and the gaze
@@ -108,6 +108,8 @@ class CalibrationPriors:
     vergence_noise_scale_deg_px: float = 120.0
     gaze_noise_floor_deg: float = 1.0
     gaze_noise_scale_deg_px: float = 60.0
+    openness_noise_floor: float = 0.005  # eye aspect ratio
+    openness_noise_scale_px: float = 0.05
     # The iris is ~12 mm across, the palpebral fissure ~30 mm.
     iris_over_eye: float = 0.4
     # The size ladder and jitter of the noise measurement.
@@ -131,6 +133,7 @@ class CalibrationPriors:
             vergence_noise_floor_deg=self.vergence_noise_floor_deg,
             vergence_noise_scale_deg_px=self.vergence_noise_scale_deg_px,
             gaze_noise_floor_deg=self.gaze_noise_floor_deg, gaze_noise_scale_deg_px=self.gaze_noise_scale_deg_px,
+            openness_noise_floor=self.openness_noise_floor, openness_noise_scale_px=self.openness_noise_scale_px,
             min_gaze_eye_px=self.min_eye_px, min_iris_px=self.min_eye_px * self.iris_over_eye,
         )
         support = gaze_support(t, self.iris_over_eye)
@@ -146,6 +149,8 @@ class NoiseModel:
     gaze_floor_deg: float
     gaze_scale_deg_px: float
     record: dict[str, Any]  # how it was measured, for the provenance
+    openness_floor: float = 0.0  # the same model for the eye aspect ratio
+    openness_scale_px: float = 0.0
 
 
 def gaze_support(t: EyeThresholds, iris_over_eye: float) -> tuple[float, float]:
@@ -206,7 +211,9 @@ def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: Cal
         seed = replace(seed, vergence_noise_floor_deg=round(noise.vergence_floor_deg, 3),
                        vergence_noise_scale_deg_px=round(noise.vergence_scale_deg_px, 2),
                        gaze_noise_floor_deg=round(noise.gaze_floor_deg, 3),
-                       gaze_noise_scale_deg_px=round(noise.gaze_scale_deg_px, 2))
+                       gaze_noise_scale_deg_px=round(noise.gaze_scale_deg_px, 2),
+                       openness_noise_floor=round(noise.openness_floor, 5),
+                       openness_noise_scale_px=round(noise.openness_scale_px, 4))
     ratios = [s.measures.iris_px / s.measures.eye_px for s in samples
               if s.label in OPEN_LIDS and s.measures.eye_px > 0 and math.isfinite(s.measures.iris_px)]
     iris_ratio, iris_ratio_data = _shrunk(ratios, "min", p.iris_over_eye, p.strength)
@@ -223,11 +230,15 @@ def calibrate_eye_thresholds(samples: Iterable[LabelledMeasures], *, priors: Cal
             "vergence": {"floor_deg": result.vergence_noise_floor_deg,
                          "scale_deg_px": result.vergence_noise_scale_deg_px},
             "gaze": {"floor_deg": result.gaze_noise_floor_deg, "scale_deg_px": result.gaze_noise_scale_deg_px},
+            "openness": {"floor": result.openness_noise_floor, "scale_px": result.openness_noise_scale_px},
             "k": p.noise_k,
             "measured": noise.record if noise is not None else None,
             "crossed_rule": "crossed needs |vergence_deg| > vergence_deg + k * vergence_noise_deg(eye_px); "
                             "looking_away needs |gaze_deg| > gaze_deg + k * gaze_noise_deg(eye_px); "
-                            "between the threshold and that margin the state is undetermined",
+                            "between the threshold and that margin the state is undetermined; eyelids: "
+                            "closed needs openness < ear_closed - k * openness_noise(eye_px), half_closed "
+                            "ear_closed + k * noise <= openness < ear_open - k * noise, open openness >= "
+                            "ear_open + k * noise; readings within k noise of a lid threshold are undetermined",
         },
         "support": {
             "rule": "sizes in source pixels (aligned crops: divided by the crop's upscale). Eye narrower than "
@@ -391,6 +402,7 @@ class NoiseReading:
     eye_px: float
     d_vergence_deg: float
     d_gaze_deg: float
+    d_openness: float = 0.0
 
 
 def _centre(finding: FaceFinding) -> tuple[float, float]:
@@ -417,7 +429,7 @@ def measure_noise(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT
             log.info("%s: no measurable face with both eyes, left out of the noise measurement", row.relative)
             continue
         cx, cy = _centre(faces[0])
-        raw: list[tuple[float, float, float, float]] = [(0.0, full.eye_px, full.vergence_deg, full.gaze_deg)]
+        raw = [(0.0, full.eye_px, full.vergence_deg, full.gaze_deg, full.openness)]
         for level in (0.0, *(w for w in p.noise_eye_px if w < 0.95 * full.eye_px)):
             factor = level / full.eye_px if level else 1.0
             small = shrink(rgb, factor)
@@ -436,11 +448,13 @@ def measure_noise(labels_csv: Path | str, *, priors: CalibrationPriors = DEFAULT
                 except Unmeasurable:
                     continue
                 if math.isfinite(m.vergence_deg):
-                    raw.append((level, m.eye_px / rescale, m.vergence_deg, m.gaze_deg))
+                    raw.append((level, m.eye_px / rescale, m.vergence_deg, m.gaze_deg, m.openness))
         full_size = [r for r in raw if r[0] == 0.0]
         ref_v = statistics.fmean(r[2] for r in full_size)
         ref_g = statistics.fmean(r[3] for r in full_size)
-        readings += [NoiseReading(row.relative, level, eye, v - ref_v, g - ref_g) for level, eye, v, g in raw]
+        ref_e = statistics.fmean(r[4] for r in full_size)
+        readings += [NoiseReading(row.relative, level, eye, v - ref_v, g - ref_g, e - ref_e)
+                     for level, eye, v, g, e in raw]
         if progress is not None:
             progress(done, len(rows), f"noise: {row.relative}")
     return readings
@@ -466,20 +480,24 @@ def fit_noise(readings: Sequence[NoiseReading], *, priors: CalibrationPriors = D
     for r in readings:
         groups.setdefault((r.source, r.level), []).append(r)
     cells = [(statistics.fmean(r.eye_px for r in g), statistics.fmean(r.d_vergence_deg**2 for r in g),
-              statistics.fmean(r.d_gaze_deg**2 for r in g)) for g in groups.values() if len(g) >= 2]
+              statistics.fmean(r.d_gaze_deg**2 for r in g), statistics.fmean(r.d_openness**2 for r in g))
+             for g in groups.values() if len(g) >= 2]
     if len(cells) < 3:
         log.warning("too few jittered faces (%d groups) to fit the landmark noise; the prior model is used", len(cells))
         return NoiseModel(priors.vergence_noise_floor_deg, priors.vergence_noise_scale_deg_px,
                           priors.gaze_noise_floor_deg, priors.gaze_noise_scale_deg_px,
-                          {"groups": len(cells), "fitted": False})
-    v_floor, v_scale = _fit_floor_and_scale([(e, v) for e, v, _ in cells])
-    g_floor, g_scale = _fit_floor_and_scale([(e, g) for e, _, g in cells])
-    by_level: dict[float, list[tuple[float, float, float]]] = {}
+                          {"groups": len(cells), "fitted": False},
+                          priors.openness_noise_floor, priors.openness_noise_scale_px)
+    v_floor, v_scale = _fit_floor_and_scale([(e, v) for e, v, _, _ in cells])
+    g_floor, g_scale = _fit_floor_and_scale([(e, g) for e, _, g, _ in cells])
+    o_floor, o_scale = _fit_floor_and_scale([(e, o) for e, _, _, o in cells])
+    by_level: dict[float, list[tuple[float, float, float, float]]] = {}
     for (_, level), g in groups.items():
-        by_level.setdefault(level, []).extend((r.eye_px, r.d_vergence_deg, r.d_gaze_deg) for r in g)
-    table = [{"eye_px": statistics.fmean(e for e, _, _ in rows),
-              "rms_vergence_deg": math.sqrt(statistics.fmean(v * v for _, v, _ in rows)),
-              "rms_gaze_deg": math.sqrt(statistics.fmean(g * g for _, _, g in rows)),
+        by_level.setdefault(level, []).extend((r.eye_px, r.d_vergence_deg, r.d_gaze_deg, r.d_openness) for r in g)
+    table = [{"eye_px": statistics.fmean(e for e, _, _, _ in rows),
+              "rms_vergence_deg": math.sqrt(statistics.fmean(v * v for _, v, _, _ in rows)),
+              "rms_gaze_deg": math.sqrt(statistics.fmean(g * g for _, _, g, _ in rows)),
+              "rms_openness": math.sqrt(statistics.fmean(o * o for _, _, _, o in rows)),
               "readings": len(rows)}
              for level, rows in sorted(by_level.items(), key=lambda kv: -kv[0] if kv[0] else -math.inf)]
     record = {
@@ -492,7 +510,7 @@ def fit_noise(readings: Sequence[NoiseReading], *, priors: CalibrationPriors = D
         "faces": len({s for s, _ in groups}), "groups": len(cells), "readings": len(readings), "fitted": True,
         "by_size": table,
     }
-    return NoiseModel(v_floor, v_scale, g_floor, g_scale, record)
+    return NoiseModel(v_floor, v_scale, g_floor, g_scale, record, o_floor, o_scale)
 
 
 def write_thresholds(thresholds: EyeThresholds, path: Path | str = THRESHOLDS_PATH) -> Path:

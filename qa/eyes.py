@@ -108,6 +108,8 @@ class EyeThresholds:
     vergence_noise_scale_deg_px: float
     gaze_noise_floor_deg: float
     gaze_noise_scale_deg_px: float
+    openness_noise_floor: float  # the same model for the eye aspect ratio
+    openness_noise_scale_px: float
     # Size support, derived from the noise model (source pixels).
     min_gaze_eye_px: float  # narrower eyes: gaze and alignment are not judged (undetermined)
     min_iris_px: float  # iris diameter under this: the same
@@ -120,6 +122,10 @@ class EyeThresholds:
     def gaze_noise_deg(self, eye_px: float) -> float:
         """The same for the gaze angle."""
         return _noise(self.gaze_noise_floor_deg, self.gaze_noise_scale_deg_px, eye_px)
+
+    def openness_noise(self, eye_px: float) -> float:
+        """The same for the eye aspect ratio."""
+        return _noise(self.openness_noise_floor, self.openness_noise_scale_px, eye_px)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EyeThresholds:
@@ -144,7 +150,8 @@ class EyeThresholds:
 
 
 CALIBRATED = ("ear_closed", "ear_open", "vergence_deg", "gaze_deg", "iris_baseline")
-NOISE = ("vergence_noise_floor_deg", "vergence_noise_scale_deg_px", "gaze_noise_floor_deg", "gaze_noise_scale_deg_px")
+NOISE = ("vergence_noise_floor_deg", "vergence_noise_scale_deg_px", "gaze_noise_floor_deg", "gaze_noise_scale_deg_px",
+         "openness_noise_floor", "openness_noise_scale_px")
 SUPPORT = ("min_gaze_eye_px", "min_iris_px")
 
 
@@ -358,6 +365,13 @@ def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | No
     ear, ang = t.ear_softness, t.angle_softness_deg
     lo, hi = sorted((m.ear_right_corrected, m.ear_left_corrected))
 
+    # A lid verdict must clear its thresholds by the landmark noise at this size.
+    band = t.noise_k * t.openness_noise(m.eye_px)
+    near = min(abs(m.openness - t.ear_closed), abs(m.openness - t.ear_open))
+    if near < band:
+        return (EyeState.undetermined, 0.0,
+                f"eye {m.eye_px:.0f} px wide: too small to judge the eyelids (eye aspect ratio {m.openness:.3f} "
+                f"is within landmark noise {band:.3f} of a threshold)")
     if m.openness < t.ear_closed:
         return (EyeState.closed, reliability * _sure(t.ear_closed - m.openness, ear),
                 f"eye aspect ratio {m.openness:.3f} < {t.ear_closed:.3f}")
@@ -378,6 +392,14 @@ def _decide(m: EyeMeasures, t: EyeThresholds) -> tuple[EyeState, float, str | No
         return EyeState.undetermined, 0.0, f"{iris}: too small to judge gaze"
     if math.isfinite(m.vergence_deg) and abs(m.vergence_deg) >= t.vergence_deg:
         needed = t.vergence_deg + t.noise_k * t.vergence_noise_deg(m.eye_px)
+        gaze_needed = t.gaze_deg + t.noise_k * t.gaze_noise_deg(m.eye_px)
+        if abs(m.vergence_deg) <= needed and abs(m.gaze_deg) > gaze_needed:
+            # Not surely misaligned, but surely turned to one side together (a strong sideways
+            # glance inflates the vergence reading): the supported verdict is the glance.
+            side = "image right" if m.gaze_deg > 0 else "image left"
+            return (EyeState.looking_away, reliability * min(sure_open, _sure(abs(m.gaze_deg) - gaze_needed, ang), 0.5),
+                    f"gaze {abs(m.gaze_deg):.0f} degrees towards the {side}; misalignment {abs(m.vergence_deg):.0f} "
+                    f"degrees is within landmark noise")
         if abs(m.vergence_deg) <= needed:
             return (EyeState.undetermined, 0.0,
                     f"eye {m.eye_px:.0f} px wide: too small to judge gaze (misalignment {abs(m.vergence_deg):.0f} "
