@@ -94,13 +94,14 @@ def wait_until_idle(page: Page, timeout_ms: float = 120_000) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)
 
 
-def sign_in(page: Page, url: str, username: str, password: str = PASSWORD) -> None:
-    """Open the app at `url` and sign in; returns once the default page (Shoots) has finished."""
+def sign_in(page: Page, url: str, username: str, password: str = PASSWORD, *, heading: str = "Shoots") -> None:
+    """Open the app at `url` and sign in; returns once the page with `heading` (the default
+    page, Shoots, or the page `url` names) has finished."""
     from playwright.sync_api import expect
 
     page.goto(url)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Shoots")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=60_000)
     wait_until_idle(page)
