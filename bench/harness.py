@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ACTOR", "QUIET_LOAD", "REPO", "CpuMeter", "Step", "StepClock", "alternate", "compare", "cpu_model",
-    "explicit_settings", "fresh_workbench", "peak_rss_mib", "process_pool", "stats", "testdata_dir", "timed",
+    "ACTOR", "QUIET_LOAD", "REPO", "CpuMeter", "Step", "StepClock", "alternate", "available", "compare", "cpu_model",
+    "explicit_settings", "fresh_workbench", "load_line", "peak_rss_mib", "process_pool", "stats", "testdata_dir", "timed",
     "verdict", "wait_for_quiet",
 ]
 
@@ -108,6 +108,25 @@ class Step:
     when: Callable[[tuple, dict], bool] | None = None
 
 
+def _owner(target: str) -> Any:
+    module_name, _, class_name = target.partition(":")
+    owner = importlib.import_module(module_name)
+    return getattr(owner, class_name) if class_name else owner
+
+
+def available(steps: Iterable[Step]) -> list[Step]:
+    """The steps whose function exists (a benchmark run against older code skips the rest)."""
+    found = []
+    for step in steps:
+        try:
+            owner = _owner(step.target)
+        except (ImportError, AttributeError):
+            continue
+        if step.attribute in (owner.__dict__ if isinstance(owner, type) else vars(owner)):
+            found.append(step)
+    return found
+
+
 class StepClock:
     """Wall and CPU seconds per step while the wrapped functions run. A few timers per call cost
     nothing measurable (cProfile, which traces every Python call, would inflate the Python-heavy
@@ -162,10 +181,7 @@ class StepClock:
         """Wrap every step's function; returns the function that puts the originals back."""
         restore = []
         for step in steps:
-            module_name, _, class_name = step.target.partition(":")
-            owner = importlib.import_module(module_name)
-            if class_name:
-                owner = getattr(owner, class_name)
+            owner = _owner(step.target)
             original = owner.__dict__[step.attribute] if isinstance(owner, type) else getattr(owner, step.attribute)
             restore.append((owner, step.attribute, original))
             setattr(owner, step.attribute, self.wrap(step, original))
@@ -264,6 +280,17 @@ def wait_for_quiet(limit_s: float, say: Callable[[str], Any]) -> None:
         if time.monotonic() >= deadline:
             say(f"  the machine is still busy ({100 * load:.0f} % used by other processes); timing anyway")
             return
+
+
+def load_line(load: dict[str, float | None]) -> str:
+    """How busy the machine was while a benchmark timed (from :meth:`CpuMeter.stop`)."""
+    other = load.get("other_load")
+    cpus = os.cpu_count() or 1
+    if other is None:
+        return f"machine load: unknown (no /proc/stat); this run used {load['cpu_s']:.1f} CPU s"
+    flag = "" if other <= QUIET_LOAD else " (busy: figures are noisy, trust the ratios)"
+    return (f"machine load: other processes used {100 * other:.0f} % of {cpus} CPUs, "
+            f"this run {load['cpu_s']:.1f} CPU s{flag}")
 
 
 def cpu_model() -> str:

@@ -7,7 +7,9 @@ therefore never sees a whole 24-megapixel frame. Coordinates are in pixels of th
 
 The MediaPipe graphs are built on first use and kept for the life of the process. MediaPipe does
 not survive fork() once used, so worker pools must use the 'spawn' or 'forkserver' start method
-if the parent has searched for faces itself.
+if the parent has searched for faces itself. What MediaPipe and TensorFlow Lite log from C++ while
+a graph runs (notes on model signatures and projections, whatever the environment asks) is
+caught on fd 2 around each call and dropped; their errors become warnings of this module's logger.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faces.landmarks import LEFT_EYE, LEFT_EYE_CORNERS, LEFT_IRIS, N_LANDMARKS, RIGHT_EYE, RIGHT_EYE_CORNERS, RIGHT_IRIS
-from faces.measures import eye_aspect_ratio, head_pose, iris_position
+from faces.landmarks import N_LANDMARKS
+from faces.measures import FaceGeometry, face_geometry
+from likeness import logs
 
 log = logging.getLogger(__name__)
 
 MIN_IMAGE_EDGE = 16  # nothing smaller can hold a measurable face
 DETECT_LONG_EDGE = 1280  # detectors resize to 128/192 px internally; more only costs time
-ALIGNED_MESH_EDGE = 512  # long edge at which an image framed around one face is meshed
+# An image framed around one face is meshed as it is up to this long edge: FaceMesh samples the
+# face at 192 px from whatever it is given, and shrinking a 1024 px crop first cost more (1.5 ms)
+# than it saved the mesh (under 1 ms). Larger images are shrunk by a whole factor to fit.
+ALIGNED_MESH_EDGE = 2048
 MESH_SIZE = 384  # side of the square crop given to FaceMesh (its landmark model runs at 192)
 CROP_MARGIN = 2.0  # crop side as a multiple of the detector box's longer side
 DEDUP_IOU = 0.4
@@ -59,6 +65,10 @@ class FaceFinding:
     ``iris_*`` is the iris centre projected on the eye's corner axis, 0 at the outer corner and
     1 at the inner one (about 0.45 looking ahead). Any measure whose geometry is degenerate is
     ``nan``.
+
+    ``geometry`` holds every eye and pose measure taken from ``landmarks`` in the mesh pass (the
+    eye detector reads it instead of measuring again); it is never stored, so a finding read from
+    JSON has none and is measured afresh.
     """
 
     box: tuple[float, float, float, float]
@@ -71,6 +81,7 @@ class FaceFinding:
     ear_left: float
     iris_right: float
     iris_left: float
+    geometry: FaceGeometry | None = field(default=None, repr=False, compare=False)
 
     @property
     def ear_mean(self) -> float:
@@ -86,7 +97,7 @@ class FaceFinding:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaceFinding:
         x0, y0, x1, y1 = (float(v) for v in data["box"])
-        measures = {k: float("nan") if data.get(k) is None else float(data[k]) for k in _MEASURES}
+        measures: dict[str, Any] = {k: float("nan") if data.get(k) is None else float(data[k]) for k in _MEASURES}
         landmarks = np.asarray(data["landmarks"], dtype=np.float32).reshape(N_LANDMARKS, 3)
         return cls(box=(x0, y0, x1, y1), score=float(data["score"]), landmarks=landmarks, **measures)
 
@@ -114,27 +125,42 @@ def _graph(kind: str, confidence: float) -> Any:
     if graph is None:
         import mediapipe as mp  # heavy import, kept out of module import time
 
-        if kind.startswith("mesh"):
-            graph = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
-                                                    max_num_faces=int(kind[4:]),
-                                                    min_detection_confidence=confidence)
-        else:
-            graph = mp.solutions.face_detection.FaceDetection(
-                model_selection=1 if kind == "full" else 0, min_detection_confidence=confidence)
+        with logs.native_stderr() as captured:
+            if kind.startswith("mesh"):
+                graph = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                                        max_num_faces=int(kind[4:]),
+                                                        min_detection_confidence=confidence)
+            else:
+                graph = mp.solutions.face_detection.FaceDetection(
+                    model_selection=1 if kind == "full" else 0, min_detection_confidence=confidence)
+        _hand_on(captured)
         _graphs[key] = graph
         _graphs_pid = os.getpid()
     return graph
 
 
+def _run(graph: Any, image: np.ndarray) -> Any:
+    """``graph.process(image)`` with the C++ log lines it prints caught (see the module doc)."""
+    with logs.native_stderr() as captured:
+        result = graph.process(image)
+    _hand_on(captured)
+    return result
+
+
+def _hand_on(captured: logs.Captured) -> None:
+    """What MediaPipe printed: its C++ notes dropped, its errors logged, anything else passed on."""
+    if captured.text:
+        logs.emit(logs.drop_native_log_lines(captured.text, log, source="mediapipe"))
+
+
 def _measure(pts: np.ndarray, score: float) -> FaceFinding:
+    """The finding of one mesh, every measure taken once (:func:`faces.measures.face_geometry`)."""
     (x0, y0), (x1, y1) = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
-    yaw, pitch, roll = head_pose(pts)
+    g = face_geometry(pts)
     return FaceFinding(
         box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), landmarks=pts,
-        yaw=yaw, pitch=pitch, roll=roll,
-        ear_right=eye_aspect_ratio(pts, RIGHT_EYE), ear_left=eye_aspect_ratio(pts, LEFT_EYE),
-        iris_right=iris_position(pts, RIGHT_IRIS, *RIGHT_EYE_CORNERS),
-        iris_left=iris_position(pts, LEFT_IRIS, *LEFT_EYE_CORNERS),
+        yaw=g.yaw, pitch=g.pitch, roll=g.roll, ear_right=g.ear_right, ear_left=g.ear_left,
+        iris_right=g.iris_right, iris_left=g.iris_left, geometry=g,
     )
 
 
@@ -187,7 +213,7 @@ def _detect(small: np.ndarray, confidence: float) -> list[tuple[tuple[float, ...
 
     def run(kind: str, image: np.ndarray, ox: int, oy: int) -> None:
         h, w = image.shape[:2]
-        for det in _graph(kind, confidence).process(image).detections or []:
+        for det in _run(_graph(kind, confidence), image).detections or []:
             b = det.location_data.relative_bounding_box
             x0, y0 = ox + b.xmin * w, oy + b.ymin * h
             box = (x0, y0, x0 + b.width * w, y0 + b.height * h)
@@ -220,12 +246,31 @@ def _square_crop(src: np.ndarray, cx: float, cy: float, side: float) -> Crop | N
     return cv2.resize(square, (MESH_SIZE, MESH_SIZE), interpolation=interp), x0, y0, n / MESH_SIZE
 
 
+# A NormalizedLandmarkList of 478 points with x, y and z set (and no visibility or presence) is,
+# on the wire, 478 records of 17 bytes: field 1 (landmark) of length 15, then fields 1, 2 and 3
+# as 32-bit floats. Reading them in one go costs microseconds where 1,434 attribute reads cost
+# most of a millisecond; any other layout is read point by point.
+_WIRE_RECORD = np.dtype([("head", "u1", 3), ("x", "<f4"), ("ky", "u1"), ("y", "<f4"), ("kz", "u1"), ("z", "<f4")])
+_WIRE_KEYS = np.array([0x0A, 15, 0x0D, 0x15, 0x1D], np.uint8)
+
+
+def _landmark_array(face: Any) -> np.ndarray:
+    """(n, 3) float64 normalised landmarks of one FaceMesh face."""
+    wire = face.SerializeToString()
+    if len(wire) == N_LANDMARKS * _WIRE_RECORD.itemsize:
+        records = np.frombuffer(wire, _WIRE_RECORD)
+        keys = np.frombuffer(wire, np.uint8).reshape(N_LANDMARKS, -1)[:, [0, 1, 2, 7, 12]]
+        if (keys == _WIRE_KEYS).all():
+            return np.stack([records["x"], records["y"], records["z"]], axis=1).astype(np.float64)
+    return np.fromiter((c for p in face.landmark for c in (p.x, p.y, p.z)), np.float64).reshape(-1, 3)
+
+
 def _mesh(image: np.ndarray, graph: Any) -> list[np.ndarray]:
     """FaceMesh landmarks as (478, 3) arrays in ``image`` pixels (z scaled like x)."""
     h, w = image.shape[:2]
     out = []
-    for face in graph.process(image).multi_face_landmarks or []:
-        a = np.fromiter((c for p in face.landmark for c in (p.x, p.y, p.z)), np.float64).reshape(-1, 3)
+    for face in _run(graph, image).multi_face_landmarks or []:
+        a = _landmark_array(face)
         if a.shape == (N_LANDMARKS, 3) and np.isfinite(a).all():
             out.append(a * np.array([w, h, w]))
     return out
@@ -294,8 +339,8 @@ def mesh_aligned_face(rgb: np.ndarray, *, min_confidence: float = 0.5) -> FaceFi
     if _graphs_pid not in (None, os.getpid()):
         raise ForkedAfterUseError("faces were searched in the parent before this worker was forked; "
                                   "start worker processes with the 'spawn' or 'forkserver' method")
-    # FaceMesh finds and crops the face itself and reads it at 192 px: a face filling the image
-    # needs no more than ALIGNED_MESH_EDGE pixels, and shrinking by a whole factor is cheap.
+    # FaceMesh finds and crops the face itself and reads it at 192 px: the image goes as it is
+    # (no copy, no resize) unless it is over ALIGNED_MESH_EDGE, then shrunk by a whole factor.
     h, w = rgb.shape[:2]
     factor = max(1, math.ceil(max(h, w) / ALIGNED_MESH_EDGE))
     small = cv2.resize(rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA) if factor > 1 else rgb
@@ -303,8 +348,8 @@ def mesh_aligned_face(rgb: np.ndarray, *, min_confidence: float = 0.5) -> FaceFi
         meshes = _mesh(np.ascontiguousarray(small), _graph("mesh1", min_confidence))
     if not meshes:
         return None
-    sy, sx = h / small.shape[0], w / small.shape[1]
-    return _measure((meshes[0] * [sx, sy, sx]).astype(np.float32), min_confidence)
+    pts = meshes[0] if factor == 1 else meshes[0] * [w / small.shape[1], h / small.shape[0], w / small.shape[1]]
+    return _measure(pts.astype(np.float32), min_confidence)
 
 
 def _find(rgb: np.ndarray, max_faces: int, confidence: float) -> list[FaceFinding]:

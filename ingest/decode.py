@@ -1,11 +1,18 @@
 """Decode a frame once: RAW through LibRaw (rawpy), JPEG/TIFF/PNG through Pillow, orientation
-honoured, with a preview taken from the embedded JPEG where the camera wrote one."""
+honoured, with a preview taken from the embedded JPEG where the camera wrote one.
+
+LibRaw reports damage by printing to stderr from C ("<path>: Unexpected end of file") and
+exifread by a bare log line ("File format not recognized."): both are caught while a file is
+read and attached to it, in the FrameError reason when the file fails, else in a log record that
+names the file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +23,9 @@ import rawpy
 import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ingest.exif import CameraMetadata, fill_from_libraw, read_exif
+from ingest.exif import CameraMetadata, fill_from_libraw
+from ingest.exif import read_exif as _read_exif
+from likeness import logs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,64 @@ class DecodedFrame:
     white_balance: list[float] | None
     preview: Image.Image | None  # embedded preview, upright, or None
     preview_source: str | None
+
+
+class _LibRaw:
+    """What LibRaw printed while one file was read, without the path it prefixes (the file is
+    named by whoever reports it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[str] = []
+
+    @contextlib.contextmanager
+    def calls(self) -> Iterator[None]:
+        captured = logs.Captured()
+        try:
+            with logs.native_stderr() as captured:
+                yield
+        finally:
+            prefix = f"{self.path}: "
+            self.messages += [line.removeprefix(prefix).strip() for line in captured.lines]
+
+    def reason(self, reason: str) -> str:
+        """``reason`` with LibRaw's own words, where it said anything."""
+        return f"{reason}; LibRaw: {'; '.join(self.messages)}" if self.messages else reason
+
+    def warn(self) -> None:
+        """For a file that decoded all the same."""
+        if self.messages:
+            log.warning("%s: LibRaw: %s", self.path, "; ".join(self.messages))
+
+
+class _ExifreadNotes(logging.Filter):
+    """exifread's log records made in this thread while a file is read, kept off the console
+    (exifread does not say which file it means) and logged again naming it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        self.messages.append(record.getMessage())
+        return False
+
+
+def read_exif(path: Path) -> CameraMetadata:
+    """:func:`ingest.exif.read_exif`, with exifread's notes on the file logged naming it (at
+    INFO: a file without EXIF is a normal file)."""
+    notes = _ExifreadNotes()
+    logger = logging.getLogger("exifread")
+    logger.addFilter(notes)
+    try:
+        return _read_exif(path)
+    finally:
+        logger.removeFilter(notes)
+        for message in notes.messages:
+            log.info("%s: no EXIF read (exifread: %s)", path, message)
 
 
 def decode_frame(path: Path, *, max_pixels: int) -> DecodedFrame:
@@ -127,34 +194,39 @@ def _subifd_pages(tif: tifffile.TiffFile, page: tifffile.TiffPage | tifffile.Tif
 
 def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
     _check_tiff_extent(path, file_size)
+    libraw = _LibRaw(path)
     try:
-        raw = rawpy.imread(str(path))
-        raw.unpack()  # imread only reads headers; unsupported or cut data shows up here
+        with libraw.calls():
+            raw = rawpy.imread(str(path))
+            raw.unpack()  # imread only reads headers; unsupported or cut data shows up here
     except rawpy.LibRawFileUnsupportedError:
-        raise FrameError(
-            "unsupported_format", "LibRaw cannot decode this file (a format it does not support, or a RAW cut short)"
-        ) from None
+        raise FrameError("unsupported_format", libraw.reason(
+            "LibRaw cannot decode this file (a format it does not support, or a RAW cut short)")) from None
     except rawpy.LibRawIOError as exc:
-        raise FrameError("truncated", f"the file is truncated or unreadable ({_libraw_message(exc)})") from None
+        raise FrameError("truncated", libraw.reason(
+            f"the file is truncated or unreadable ({_libraw_message(exc)})")) from None
     except rawpy.LibRawError as exc:
-        raise FrameError("corrupt", f"LibRaw rejected the file: {_libraw_message(exc)}") from None
+        raise FrameError("corrupt", libraw.reason(f"LibRaw rejected the file: {_libraw_message(exc)}")) from None
     with raw:
         sizes = raw.sizes
         pixels = int(sizes.width) * int(sizes.height)
         if pixels <= 0:
-            raise FrameError("corrupt", "LibRaw found no image data")
+            raise FrameError("corrupt", libraw.reason("LibRaw found no image data"))
         if pixels > max_pixels:
             raise too_large(int(sizes.width), int(sizes.height), max_pixels)
-        metadata = fill_from_libraw(read_exif(path), path, raw)
-        preview = _embedded_preview(raw, sizes.flip, (sizes.width, sizes.height))
+        metadata = read_exif(path)
         try:
-            rgb = raw.postprocess(**RAW_POSTPROCESS)
+            with libraw.calls():
+                metadata = fill_from_libraw(metadata, path, raw)
+                preview = _embedded_preview(raw, sizes.flip, (sizes.width, sizes.height))
+                rgb = raw.postprocess(**RAW_POSTPROCESS)
         except rawpy.LibRawError as exc:
             kind = "truncated" if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError)) else "corrupt"
-            raise FrameError(kind, f"decoding failed: {_libraw_message(exc)}") from None
+            raise FrameError(kind, libraw.reason(f"decoding failed: {_libraw_message(exc)}")) from None
         wb = [round(float(v), 4) for v in raw.camera_whitebalance[:3]]
         fmt = path.suffix.lstrip(".").upper() or "RAW"
         metadata.orientation = _FLIP_TO_ORIENTATION.get(int(sizes.flip), metadata.orientation)
+    libraw.warn()
     return DecodedFrame(rgb, fmt, metadata.orientation, metadata, wb, preview, "embedded" if preview else None)
 
 
@@ -236,12 +308,15 @@ def make_preview(image: Image.Image, long_edge: int) -> bytes:
 
 def quick_preview(path: Path, long_edge: int) -> bytes | None:
     """The preview alone, fast: the embedded JPEG, else a half-size decode (for contact sheets)."""
+    libraw = _LibRaw(path)
     try:
-        with rawpy.imread(str(path)) as raw:
+        with libraw.calls(), rawpy.imread(str(path)) as raw:
             preview = _embedded_preview(raw, raw.sizes.flip, (raw.sizes.width, raw.sizes.height))
             if preview is None:
                 preview = Image.fromarray(raw.postprocess(half_size=True, **RAW_POSTPROCESS))
+        libraw.warn()
     except rawpy.LibRawError:
+        libraw.warn()
         try:
             with Image.open(path) as image:
                 preview = ImageOps.exif_transpose(image).convert("RGB")

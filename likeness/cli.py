@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from likeness import doctor as doctor_mod
-from likeness import users
+from likeness import logs, users
 from likeness.db import PROJECT_ROOT
 from likeness.errors import LikenessError
 from likeness.models import Role
@@ -195,7 +194,7 @@ def build_app() -> typer.Typer:
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
     ) -> None:
         ctx.obj = {"debug": debug}
-        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logs.configure(verbose=verbose)
 
     app.add_typer(db_app, name="db")
     app.add_typer(user_app, name="user")

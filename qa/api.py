@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from PIL import Image
@@ -28,7 +28,7 @@ from qa.review import (
     verdict_of,
 )
 from qa.review_reads import ReviewCard, ReviewProgress, my_votes, review_cards, review_measures, review_progress
-from qa.shot_qa import FrameTone, ShotQaThresholds, face_window, measure_shot, sharpness, summarise
+from qa.shot_qa import Check, FrameTone, ShotQaThresholds, face_window, measure_shot, sharpness, summarise
 
 __all__ = [
     "FaceImageQa", "QaResult", "qa_face_image", "ReviewStats", "ReviewVerdict", "cast_vote", "consistency_report", "enqueue", "next_items",
@@ -50,7 +50,8 @@ class QaResult:
 
 def _image(blobs: BlobStore, sha256: str) -> np.ndarray:
     with blobs.open(sha256) as handle:
-        return np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+        image = Image.open(io.BytesIO(handle.read()))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # crops and previews are RGB already
 
 
 def finding_of(face: Face) -> FaceFinding:
@@ -179,7 +180,8 @@ class FaceImageQa:
 
 
 def qa_face_image(rgb: np.ndarray) -> FaceImageQa:
-    """Eye state and face checks for an aligned crop or a generated face (one mesh pass)."""
+    """Eye state and face checks for an aligned crop or a generated face: one mesh pass, whose
+    measures (pose, eye openness, iris) the eye detector and the pose checks read as they are."""
     finding = mesh_aligned_face(rgb)
     if finding is None:
         return FaceImageQa(False, None, [])
@@ -187,7 +189,15 @@ def qa_face_image(rgb: np.ndarray) -> FaceImageQa:
     checks = measure_shot(
         face=face_window(rgb), preview=rgb, pose=(finding.yaw, finding.pitch, finding.roll), eyes=eyes, reference=None
     )
-    return FaceImageQa(True, eyes, [asdict(c) for c in checks])
+    return FaceImageQa(True, eyes, [check_json(c) for c in checks])
+
+
+def check_json(check: Check) -> dict:
+    """A check as plain JSON types: ``asdict`` without its deep copy (every field is a scalar)."""
+    return {name: getattr(check, name) for name in _CHECK_FIELDS}
+
+
+_CHECK_FIELDS = tuple(f.name for f in fields(Check))
 
 
 def consistency_report(*, session: Session, shoot_id: int) -> bytes:

@@ -38,19 +38,8 @@ from typing import Any
 import numpy as np
 
 from faces.detect import FaceFinding, find_faces
-from faces.landmarks import (
-    CHIN,
-    EYE_POINTS,
-    FOREHEAD,
-    LEFT_EYE,
-    LEFT_EYE_CORNERS,
-    LEFT_IRIS,
-    N_LANDMARKS,
-    RIGHT_EYE,
-    RIGHT_EYE_CORNERS,
-    RIGHT_IRIS,
-)
-from faces.measures import eye_aspect_ratio, eye_height, eye_width, face_axes, head_pose, iris_position
+from faces.landmarks import CHIN, EYE_POINTS, FOREHEAD, N_LANDMARKS
+from faces.measures import face_geometry
 from likeness.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -273,8 +262,10 @@ def gaze_angles(iris_right: float, iris_left: float, yaw: float, *, thresholds: 
 def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = None,
                  thresholds: EyeThresholds | None = None) -> EyeMeasures:
     """Measures of one face from its landmarks alone (the finding's stored measures are not
-    trusted: they may come from old JSON). ``image_size`` is (width, height) of the image the
-    landmarks are in. Raises :class:`Unmeasurable` with the reason."""
+    trusted: they may come from old JSON). The mesh pass's :class:`faces.measures.FaceGeometry`
+    is used when the finding carries one taken from these very landmarks; otherwise they are
+    measured here, the same way. ``image_size`` is (width, height) of the image the landmarks
+    are in. Raises :class:`Unmeasurable` with the reason."""
     t = thresholds or load_thresholds()
     raw = finding.landmarks
     if raw is None or np.ndim(raw) != 2 or np.shape(raw)[0] < N_LANDMARKS or np.shape(raw)[1] < 3:
@@ -288,27 +279,28 @@ def measure_face(finding: FaceFinding, *, image_size: tuple[int, int] | None = N
         eyes = pts[list(EYE_POINTS), :2]
         if (eyes < 0).any() or (eyes[:, 0] > w).any() or (eyes[:, 1] > h).any():
             raise Unmeasurable(f"eye landmarks fall outside the {w}x{h} image: the frame cuts the face")
-    widths = [eye_width(pts, eye) for eye in (RIGHT_EYE, LEFT_EYE)]
+    g = finding.geometry
+    if g is None or not g.measures(raw):
+        g = face_geometry(pts)
+    widths = [g.eye_width_right, g.eye_width_left]
     if min(widths) <= 1e-6:
         raise Unmeasurable("zero-width eye: its corner landmarks coincide")
-    for name, eye, width in (("right", RIGHT_EYE, widths[0]), ("left", LEFT_EYE, widths[1])):
-        if eye_height(pts, eye) < _MIN_EYE_HEIGHT * width:
+    for name, height, width in (("right", g.eye_height_right, widths[0]), ("left", g.eye_height_left, widths[1])):
+        if height < _MIN_EYE_HEIGHT * width:
             raise Unmeasurable(f"zero-area {name} eye: its landmarks lie on one line")
-    axes = face_axes(pts)
-    if axes is None:
+    if g.axes is None:
         raise Unmeasurable("head pose undefined: the face landmarks are degenerate")
-    frontal = pts @ axes  # landmarks in the face's own frame: the face seen from straight ahead
-    between = float(np.linalg.norm(frontal[list(RIGHT_EYE)].mean(0)[:2] - frontal[list(LEFT_EYE)].mean(0)[:2]))
-    for name, eye in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
-        ratio = eye_width(frontal, eye) / between if between > 0 else 0.0
+    # Eye widths in the face's own frame (the face seen from straight ahead) over the eye spacing.
+    between = g.eye_spacing
+    for name, frontal_width in (("right", g.eye_width_right_frontal), ("left", g.eye_width_left_frontal)):
+        ratio = frontal_width / between if between > 0 else 0.0
         if not _EYE_WIDTH_RANGE[0] <= ratio <= _EYE_WIDTH_RANGE[1]:
             raise Unmeasurable(f"{name} eye is {ratio:.2f} of the eye spacing wide: the mesh is not a plausible face")
 
-    yaw, pitch, roll = head_pose(pts)
-    ear_r, ear_l = eye_aspect_ratio(pts, RIGHT_EYE), eye_aspect_ratio(pts, LEFT_EYE)
-    cor_r, cor_l = eye_aspect_ratio(frontal, RIGHT_EYE), eye_aspect_ratio(frontal, LEFT_EYE)
-    iris_r = iris_position(pts, RIGHT_IRIS, *RIGHT_EYE_CORNERS)
-    iris_l = iris_position(pts, LEFT_IRIS, *LEFT_EYE_CORNERS)
+    yaw, pitch, roll = g.yaw, g.pitch, g.roll
+    ear_r, ear_l = g.ear_right, g.ear_left
+    cor_r, cor_l = g.ear_right_frontal, g.ear_left_frontal
+    iris_r, iris_l = g.iris_right, g.iris_left
     values = (yaw, pitch, roll, ear_r, ear_l, cor_r, cor_l, iris_r, iris_l)
     if not all(math.isfinite(v) for v in values):
         raise Unmeasurable("a measure is undefined (NaN): degenerate eye or head geometry")

@@ -135,3 +135,32 @@ def test_benchmarks_share_only_the_harness() -> None:
                 assert not any(alias.name.startswith("_") for alias in node.names), path.name
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("bench.") and a.name != "bench.harness" for a in node.names)
+
+
+def test_available_keeps_only_steps_whose_function_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("bench_available_probe")
+    exec("def present():\n    return 1\nclass Box:\n    def method(self):\n        return 2\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    steps = [
+        harness.Step("a", module.__name__, "present"),
+        harness.Step("b", module.__name__, "absent"),
+        harness.Step("c", f"{module.__name__}:Box", "method"),
+        harness.Step("d", f"{module.__name__}:NoSuchClass", "method"),
+        harness.Step("e", "no_such_module_for_bench", "anything"),
+    ]
+    assert [step.name for step in harness.available(steps)] == ["a", "c"]
+
+
+def test_load_line_says_how_busy_the_machine_was() -> None:
+    quiet = harness.load_line({"cpu_s": 2.0, "other_cpu_s": 0.0, "other_load": 0.01})
+    assert quiet.startswith("machine load: other processes used 1 % of ") and "noisy" not in quiet
+    assert "noisy" in harness.load_line({"cpu_s": 2.0, "other_cpu_s": 9.0, "other_load": 0.6})
+    assert "unknown" in harness.load_line({"cpu_s": 2.0, "other_cpu_s": None, "other_load": None})
+
+
+def test_the_qa_benchmark_times_functions_that_exist() -> None:
+    from bench import qa as bench_qa
+
+    steps = harness.available(bench_qa.STEPS)
+    assert steps == list(bench_qa.STEPS)  # a renamed function would silently leave its step out
+    assert {step.name for step in steps} == set(bench_qa.STEP_NAMES)

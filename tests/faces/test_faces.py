@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -18,8 +19,9 @@ from PIL import Image, ImageOps
 from faces import detect as faces_module
 from faces.align import align_face, ffhq_quad
 from faces.detect import FaceFinding, find_faces
-from faces.landmarks import EYE_POINTS, LEFT_EYE, RIGHT_EYE
-from faces.measures import eye_aspect_ratio, head_pose, iris_position
+from faces.landmarks import EYE_POINTS, LEFT_EYE, LEFT_EYE_CORNERS, LEFT_IRIS, RIGHT_EYE, RIGHT_EYE_CORNERS, RIGHT_IRIS
+from faces.measures import eye_aspect_ratio, eye_height, eye_width, face_axes, face_geometry, head_pose, iris_position
+from qa.eyes import measure_face
 
 EYES = EYE_POINTS
 
@@ -264,3 +266,98 @@ def test_degenerate_geometry_gives_nan() -> None:
     measured = faces_module._measure(flat, 0.9)
     assert math.isnan(measured.yaw) and math.isnan(measured.ear_left)
     assert json.dumps(measured.to_json())  # nan never reaches JSON
+
+
+# --- One measuring pass ----------------------------------------------------------------------
+
+
+def _single_measures(pts: np.ndarray) -> dict[str, float]:
+    """Each FaceGeometry field from the one-measure functions, as the eye detector took them."""
+    frontal = pts.astype(np.float64) @ face_axes(pts)
+    between = frontal[list(RIGHT_EYE)].mean(0)[:2] - frontal[list(LEFT_EYE)].mean(0)[:2]
+    yaw, pitch, roll = head_pose(pts)
+    return {
+        "yaw": yaw, "pitch": pitch, "roll": roll,
+        "ear_right": eye_aspect_ratio(pts, RIGHT_EYE), "ear_left": eye_aspect_ratio(pts, LEFT_EYE),
+        "ear_right_frontal": eye_aspect_ratio(frontal, RIGHT_EYE), "ear_left_frontal": eye_aspect_ratio(frontal, LEFT_EYE),
+        "iris_right": iris_position(pts, RIGHT_IRIS, *RIGHT_EYE_CORNERS),
+        "iris_left": iris_position(pts, LEFT_IRIS, *LEFT_EYE_CORNERS),
+        "eye_width_right": eye_width(pts, RIGHT_EYE), "eye_width_left": eye_width(pts, LEFT_EYE),
+        "eye_height_right": eye_height(pts, RIGHT_EYE), "eye_height_left": eye_height(pts, LEFT_EYE),
+        "eye_width_right_frontal": eye_width(frontal, RIGHT_EYE), "eye_width_left_frontal": eye_width(frontal, LEFT_EYE),
+        "eye_spacing": float(np.linalg.norm(between)),
+    }
+
+
+def test_the_mesh_pass_measures_everything_once_and_the_same(testdata_dir: Path) -> None:
+    findings = [f for p in _images(testdata_dir, "open", "closed", "crossed") for f in _faces(p)]
+    assert len(findings) >= 20
+    for finding in findings:
+        geometry = finding.geometry
+        assert geometry is not None and geometry.measures(finding.landmarks)
+        expected = _single_measures(finding.landmarks)
+        got = {name: getattr(geometry, name) for name in expected}
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(geometry.axes, face_axes(finding.landmarks), atol=1e-12)
+        carried = (finding.yaw, finding.pitch, finding.roll, finding.ear_right, finding.ear_left,
+                   finding.iris_right, finding.iris_left)
+        assert carried == (geometry.yaw, geometry.pitch, geometry.roll, geometry.ear_right, geometry.ear_left,
+                           geometry.iris_right, geometry.iris_left)
+
+
+def test_geometry_of_degenerate_landmarks_is_nan_not_an_error() -> None:
+    flat = face_geometry(np.zeros((478, 3), np.float32))
+    assert flat.axes is None and math.isnan(flat.yaw) and math.isnan(flat.ear_left_frontal)
+    assert flat.eye_width_right == 0.0 and math.isnan(flat.eye_height_right) and math.isnan(flat.iris_left)
+    huge = face_geometry(np.full((478, 3), 3e38, np.float32) * np.linspace(0, 1, 478, dtype=np.float32)[:, None])
+    assert isinstance(huge.yaw, float)
+
+
+def test_the_eye_detector_reads_the_mesh_measures_of_these_landmarks_only(astronaut: np.ndarray) -> None:
+    finding = find_faces(astronaut)[0]
+    assert finding.geometry is not None
+    fresh = measure_face(dataclasses.replace(finding, geometry=None))
+    assert measure_face(finding) == fresh  # the carried measures are the ones it would take
+    # A geometry is read as it is when it belongs to the landmarks...
+    marked = dataclasses.replace(finding.geometry, ear_right_frontal=finding.geometry.ear_right_frontal + 0.05)
+    reused = measure_face(dataclasses.replace(finding, geometry=marked))
+    assert reused.ear_right_corrected == pytest.approx(fresh.ear_right_corrected + 0.05)
+    # ...and ignored once the landmarks are others, replaced or changed in place.
+    moved = finding.landmarks.copy()
+    moved[:, 0] += 7.0
+    assert measure_face(dataclasses.replace(finding, landmarks=moved, geometry=marked)).ear_right_corrected == \
+        pytest.approx(fresh.ear_right_corrected)
+    edited = finding.landmarks.copy()
+    held = dataclasses.replace(finding, landmarks=edited, geometry=marked)
+    assert measure_face(held).ear_right_corrected == pytest.approx(fresh.ear_right_corrected + 0.05)
+    edited[RIGHT_EYE[1], 1] -= 4.0  # the upper lid raised in the finding's own array
+    remeasured = measure_face(held)
+    assert remeasured == measure_face(dataclasses.replace(finding, landmarks=edited.copy(), geometry=None))
+    assert remeasured.ear_right_corrected > fresh.ear_right_corrected + 0.08
+    # Stored findings carry no geometry: they are measured from their landmarks.
+    assert FaceFinding.from_json(finding.to_json()).geometry is None
+
+
+def test_landmarks_read_off_the_wire_equal_the_point_by_point_read(astronaut: np.ndarray) -> None:
+    from mediapipe.framework.formats import landmark_pb2
+
+    with faces_module._graphs_lock:
+        result = faces_module._run(faces_module._graph("mesh1", 0.5), np.ascontiguousarray(astronaut))
+    face = result.multi_face_landmarks[0]
+    by_point = np.array([(p.x, p.y, p.z) for p in face.landmark])
+    np.testing.assert_array_equal(faces_module._landmark_array(face), by_point)
+    # Another layout (visibility set on a point) is read point by point, still right.
+    other = landmark_pb2.NormalizedLandmarkList()
+    other.CopyFrom(face)
+    other.landmark[5].visibility = 0.5
+    np.testing.assert_array_equal(faces_module._landmark_array(other), by_point)
+    assert faces_module._landmark_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
+
+
+def test_an_aligned_crop_is_meshed_as_it_is(astronaut: np.ndarray) -> None:
+    crop = align_face(astronaut, ffhq_quad(find_faces(astronaut)[0].landmarks), 1024)
+    finding = faces_module.mesh_aligned_face(crop)
+    assert finding is not None
+    with faces_module._graphs_lock:
+        direct = faces_module._mesh(crop, faces_module._graph("mesh1", 0.5))[0].astype(np.float32)
+    np.testing.assert_array_equal(finding.landmarks, direct)  # no shrunk copy in between
