@@ -273,7 +273,9 @@ def test_degenerate_geometry_gives_nan() -> None:
 
 def _single_measures(pts: np.ndarray) -> dict[str, float]:
     """Each FaceGeometry field from the one-measure functions, as the eye detector took them."""
-    frontal = pts.astype(np.float64) @ face_axes(pts)
+    axes = face_axes(pts)
+    assert axes is not None
+    frontal = pts.astype(np.float64) @ axes
     between = frontal[list(RIGHT_EYE)].mean(0)[:2] - frontal[list(LEFT_EYE)].mean(0)[:2]
     yaw, pitch, roll = head_pose(pts)
     return {
@@ -298,7 +300,9 @@ def test_the_mesh_pass_measures_everything_once_and_the_same(testdata_dir: Path)
         expected = _single_measures(finding.landmarks)
         got = {name: getattr(geometry, name) for name in expected}
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
-        np.testing.assert_allclose(geometry.axes, face_axes(finding.landmarks), atol=1e-12)
+        axes = face_axes(finding.landmarks)
+        assert geometry.axes is not None and axes is not None
+        np.testing.assert_allclose(geometry.axes, axes, atol=1e-12)
         carried = (finding.yaw, finding.pitch, finding.roll, finding.ear_right, finding.ear_left,
                    finding.iris_right, finding.iris_left)
         assert carried == (geometry.yaw, geometry.pitch, geometry.roll, geometry.ear_right, geometry.ear_left,
