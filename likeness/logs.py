@@ -68,10 +68,14 @@ def native_stderr() -> Iterator[Captured]:
     what it does not recognise (:func:`drop_native_log_lines`, then ``emit``)."""
     captured = Captured()
     with _lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (a daemon): nothing to catch
+            yield captured
+            return
         sink = _sink_fd()
         start = os.lseek(sink, 0, os.SEEK_END)
         _flush()
-        saved = os.dup(2)
         try:
             os.dup2(sink, 2)
             try:

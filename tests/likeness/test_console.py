@@ -158,3 +158,16 @@ def test_ingest_console_has_no_native_noise_and_failures_name_their_files(sample
     shoot_files = [str(p.relative_to(sample_shoot.path)) for p in sample_shoot.path.rglob("*") if p.is_file()]
     for line in run.stderr.splitlines():  # anything on stderr is about a file, and says which
         assert any(name in line for name in shoot_files), line
+
+
+def test_native_stderr_without_a_stderr_catches_nothing_and_breaks_nothing() -> None:
+    script = textwrap.dedent("""
+        import os
+        from likeness import logs
+        os.close(2)
+        with logs.native_stderr() as captured:
+            pass
+        print(repr(captured.text))
+    """)
+    run = _python("-c", script)
+    assert (run.returncode, run.stdout.strip()) == (0, "''"), run.stderr
