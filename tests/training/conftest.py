@@ -7,6 +7,7 @@ helpers from here, never from one another.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,14 @@ def tiny_config(data: Path, out: Path, **overrides: Any) -> TrainConfig:
         kimg_per_tick=0.004, snapshot_kimg=0.004, workers=0, grid_samples=4, threads=1, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def tiny_process_args(folder: Path) -> list[str]:
+    """`likeness train run` options for the tiny network (written to `folder`), with ticks far
+    apart (so only live records show progress). Set OMP_NUM_THREADS=1 for one thread."""
+    network = folder / "tiny-network.json"
+    network.write_text(json.dumps(tiny_network().to_dict()), encoding="utf-8")
+    return ["--network", str(network), "--tick-kimg", "1000", "--workers", "0"]
 
 
 def centre_crops(testdata_dir: Path, dest: Path) -> Path:

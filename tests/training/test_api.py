@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from likeness.errors import ConfigError, NotFound
 from likeness.workbench import Workbench
-from tests.training.conftest import make_dataset, tiny_config
+from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
 from training import api
 from training.cli import train_run
 from training.config import RUN_DEFAULTS, TrainConfig
@@ -75,3 +77,67 @@ def test_start_run_process_refuses_a_missing_dataset_and_a_taken_name(
     assert checkpoint.id == summary.latest_checkpoint_id and checkpoint.grid_sha256 is not None
     with pytest.raises(NotFound, match="no training run #999"):
         api.run_summary(workbench, 999)
+
+
+def _wait_for(what: str, check: Any, deadline_s: float = 300) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` if it never does."""
+    import time
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"never happened: {what}")
+
+
+def _zombie_or_alive(pid: int) -> bool:
+    """Whether a process table entry for `pid` still exists (running, or ended and not reaped)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def test_a_run_process_reports_live_logs_as_it_goes_stops_on_request_and_on_sigterm_and_is_reaped(
+        env_workbench: Workbench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workbench = env_workbench    # the process finds the database through the LIKENESS_* variables
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    prepared = make_dataset(tmp_path / "set")
+    started = api.start_run_process(workbench=workbench, dataset=prepared.dest, name="live", kimg=1000, batch=4,
+                                    snapshot_kimg=1000, extra_args=tiny_process_args(tmp_path))
+    # Progress reaches the row long before the first tick (1000 kimg away): live records.
+    running = _wait_for("live progress on the row", lambda: next(
+        (s for s in api.run_summaries(workbench) if s.name == "live" and s.kimg > 0), None))
+    assert running.status == "running" and running.last_metrics["live"] is True
+    assert running.last_metrics["img_per_s"] > 0 and running.last_metrics["eta_s"] > 0
+    assert running.last_metrics["device"].startswith("CPU")
+    # The log holds the first lines while the process still runs: device and estimate.
+    log_text = api.read_log(running) or ""
+    assert "device: CPU (1 thread)" in log_text and "estimated time:" in log_text
+    assert _zombie_or_alive(started.pid)
+
+    api.request_stop(workbench, "live")
+    assert api.run_summary(workbench, running.id).stop_requested
+    _wait_for("the stopped process to be reaped", lambda: not _zombie_or_alive(started.pid))
+    stopped = api.run_summary(workbench, running.id)
+    assert stopped.status == "stopped" and not stopped.stop_requested and stopped.checkpoints == 1
+    [checkpoint] = api.checkpoints(workbench, run_name="live")
+    assert checkpoint.kimg == stopped.kimg > 0
+    with pytest.raises(ConfigError, match="is not running"):
+        api.request_stop(workbench, "live")
+
+    # Resume continues from the snapshot; SIGTERM stops it the same graceful way.
+    resumed = api.resume_run_process(workbench=workbench, name="live", extra_args=["--workers", "0"])
+    assert resumed.command[-2:] == ("--resume", "auto") and "--network" in resumed.command
+    _wait_for("the resumed run to train further", lambda: api.run_summary(workbench, running.id).kimg > stopped.kimg
+              and api.run_summary(workbench, running.id).status == "running")
+    os.kill(resumed.pid, signal.SIGTERM)
+    _wait_for("the terminated process to be reaped", lambda: not _zombie_or_alive(resumed.pid))
+    final = api.run_summary(workbench, running.id)
+    assert final.status == "stopped" and final.checkpoints == 2 and final.kimg > stopped.kimg
+    assert "SIGTERM received" in (api.read_log(final) or "")
+
+
+def test_stop_requests_name_the_run(workbench: Workbench, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="no training run named 'ghost'"):
+        api.request_stop(workbench, "ghost")
+    with pytest.raises(NotFound, match="no training run named 'ghost'"):
+        api.resume_run_process(workbench=workbench, name="ghost")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TypeVar, cast
@@ -17,7 +19,8 @@ from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
 from tests.factories.app import APP, sign_in, titles
 from tests.factories.people import add_user
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
+from training import api
 from training.api import start_run
 
 PAGE = "ui/pages/training.py"
@@ -112,3 +115,59 @@ def test_a_labeler_does_not_get_the_page(env_workbench: Workbench, recorded_run:
     at = open_page(env_workbench, Role.labeler)
     assert "Training" not in titles(at)
     assert not at.dataframe and not at.image
+
+
+def test_the_start_form_names_the_device_and_estimates_the_time(env_workbench: Workbench, recorded_run: int,
+                                                                tiny_trained_run: tuple[Path, Path]) -> None:
+    at = open_page(env_workbench)
+    assert any(c.value.startswith("Trains on CPU") for c in at.caption)
+    at.text_input(key="training_dataset").input(str(tiny_trained_run[0]))
+    at.number_input(key="training_kimg").set_value(100.0)
+    at.number_input(key="training_batch").set_value(4)   # as the recorded tiny run: its speed is known
+    at.button(key="training_estimate_submit").click().run()
+    assert not at.exception, at.exception
+    [info] = at.info
+    assert "estimated time:" in info.value and "for 100 kimg" in info.value
+    assert "the speed of run tiny on this machine" in info.value and "On CPU" in info.value
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_live_run_shows_its_progress_and_stops_from_the_page(
+        env_workbench: Workbench, app_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS
+    from tests.ui.browser_support import sign_in as browser_sign_in
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    prepared = make_dataset(tmp_path / "set")
+    started = api.start_run_process(workbench=env_workbench, dataset=prepared.dest, name="live", kimg=1000, batch=4,
+                                    snapshot_kimg=1000, extra_args=tiny_process_args(tmp_path))
+    add_user(env_workbench, "boss", Role.admin)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            browser_sign_in(page, app_url, "boss")
+            page.goto(f"{app_url}/training")
+            expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60_000)
+            # The progress line appears and moves on by itself: nobody presses Refresh.
+            line = page.get_by_text(re.compile(r"live running: kimg \d+\.\d{3} / 1000"))
+            expect(line).to_be_visible(timeout=240_000)
+            expect(line).to_contain_text("img/s", timeout=60_000)
+            first = line.inner_text()
+            expect(line).not_to_have_text(first, timeout=120_000)
+            expect(page.get_by_text("device: CPU (1 thread)")).to_be_visible(timeout=60_000)   # the log, live
+
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("Asked run live to stop")).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=240_000)
+        finally:
+            browser.close()
+    [summary] = api.run_summaries(env_workbench)
+    assert summary.status == "stopped" and summary.checkpoints == 1 and summary.kimg > 0
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{started.pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{started.pid}").exists(), "the stopped run's process was not reaped"

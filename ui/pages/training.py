@@ -1,11 +1,19 @@
-"""Training: follow StyleGAN2-ADA runs, start one, and generate faces from a checkpoint. Admins only.
+"""Training: follow StyleGAN2-ADA runs, start, stop and resume them, and generate faces from a
+checkpoint. Admins only.
 
 A run trains in a process of its own (`training.api.start_run_process`), which records its
-progress and checkpoints in the database; this page only reads them back (through
-`training.api`), so it never waits for training.
+progress (at least every few seconds) and checkpoints in the database; this page only reads them
+back (through `training.api`), so it never waits for training. While a run is live (or one just
+started has not written its row yet) the runs and the selected run's log re-read themselves every
+REFRESH_S seconds (`st.fragment(run_every=...)`). Stop asks the run to stop at its next step (it
+snapshots and ends as stopped); Resume continues a stopped, interrupted or failed run from its
+latest snapshot. Before starting, the form names the device and estimates the time.
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
 
 import pandas as pd
 import streamlit as st
@@ -16,35 +24,93 @@ from training import api
 from ui._common import guard, plain, require_role, thumbnail, workbench
 
 GENERATED_KEY = "training_generated"  # ids of the images generated last, shown until the next generation
+PENDING_KEY = "training_pending"      # (name, pid) of a run this page started whose row may not exist yet
+NOTICE_KEY = "training_notice"        # a message to show after the rerun that follows start/stop/resume
+REFRESH_S = 2
 
 require_role(Role.admin)
 wb = workbench()
 st.title("Training")
 
 
-@st.fragment(run_every=5 if st.session_state.get("training_live") else None)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False    # ended and reaped (training.api waits for the processes it starts)
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_live(summaries: list[api.RunSummary]) -> bool:
+    """A run is training, or one this page started is still starting (no row yet)."""
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None and (any(s.name == pending[0] for s in summaries) or not _alive(pending[1])):
+        st.session_state.pop(PENDING_KEY, None)
+        pending = None
+    return pending is not None or any(s.status == RunStatus.running for s in summaries)
+
+
+def _status(s: api.RunSummary) -> str:
+    return "stopping" if s.stop_requested else str(s.status)
+
+
+def _progress_line(s: api.RunSummary) -> str:
+    m = s.last_metrics
+    parts = [f"**{plain(s.name)}** {_status(s)}: kimg {s.kimg:.3f} / {s.total_kimg:g}"]
+    if m.get("img_per_s"):
+        parts.append(f"{float(m['img_per_s']):.1f} img/s")
+    if m.get("eta_s") is not None:
+        parts.append(f"ETA {api.format_duration(float(m['eta_s']))}")
+    losses = "  ".join(f"{k} {v:.3f}" for k, v in m.get("losses", {}).items())
+    if losses:
+        parts.append(losses)
+    return " · ".join(parts)
+
+
+with guard(stop=True):
+    first_read = api.run_summaries(wb)
+LIVE = _is_live(first_read)
+
+
+@st.fragment(run_every=REFRESH_S if LIVE else None)
 def runs_table() -> list[api.RunSummary]:
-    """The runs, re-read every few seconds while one of them is training."""
+    """The runs, re-read every REFRESH_S seconds while one of them is live."""
     with guard(stop=True):
         summaries = api.run_summaries(wb)
-    st.session_state["training_live"] = any(s.status == RunStatus.running for s in summaries)
+    if _is_live(summaries) != LIVE:
+        st.rerun()      # a run started or ended: the whole page follows (and the refresh turns on or off)
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None:
+        st.caption(f"Starting run {plain(pending[0])}…")
     if not summaries:
         st.caption("No training runs yet.")
         return summaries
     st.dataframe(pd.DataFrame([{
-        "run": s.name, "status": s.status, "kimg": f"{s.kimg:g} / {s.total_kimg:g}", "augment p": s.augment_p,
+        "run": s.name, "status": _status(s), "kimg": f"{s.kimg:g} / {s.total_kimg:g}", "augment p": s.augment_p,
+        "img/s": float(s.last_metrics.get("img_per_s") or 0.0),
+        "ETA": (api.format_duration(float(s.last_metrics["eta_s"]))
+                if s.status == RunStatus.running and s.last_metrics.get("eta_s") is not None else ""),
         "checkpoints": s.checkpoints,
         "losses": "  ".join(f"{k} {v:.3f}" for k, v in s.last_metrics.get("losses", {}).items()),
         "error": s.error or "",
     } for s in summaries]), hide_index=True, key="training_runs",
-        column_config={"augment p": st.column_config.NumberColumn(format="%.3f")})
+        column_config={"augment p": st.column_config.NumberColumn(format="%.3f"),
+                       "img/s": st.column_config.NumberColumn(format="%.1f")})
+    for s in summaries:
+        if s.status == RunStatus.running:
+            st.markdown(_progress_line(s))
     return summaries
 
 
 st.button("Refresh", key="training_refresh", icon=":material/refresh:")
+if NOTICE_KEY in st.session_state:
+    st.success(st.session_state.pop(NOTICE_KEY))
 summaries = runs_table()
 
 with st.expander("Start a run"), st.form("training_start"):
+    st.caption(f"Trains on {plain(api.describe_device())}.")
     dataset = st.text_input("Dataset folder or .zip", key="training_dataset",
                             help="Made by `likeness train prepare`.")
     name = st.text_input("Run name", key="training_name", help="Default: the dataset's name.")
@@ -53,22 +119,66 @@ with st.expander("Start a run"), st.form("training_start"):
     batch = middle.number_input("Batch", min_value=1, value=api.RUN_DEFAULTS.batch, step=1, key="training_batch")
     snapshot_kimg = right.number_input("Snapshot every (kimg)", min_value=0.001, value=api.RUN_DEFAULTS.snapshot_kimg,
                                        key="training_snapshot")
-    if st.form_submit_button("Start training", type="primary", key="training_start_submit"):
+    estimate_col, start_col = st.columns(2)
+    if estimate_col.form_submit_button("Estimate time", key="training_estimate_submit"):
+        try:
+            with tempfile.TemporaryDirectory() as scratch, st.spinner("measuring a few training steps…"):
+                config = api.TrainConfig(data=dataset.strip(), out_dir=scratch, total_kimg=kimg, batch=int(batch),
+                                         snapshot_kimg=snapshot_kimg)
+                found = api.estimate_run(wb, config)
+        except LikenessError as exc:
+            st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
+        else:
+            if found is not None:
+                st.info(plain(f"On {found.device}: {found.line()}"), icon=":material/timer:")
+    if start_col.form_submit_button("Start training", type="primary", key="training_start_submit"):
         try:
             started = api.start_run_process(workbench=wb, dataset=dataset, name=name, kimg=kimg, batch=int(batch),
                                             snapshot_kimg=snapshot_kimg)
         except LikenessError as exc:  # shown escaped: dataset paths and run names are not markup
             st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
         else:
-            st.session_state["training_live"] = True
-            st.success(f"Started run {plain(started.name)}; its output goes to {plain(str(started.log_path))}. "
-                       "Press Refresh to follow it.")
+            st.session_state[PENDING_KEY] = (started.name, started.pid)
+            st.session_state[NOTICE_KEY] = (f"Started run {plain(started.name)}; its output goes to "
+                                            f"{plain(str(started.log_path))}. Progress follows here.")
+            st.rerun()
 
 if not summaries:
     st.stop()
 
 st.subheader("Progress")
 run_name = st.selectbox("Run", [s.name for s in summaries], key="training_run")
+selected = next(s for s in summaries if s.name == run_name)
+if selected.status == RunStatus.running:
+    if st.button("Stop", key="training_stop", icon=":material/stop:", disabled=selected.stop_requested,
+                 help="Ends the run after its current step, with a snapshot to resume from."):
+        with guard():
+            api.request_stop(wb, selected.name)
+            st.session_state[NOTICE_KEY] = f"Asked run {plain(selected.name)} to stop after its current step."
+            st.rerun()
+elif selected.status in (RunStatus.stopped, RunStatus.interrupted, RunStatus.failed):
+    if st.button("Resume", key="training_resume", icon=":material/play_arrow:",
+                 help="Continues the run from its latest snapshot, with its own settings."):
+        with guard():
+            started = api.resume_run_process(workbench=wb, name=selected.name)
+            st.session_state[PENDING_KEY] = (started.name, started.pid)
+            st.session_state[NOTICE_KEY] = f"Resuming run {plain(selected.name)} from its latest snapshot."
+            st.rerun()
+
+
+@st.fragment(run_every=REFRESH_S if LIVE else None)
+def run_log(summary: api.RunSummary) -> None:
+    """The end of the run's train.log, re-read with the runs while a run is live."""
+    text = api.read_log(summary)
+    with st.expander("Log", expanded=summary.status == RunStatus.running):
+        if text is None:
+            st.caption("This run has no log (it was not started from this page).")
+        else:
+            st.code(text[-20_000:] or "(empty so far)", language=None)
+
+
+run_log(selected)
+
 with guard(stop=True):
     checkpoints = api.checkpoints(wb, run_name=run_name)
 grid_sha256 = checkpoints[-1].grid_sha256 if checkpoints else None
