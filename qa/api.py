@@ -144,6 +144,7 @@ def _qa_one(
         preview=_image(blobs, shot.preview_sha256),
         pose=(face.yaw, face.pitch, face.roll) if face is not None else None,
         eyes=eyes, reference=reference, shoot_sharpness=shoot_sharpness, thresholds=thresholds,
+        crop_upscale=crop_upscale(face) if face is not None and face.crop_sha256 else None,
     )
     shot.qa = summarise(checks)
     result.shots += 1

@@ -25,6 +25,7 @@ demo_app = sub_app("Build a sample shoot, ingest it and open the workbench.", no
 SITTER = "P0001"
 SHOOT_DATE = dt.date(2026, 11, 20)
 DEMO_PASSWORD = "likeness-demo"
+DEMO_FRAME_SIZE = (3072, 2048)
 DEMO_USERS = {"admin": Role.admin, "photographer": Role.photographer, "labeler": Role.labeler, "reviewer": Role.reviewer}
 
 
@@ -35,7 +36,8 @@ def prepare_demo(workbench: Workbench) -> None:
     shoot_dir = data_dir / "demo-shoot"
     if not (shoot_dir / "shoot.toml").exists():
         console.print(f"rendering the sample shoot into {shoot_dir} …")
-        build_sample_shoot(shoot_dir, sitter=SITTER, date=SHOOT_DATE)
+        # Frames large enough that the 1024 px aligned crops do not enlarge the face more than 2x.
+        build_sample_shoot(shoot_dir, sitter=SITTER, date=SHOOT_DATE, frame_size=DEMO_FRAME_SIZE)
     with workbench.db.unit_of_work() as session:
         for username, role in DEMO_USERS.items():
             if session.scalar(select(User).where(User.username == username)) is None:
