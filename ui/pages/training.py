@@ -5,7 +5,8 @@ A run trains in a process of its own (`training.api.start_run_process`), which r
 progress (at least every few seconds) and checkpoints in the database; this page only reads them
 back (through `training.api`), so it never waits for training. While a run is live (or one just
 started has not written its row yet) the runs and the selected run's log re-read themselves every
-REFRESH_S seconds (`st.fragment(run_every=...)`). Stop asks the run to stop at its next step (it
+REFRESH_S seconds (`st.fragment(run_every=...)`), and the runs every IDLE_REFRESH_S otherwise, so
+a run started elsewhere shows up. Stop asks the run to stop at its next step (it
 snapshots and ends as stopped); Resume continues a stopped, interrupted or failed run from its
 latest snapshot. Before starting, the form names the device and estimates the time.
 """
@@ -27,6 +28,7 @@ GENERATED_KEY = "training_generated"  # ids of the images generated last, shown 
 PENDING_KEY = "training_pending"      # (name, pid) of a run this page started whose row may not exist yet
 NOTICE_KEY = "training_notice"        # a message to show after the rerun that follows start/stop/resume
 REFRESH_S = 2
+IDLE_REFRESH_S = 10                   # with nothing live: a run started elsewhere (CLI, another tab) shows up
 
 require_role(Role.admin)
 wb = workbench()
@@ -74,9 +76,9 @@ with guard(stop=True):
 LIVE = _is_live(first_read)
 
 
-@st.fragment(run_every=REFRESH_S if LIVE else None)
+@st.fragment(run_every=REFRESH_S if LIVE else IDLE_REFRESH_S)
 def runs_table() -> list[api.RunSummary]:
-    """The runs, re-read every REFRESH_S seconds while one of them is live."""
+    """The runs, re-read every REFRESH_S seconds while one of them is live, else every IDLE_REFRESH_S."""
     with guard(stop=True):
         summaries = api.run_summaries(wb)
     if _is_live(summaries) != LIVE:
