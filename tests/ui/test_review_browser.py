@@ -145,3 +145,35 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
             f"-> grid updated median {grid_ms:.0f} ms over {len(to_grid)} presses "
             f"(at most {60_000 / grid_ms:.0f} decisions a minute by the page's own speed)"
         )
+
+
+def test_a_revoked_release_withdraws_faces_from_a_reviewer_in_the_browser(
+    app_url: str, env_workbench: Workbench, testdata_dir: Path, tmp_path: Path,
+) -> None:
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+
+    from ingest import api as ingest_api
+    from likeness.models import Release
+
+    wb = env_workbench
+    queued = queue_faces(wb, write_face_shoot(testdata_dir, tmp_path / "faces", per_label=1), tmp_path)
+    add_user(wb, "rita", Role.reviewer)
+    faces_js = "() => document.querySelectorAll('.lk-face img').length"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        try:
+            sign_in(page, app_url, "rita")
+            page.get_by_role("link", name="Review").click()
+            page.wait_for_function(f"() => ({faces_js})() === {queued}")
+            with wb.db.unit_of_work() as session:
+                release = session.scalars(select(Release)).one()
+                ingest_api.revoke_release(session=session, release_id=release.id, reason="withdrawn", actor="test")
+            page.reload()
+            page.get_by_role("link", name="Review").click()
+            page.wait_for_function(f"() => ({faces_js})() === 0")
+            assert page.get_by_text("Shoots").count() >= 1  # still signed in, the app still answers
+        finally:
+            browser.close()
