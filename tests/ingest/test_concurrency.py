@@ -3,7 +3,6 @@ and every shot is stored exactly once."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from likeness import doctor
 from likeness.models import Face, IngestFailure, Shoot, Shot
 from likeness.workbench import Workbench
 from samples.shoot import build_sample_shoot
+from tests.cli_runner import process_env
 from tests.factories.people import register_sitter
 
 RUNS = 2
@@ -24,17 +24,8 @@ RUNS = 2
 def test_two_ingests_of_one_folder_at_once_both_succeed(workbench: Workbench, tmp_path: Path) -> None:
     shoot = build_sample_shoot(tmp_path / "shoot", n_good=4, frame_size=(512, 384), include_bad=False)
     register_sitter(workbench, tmp_path)
-    settings = workbench.settings
-    env = {
-        **os.environ,
-        "LIKENESS_DATABASE_URL": settings.resolved_database_url,
-        "LIKENESS_BLOB_URL": settings.resolved_blob_url,
-        "LIKENESS_DATA_DIR": str(settings.data_dir),
-        "LIKENESS_WORKERS": "0",
-        "LIKENESS_BATCH_SIZE": "1",  # many small transactions: many chances to collide
-        "LIKENESS_ALIGN_SIZE": str(settings.align_size),
-        "LIKENESS_PREVIEW_SIZE": str(settings.preview_size),
-    }
+    # Many small transactions: many chances to collide.
+    env = process_env(workbench, LIKENESS_WORKERS="0", LIKENESS_BATCH_SIZE="1")
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "likeness", "ingest", str(shoot.path)],

@@ -15,6 +15,7 @@ from likeness import doctor
 from likeness.models import Face, Shot
 from likeness.workbench import Workbench
 from samples.shoot import build_sample_shoot
+from tests.cli_runner import process_env
 from tests.factories.people import register_sitter
 
 
@@ -27,16 +28,7 @@ def _count_shots(workbench: Workbench) -> int:
 def test_killed_ingest_resumes_with_nothing_lost_or_doubled(workbench: Workbench, tmp_path: Path) -> None:
     shoot = build_sample_shoot(tmp_path / "big-shoot", n_good=10, frame_size=(2048, 1366), include_bad=False)
     register_sitter(workbench, tmp_path)
-    settings = workbench.settings
-    env = {
-        **os.environ,
-        "LIKENESS_DATABASE_URL": settings.resolved_database_url,
-        "LIKENESS_BLOB_URL": settings.resolved_blob_url,
-        "LIKENESS_DATA_DIR": str(settings.data_dir),
-        "LIKENESS_WORKERS": "1",
-        "LIKENESS_BATCH_SIZE": "1",
-        "LIKENESS_ALIGN_SIZE": str(settings.align_size),
-    }
+    env = process_env(workbench, LIKENESS_WORKERS="1", LIKENESS_BATCH_SIZE="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "likeness", "ingest", str(shoot.path)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

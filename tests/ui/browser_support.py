@@ -100,6 +100,8 @@ def sign_in(page: Page, url: str, username: str, password: str = PASSWORD, *, he
     from playwright.sync_api import expect
 
     page.goto(url)
+    # The first script run of a fresh server imports the face and training stacks: slow on a busy machine.
+    expect(page.get_by_role("textbox", name="Username")).to_be_visible(timeout=120_000)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

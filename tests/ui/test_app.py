@@ -16,7 +16,6 @@ from likeness.errors import InvalidInput
 from likeness.models import Person, PersonalData, Role, Shoot, Shot
 from likeness.workbench import Workbench
 from samples.releases import write_release_document
-from samples.shoot import build_sample_shoot
 from tests.factories.app import APP, sign_in, start, titles
 from tests.factories.people import (
     BIRTHDAY,
@@ -34,14 +33,6 @@ SITTER = "P0001"
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def small_shoot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two real DNG frames of one sitter (one in its folder, one mapped by frames.csv)."""
-    folder = tmp_path_factory.mktemp("ui-shoot") / "shoot"
-    build_sample_shoot(folder, sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
-    return folder
-
 
 def rendered_text(at: AppTest) -> str:
     """Everything the app sent to the browser, dataframes included, as one string."""

@@ -20,7 +20,7 @@ from ingest.reads import NO_SITTER, SheetFilter, sheet_facets
 from likeness.errors import InvalidInput
 from likeness.models import Role, Shot, ShotStatus
 from likeness.workbench import Workbench
-from samples.shoot import MAKE, MODEL, build_sample_shoot
+from samples.shoot import MAKE, MODEL
 from tests.factories.app import sign_in, start
 from tests.factories.people import EARLY_RELEASE, add_user, register_sitter
 from ui._common import thumbnail
@@ -50,13 +50,6 @@ def _zip(entries: dict[str, bytes], *, links: tuple[str, ...] = ()) -> bytes:
 MANIFEST = b'name = "two sitters"\ndate = 2026-11-20\nsitters = ["P0001", "P0002"]\n'
 
 
-@pytest.fixture(scope="module")
-def two_sitter_shoot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("zip-shoot") / "shoot"
-    build_sample_shoot(folder, sitter=SITTER, n_good=2, frame_size=(768, 512), include_bad=False)
-    return folder
-
-
 # -- the upload form's fields ------------------------------------------------------------------
 
 def test_a_missing_shoot_name_is_named_even_when_the_sitter_is_missing_too(tmp_path: Path) -> None:
@@ -79,9 +72,9 @@ FIELDS = ShootFields(name="", date=None, studio="", sitter_code="", photographer
 
 
 def test_a_zip_of_a_shoot_folder_with_several_sitters_is_staged_and_ingested(
-    env_workbench: Workbench, two_sitter_shoot: Path, tmp_path: Path
+    env_workbench: Workbench, small_shoot: Path, tmp_path: Path
 ) -> None:
-    frames = sorted(two_sitter_shoot.rglob("*.dng"))
+    frames = sorted(small_shoot.rglob("*.dng"))
     entries = {
         "my-shoot/shoot.toml": MANIFEST,
         f"my-shoot/P0001/{frames[0].name}": frames[0].read_bytes(),
@@ -151,9 +144,9 @@ def test_small_images_are_scaled_up_to_the_grid_size(env_workbench: Workbench) -
 # -- contact-sheet reads -----------------------------------------------------------------------
 
 def test_contact_sheet_filters_sorts_and_carries_exif(
-    env_workbench: Workbench, two_sitter_shoot: Path, tmp_path: Path
+    env_workbench: Workbench, small_shoot: Path, tmp_path: Path
 ) -> None:
-    summary = api.ingest_folder(workbench=env_workbench, path=two_sitter_shoot, actor="test")  # sitter unknown
+    summary = api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")  # sitter unknown
     shoot_id = summary.shoot_id
     with env_workbench.db.unit_of_work() as session:
         facets = sheet_facets(session=session, shoot_id=shoot_id)
@@ -178,7 +171,7 @@ def test_contact_sheet_filters_sorts_and_carries_exif(
 
 
 def test_each_frame_is_readable_when_its_progress_call_comes(
-    env_workbench: Workbench, two_sitter_shoot: Path
+    env_workbench: Workbench, small_shoot: Path
 ) -> None:
     """The live contact sheet reads each frame's card in the progress callback."""
     seen: list[tuple[int, int, int]] = []
@@ -190,16 +183,16 @@ def test_each_frame_is_readable_when_its_progress_call_comes(
             cards = api.contact_sheet(session=session, shoot_id=shoot_id, where=SheetFilter(relative_paths=(path,)))
         seen.append((done, total, len(cards)))
 
-    api.ingest_folder(workbench=env_workbench, path=two_sitter_shoot, actor="test", progress=progress)
+    api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test", progress=progress)
     assert seen == [(1, 2, 1), (2, 2, 1)]
 
 
 # -- pages -------------------------------------------------------------------------------------
 
 def test_photographers_get_a_next_step_for_unknown_sitters_and_filters_work(
-    env_workbench: Workbench, two_sitter_shoot: Path
+    env_workbench: Workbench, small_shoot: Path
 ) -> None:
-    api.ingest_folder(workbench=env_workbench, path=two_sitter_shoot, actor="test")  # the sitter is not registered
+    api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")  # the sitter is not registered
     add_user(env_workbench, "ana", Role.photographer)
     at = sign_in(start(), "ana")
     assert any("ask an admin to register the sitter and their release" in c.value for c in at.caption)
@@ -209,9 +202,9 @@ def test_photographers_get_a_next_step_for_unknown_sitters_and_filters_work(
     assert len([m for m in at.markdown if "quarantined" in m.value]) == 2
 
 
-def test_admins_see_a_qa_failure_once(env_workbench: Workbench, two_sitter_shoot: Path, tmp_path: Path) -> None:
+def test_admins_see_a_qa_failure_once(env_workbench: Workbench, small_shoot: Path, tmp_path: Path) -> None:
     register_sitter(env_workbench, tmp_path, signed_on=EARLY_RELEASE, personal_data=True)
-    api.ingest_folder(workbench=env_workbench, path=two_sitter_shoot, actor="test")
+    api.ingest_folder(workbench=env_workbench, path=small_shoot, actor="test")
     check = {"name": "sharpness", "value": 12.5, "threshold": ">= 40", "passed": False}
     with env_workbench.db.unit_of_work() as session:  # what shot QA stores for a blurred frame
         shot = session.scalars(select(Shot).order_by(Shot.relative_path)).first()
