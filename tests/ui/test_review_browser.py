@@ -61,7 +61,7 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
     app_url: str,  # noqa: F811 (the fixture imported above)
     env_workbench: Workbench, testdata_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
 ) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     wb = env_workbench
     queued = queue_faces(wb, write_face_shoot(testdata_dir, tmp_path / "faces", variants=3), tmp_path)
@@ -104,9 +104,10 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
             page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
             assert votes_of(wb, "rita") == two
 
-            # A reload starts a new session: sign in again; the two voted faces are gone from the grid.
-            page.reload()
-            sign_in(page, app_url, "rita")
+            # After a reload the reviewer is still signed in; the two voted faces are gone from the grid.
+            page.goto(app_url)
+            expect(page.get_by_role("heading", name="Shoots")).to_be_visible(timeout=60_000)
+            assert page.get_by_role("textbox", name="Username").count() == 0
             warm_ms = open_review(page)
             shown = page.evaluate(GRID_IDS_JS)
             with wb.db.unit_of_work() as session:
