@@ -150,6 +150,9 @@ def start_run(
             result = train(config, resume=resume, progress_fn=on_tick, abort_fn=poll, live_fn=on_tick,
                            live_every_s=LIVE_EVERY_S)
     except KeyboardInterrupt:
+        # Ctrl-C can land inside a database call and leave that pooled connection unusable:
+        # record the stop on fresh connections.
+        workbench.db.engine.dispose()
         _close_run(workbench, run_id, recorder, RunStatus.stopped, error=None, lease=lease)
         raise
     except LeaseLost:
