@@ -4,7 +4,7 @@ of shoots, shots, sitters and releases."""
 from __future__ import annotations
 
 from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
-from ingest.gate import ConsentVerdict, RecheckResult, capture_date, classify, recheck, update_status, with_qa
+from ingest.gate import ConsentVerdict, RecheckResult, classify, recheck, update_status
 from ingest.people import (
     EXPIRY_WARNING_DAYS,
     ErasureResult,
@@ -65,7 +65,6 @@ __all__ = [
     "ConsentVerdict",
     "add_person",
     "add_release",
-    "capture_date",
     "classify",
     "get_person",
     "ingest_folder",
@@ -75,5 +74,4 @@ __all__ = [
     "revoke_release",
     "shoot_id_by_name",
     "update_status",
-    "with_qa",
 ]
