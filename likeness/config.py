@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     )
     label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="Tasks imported per request.")
 
+    inception_weights: Path | None = Field(
+        default=None,
+        description="TorchScript Inception-v3 feature network for FID/KID (e.g. NVIDIA's inception-2015-12-05.pt); "
+        "none ships with the workbench.",
+    )
+    signing_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain (leaf first) that signs Content Credentials; default: a local CA made on first use.",
+    )
+    signing_key: Path | None = Field(default=None, description="PEM private key of signing_cert.")
+
     @field_validator("workers")
     @classmethod
     def _workers_not_negative(cls, value: int) -> int:
