@@ -61,17 +61,33 @@ def _evaluate(release: Release, date_of_birth: dt.date | None, capture_date: dt.
     return ReleaseStatus(ReleaseState.valid, rid, f"release #{rid} signed {release.signed_on}")
 
 
-def release_status(person: Person, capture_date: dt.date, scope: Scope | str = Scope.ai_training) -> ReleaseStatus:
+def _evaluate_on(release: Release, date_of_birth: dt.date | None, capture_date: dt.date, scope: Scope,
+                 still_on: dt.date | None) -> ReleaseStatus:
+    verdict = _evaluate(release, date_of_birth, capture_date, scope)
+    if not verdict.valid or still_on is None:
+        return verdict
+    today = _evaluate(release, date_of_birth, max(still_on, capture_date), scope)
+    if today.valid:
+        return verdict
+    return ReleaseStatus(today.state, today.release_id, f"{today.detail} (checked on {still_on})")
+
+
+def release_status(person: Person, capture_date: dt.date, scope: Scope | str = Scope.ai_training, *,
+                   still_on: dt.date | None = None) -> ReleaseStatus:
     """Whether `person` holds a release covering `scope` for a capture on `capture_date`.
 
     A release covers a capture when it is signed on or before the capture date, names the scope,
     has not expired by the capture date, was never revoked and, if the sitter was a minor on that
     date, carries a guardian's signature. The date of birth comes from the admin-only personal
     data; a sitter with none on file is taken as an adult (the release attests the age).
+
+    With `still_on` (the day a snapshot is built, or a training run starts), the same release must
+    also pass every test on that day: not expired by then, and a guardian's signature if the
+    sitter is still a minor then.
     """
     scope = Scope(scope)
     date_of_birth = person.personal.date_of_birth if person.personal is not None else None
-    verdicts = [_evaluate(r, date_of_birth, capture_date, scope) for r in person.releases]
+    verdicts = [_evaluate_on(r, date_of_birth, capture_date, scope, still_on) for r in person.releases]
     for verdict in verdicts:
         if verdict.valid:
             return verdict

@@ -26,7 +26,7 @@ from likeness.workbench import Workbench
 
 __all__ = [
     "Agreement", "Connection", "Consensus", "PullResult", "PushResult", "ServerStatus", "SetupResult",
-    "TAXONOMY", "Taxonomy", "agreement_report", "client", "connection", "disagreements", "progress", "project",
+    "TAXONOMY", "Taxonomy", "agreement_report", "client", "connection", "consensus", "disagreements", "progress", "project",
     "project_url", "pull", "push", "serve", "setup", "status", "stop", "task_url",
 ]
 

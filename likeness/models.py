@@ -410,6 +410,63 @@ class Label(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Split(enum.StrEnum):
+    train = "train"
+    val = "val"
+
+
+class DatasetSnapshot(Base):
+    """An immutable, balanced training set, named by the SHA-256 of its spec and member list.
+
+    Only the taint can change after the build: a revoked release marks the snapshot (and what was
+    trained on it) with the release and the reason."""
+
+    __tablename__ = "dataset_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)           # the canonical spec
+    spec_text: Mapped[str] = mapped_column(Text)                 # the TOML as written
+    size: Mapped[int]
+    resolution: Mapped[int]
+    label_encoding: Mapped[list[Any]] = mapped_column(default=list)  # attribute → slice of the label vector
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)     # balance, shortfall, split, exclusions
+    built_on: Mapped[dt.date] = mapped_column(Date)              # the day consent was checked for the build
+    built_by: Mapped[str] = mapped_column(String(100))
+    tainted: Mapped[bool] = mapped_column(default=False)
+    taint: Mapped[list[Any]] = mapped_column(default=list)       # [{release_id, person, reason, at}]
+    created_at: Mapped[Timestamp]
+
+    members: Mapped[list[SnapshotMember]] = relationship(
+        back_populates="snapshot", order_by="SnapshotMember.position", lazy="raise_on_sql")
+
+
+class SnapshotMember(Base):
+    """One face of a snapshot, with what it was chosen as. The crop is kept by hash, so the
+    member survives a re-analysis that replaces the face row."""
+
+    __tablename__ = "dataset_snapshot_members"
+    __table_args__ = (
+        UniqueConstraint("snapshot_id", "position", name="uq_dataset_snapshot_members_snapshot_position"),
+        CheckConstraint(_in("split", Split), name="split"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("dataset_snapshots.id"), index=True)
+    position: Mapped[int]                                         # order in the export
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="SET NULL"), index=True)
+    shot_id: Mapped[int] = mapped_column(ForeignKey("shots.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    crop_sha256: Mapped[str] = blob_column(required=True)
+    split: Mapped[Split] = mapped_column(EnumText(Split, 8))
+    label: Mapped[list[Any]] = mapped_column(default=list)       # the conditioning vector
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # consensus values it was chosen for
+
+    snapshot: Mapped[DatasetSnapshot] = relationship(back_populates="members")
+
+
 class RunStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
@@ -452,6 +509,9 @@ class TrainingRun(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set by `likeness train stop` / the page; the process training the run honours it at its next step.
     stop_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The dataset snapshot it trains on; None with `external` for data from outside (no consent lineage).
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"), index=True)
+    external: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
 

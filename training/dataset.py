@@ -36,7 +36,7 @@ import random
 import shutil
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
@@ -48,7 +48,7 @@ from likeness.errors import InvalidInput
 from likeness.files import fsync_dir
 from likeness.progress import ProgressFn
 
-__all__ = ["DatasetError", "ImageFolderDataset", "PreparedDataset", "prepare_dataset"]
+__all__ = ["DatasetError", "ImageFolderDataset", "PreparedDataset", "prepare_dataset", "write_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -481,13 +481,15 @@ def _check_source_headers(src: Path, images: list[str], resolution: int) -> None
                                hint="use a larger crop or a lower resolution")
 
 
-def _encode(path: Path, resolution: int) -> bytes:
+def _encode(image_source: ImageSource, resolution: int, where: str) -> bytes:
     """Decode, orient upright, convert to RGB, Lanczos-resize and encode as PNG."""
+    where = str(image_source) if isinstance(image_source, Path) else where
     try:
-        with Image.open(path) as image:
+        with (open(image_source, "rb") if isinstance(image_source, Path) else image_source()) as handle, \
+                Image.open(handle) as image:
             rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: damaged image ({_reason(exc)})", hint="replace or remove the file") from exc
+        raise DatasetError(f"{where}: damaged image ({_reason(exc)})", hint="replace or remove the file") from exc
     if rgb.size != (resolution, resolution):
         rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
@@ -495,7 +497,7 @@ def _encode(path: Path, resolution: int) -> bytes:
     return buffer.getvalue()
 
 
-def _output_name(index: int) -> str:
+def output_name(index: int) -> str:
     """NVIDIA dataset_tool layout: 1000 images per folder, 00000/img00000000.png."""
     return f"{index // 1000:05d}/img{index:08d}.png"
 
@@ -519,14 +521,33 @@ def prepare_dataset(src: Path, dest: Path, *, resolution: int,
         normalised = {k.replace("\\", "/"): _normalise_label(v, k, f"labels for {src}") for k, v in labels.items()}
         _check_labels(normalised, images, f"labels for {src}")
     _check_source_headers(src, images, resolution)
+    sources = [(name, src / name) for name in images]
+    return write_dataset(sources, dest, resolution=resolution,
+                         labels=None if normalised is None else [normalised[name] for name in images], progress=progress)
 
+
+ImageSource = Path | Callable[[], BinaryIO]
+
+
+def write_dataset(sources: Sequence[tuple[str, ImageSource]], dest: Path, *, resolution: int,
+                  labels: Sequence[Label] | None = None, extra_files: Mapping[str, bytes] | None = None,
+                  progress: ProgressFn | None = None) -> PreparedDataset:
+    """Write (name, image file or opener) sources as a dataset at `dest` (a folder, or a zip),
+    in order, each Lanczos-resized to `resolution`, with `labels` (one per source) in dataset.json
+    and `extra_files` (a manifest, say) at the root. Built beside `dest` and renamed into place:
+    an interrupted write never leaves a partial dataset at `dest`."""
+    dest = Path(dest)
+    _check_resolution(resolution, f"write {dest}")
+    _check_dest(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:12]}")
     digest = _Fingerprint()
     try:
         writer: _Writer = _ZipWriter(partial) if dest.suffix.lower() == ".zip" else _FolderWriter(partial)
         try:
-            _write_images(src, images, resolution, normalised, writer, digest, progress)
+            _write_images(sources, resolution, labels, writer, digest, progress)
+            for name, data in (extra_files or {}).items():
+                writer.write(name, data)
         finally:
             writer.close()
         if dest.is_dir():
@@ -536,22 +557,22 @@ def prepare_dataset(src: Path, dest: Path, *, resolution: int,
     except BaseException:
         _remove(partial)
         raise
-    log.info("prepared %s: %d images at %dx%d from %s", dest, len(images), resolution, resolution, src)
-    return PreparedDataset(dest=dest, count=len(images), resolution=resolution, fingerprint=digest.hexdigest())
+    log.info("wrote %s: %d images at %dx%d", dest, len(sources), resolution, resolution)
+    return PreparedDataset(dest=dest, count=len(sources), resolution=resolution, fingerprint=digest.hexdigest())
 
 
-def _write_images(src: Path, images: list[str], resolution: int, labels: dict[str, Label] | None,
+def _write_images(sources: Sequence[tuple[str, ImageSource]], resolution: int, labels: Sequence[Label] | None,
                   writer: _Writer, digest: _Fingerprint, progress: ProgressFn | None) -> None:
     entries: list[list[object]] = []
-    for index, source in enumerate(images):
-        name, data = _output_name(index), _encode(src / source, resolution)
-        label = labels[source] if labels is not None else None
+    for index, (source, image) in enumerate(sources):
+        name, data = output_name(index), _encode(image, resolution, source)
+        label = labels[index] if labels is not None else None
         writer.write(name, data)
         digest.add(name, data, label)
         if label is not None:
             entries.append([name, label if isinstance(label, int) else list(label)])
         if progress is not None:
-            progress(index + 1, len(images), source)
+            progress(index + 1, len(sources), source)
     if labels is not None:
         writer.write(LABELS_FILE, json.dumps({"labels": entries}).encode())
 
