@@ -26,8 +26,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from likeness.errors import ConfigError, LikenessError, NotFound
+from likeness.errors import ConfigError, ConsentViolation, LikenessError, NotFound
 from likeness.workbench import Workbench
+from model_registry.export import withheld_images
 from training import generate as gen
 from training import runs
 from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
@@ -241,7 +242,16 @@ def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int
 
 
 def write_generated(workbench: Workbench, ids: Sequence[int], folder: Path) -> list[Path]:
-    """Copy generated images to `folder` as seed<SEED>.png; returns the paths written."""
+    """Copy generated images to `folder` as seed<SEED>.png (unsigned working copies; exports with
+    Content Credentials are model_registry.export's); returns the paths written.
+
+    ConsentViolation, before anything is written, when an image or its checkpoint is tainted."""
+    withheld = withheld_images(workbench, ids)
+    if withheld:
+        first, reason = next(iter(withheld.items()))
+        more = f" (and {len(withheld) - 1} more)" if len(withheld) > 1 else ""
+        raise ConsentViolation(f"generated image #{first}{more} withheld: {reason}",
+                               hint="generate from a checkpoint trained without that data")
+    pairs = generated_images(workbench, ids)
     folder.mkdir(parents=True, exist_ok=True)
-    return [workbench.blobs.copy_to(sha256, folder / f"seed{seed:04d}.png")
-            for seed, sha256 in generated_images(workbench, ids)]
+    return [workbench.blobs.copy_to(sha256, folder / f"seed{seed:04d}.png") for seed, sha256 in pairs]

@@ -11,9 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from likeness.cli import DefaultCommandGroup, console, open_workbench, sub_app
+from likeness.cli import DefaultCommandGroup, console, err_console, open_workbench, sub_app
 from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
+from model_registry.export import ExportResult, export_generated
+from model_registry.signing import load_identity
 from training import api
 from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
@@ -157,18 +159,44 @@ def generate_faces(
     label: str | None = typer.Option(None, help="Class index, or label values as a JSON list."),
     noise_mode: str = typer.Option("const", help="const, random (seeded) or none."),
     review: bool = typer.Option(True, "--review/--no-review", help="Queue the images for review."),
-    out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png."),
+    out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png (unsigned)."),
+    export: Path | None = typer.Option(None, help="Export the PNGs to this folder with Content Credentials "
+                                                  "(C2PA, signed) as seed<SEED>-<SHA12>.png."),
 ) -> None:
     """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review."""
     chosen = _seeds(seeds) if seeds is not None else _seed_count_ok(range(n), f"--n {n}", "--n")
     with open_workbench() as wb:
+        if export is not None:
+            load_identity(wb.settings)   # an unusable signing certificate stops us before rendering
         ids = api.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
                            noise_mode=noise_mode, queue_for_review=review)
         if out is not None:
             api.write_generated(wb, ids, out)
+        exported = _export(wb, ids, export) if export is not None else None
     queued = ", queued for review" if review else ""
     console.print(f"{len(ids)} images from checkpoint {checkpoint} at psi {psi:g}{queued}"
                   + (f"; written to {out}" if out is not None else ""))
+    if exported is not None:
+        _report_export(exported)
+
+
+def _export(wb: Workbench, ids: list[int], folder: Path) -> ExportResult:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"sign {folder}", total=len(ids))
+        return export_generated(wb, ids, folder, progress=lambda done, total: bar.update(task, completed=done))
+
+
+def _report_export(result: ExportResult) -> None:
+    anchor = f" (trust anchor {result.trust_anchor})" if result.trust_anchor else ""
+    console.print(f"exported {len(result.written)} images with Content Credentials to {result.folder}, "
+                  f"signed by {result.signer}{anchor}; check one with `likeness provenance verify FILE`",
+                  markup=False, highlight=False, soft_wrap=True)
+    for item in result.withheld:
+        err_console.print(f"withheld image #{item.image_id} (seed {item.seed}): {item.reason}",
+                          markup=False, highlight=False)
+    if result.withheld:
+        raise typer.Exit(1)
 
 
 # ---- Parsing. ----------------------------------------------------------------------------------
