@@ -4,7 +4,10 @@ inside a training run, and `evaluate_checkpoint` storing values on a checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,6 +216,22 @@ def test_a_torchscript_feature_network_loads_from_the_setting(tmp_path: Path) ->
     assert np.allclose(extractor(images), expected)
 
 
+def test_real_features_are_cached_by_dataset_and_extractor(faces16: Path, tmp_path: Path) -> None:
+    with ImageFolderDataset(faces16) as dataset:
+        first = fk.real_features(dataset, RandomConvFeatures(), batch=5, cache_dir=tmp_path)
+        (cache,) = tmp_path.glob(f"{fk.CACHE_PREFIX}*.npy")
+        assert first.shape == (len(dataset), RandomConvFeatures().dim)
+        assert np.array_equal(np.load(cache), first)
+        assert np.array_equal(fk.real_features(dataset, RandomConvFeatures(), cache_dir=tmp_path), first)
+        fk.real_features(dataset, RandomConvFeatures(seed=1), cache_dir=tmp_path)   # another extractor
+        assert len(list(tmp_path.glob(f"{fk.CACHE_PREFIX}*.npy"))) == 2
+        cache.write_bytes(b"damaged")                                             # recomputed, rewritten
+        assert np.array_equal(fk.real_features(dataset, RandomConvFeatures(), cache_dir=tmp_path), first)
+        assert np.array_equal(np.load(cache), first)
+    with ImageFolderDataset(faces16, xflip=True) as mirrored:                    # mirrored copies: other key
+        assert len(fk.real_features(mirrored, RandomConvFeatures(), cache_dir=tmp_path)) == 2 * len(first)
+
+
 # ---- The metric in training runs. ---------------------------------------------------------------
 
 RANDCONV_KEYS = {"fid_randconv", "kid_randconv", "kid_std_randconv", "fid_kid_num_gen_randconv",
@@ -324,3 +343,38 @@ def test_evaluate_checkpoint_refuses_what_it_cannot_or_may_not_evaluate(
     with pytest.raises(NotFound, match="gone.*does not exist"):
         evaluate_checkpoint(workbench, checkpoint.id, extractor=RandomConvFeatures(), num_gen=4)
     assert _checkpoint_rows(workbench, run_id)[0].metrics == before
+
+
+WORKER = """
+import json, os, sys
+from training import metrics
+from training.config import TrainConfig
+from training.loop import train
+from training.metrics import fid_kid
+from training.metrics.features import RandomConvFeatures
+metrics.register("fid_kid_small")(fid_kid.fid_kid_metric(RandomConvFeatures(), num_gen=9, subsets=10))
+result = train(TrainConfig.from_dict(json.loads(open(sys.argv[1]).read())), resume=None)
+with open(f"{sys.argv[2]}/rank{os.environ['RANK']}.json", "w") as handle:
+    json.dump(result.metrics, handle)
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_share_the_work_and_agree(faces16: Path, tmp_path: Path) -> None:
+    """Each process scores every other image; the sums give both the whole sets and one answer."""
+    config = tiny_config(faces16, tmp_path / "ddp", threads=None, batch=8, batch_gpu=4, total_kimg=0.008,
+                         metrics=("fid_kid_small",))
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)],
+        capture_output=True, text=True, timeout=240, env={**env, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0 == rank1 and rank0["fid_kid_num_gen_randconv"] == 9      # an odd count: uneven shares
+    (snapshot,) = sorted((tmp_path / "ddp").glob("network-snapshot-*.pt"))
+    with ImageFolderDataset(faces16) as dataset:
+        alone = fk.fid_kid(_generator_of(snapshot), dataset, RandomConvFeatures(), num_gen=9, subsets=10, batch=4)
+    assert alone.values() == pytest.approx(rank0, rel=1e-5)

@@ -5,7 +5,8 @@ A metric is a function registered under a name with `@register("name")`. It take
 e.g. {"fid50k_full": 4.1}. A run lists the metrics it wants in `TrainConfig.metrics`; the loop
 checks the names before the first step and calls `compute` after writing each snapshot. The
 values go into that snapshot's metrics.jsonl line (and so into its Checkpoint row), the
-progress report and the result.
+progress report and the result. FID and KID (`fid_kid`, `fid_kid_randconv`) are registered by
+`training.metrics.fid_kid.register_metrics()`; importing that module registers nothing.
 
 Every process calls `compute` at the same point, so a metric may split its work across the
 processes (`context.procs`) and sum the parts; all processes must return the same values, and

@@ -56,7 +56,8 @@ from training.metrics.features import FeatureExtractor, RandomConvFeatures, ince
 
 __all__ = [
     "DEFAULT_NUM_GEN", "FidKid", "FidKidMetric", "check_ready", "fid_from_features", "fid_kid",
-    "fid_kid_metric", "generated_features", "kid_from_features", "real_features", "register_metrics",
+    "METRIC_NAMES", "fid_kid_metric", "generated_features", "kid_from_features", "kid_subset_size", "real_features",
+    "register_metrics", "to_uint8",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,21 +167,30 @@ def _cache_key(dataset: ImageFolderDataset, extractor: FeatureExtractor) -> str:
     return hashlib.sha256(parts.encode()).hexdigest()[:24]
 
 
+def _read_cache(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        cached = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable FID/KID cache %s: %s", path, exc)
+        return None
+    if cached.shape != shape or cached.dtype != np.float64:
+        log.warning("ignoring FID/KID cache %s: %s %s, expected float64 %s", path, cached.dtype, cached.shape, shape)
+        return None
+    return cached
+
+
 def real_features(dataset: ImageFolderDataset, extractor: FeatureExtractor, *, batch: int = 32,
                   procs: Processes | None = None, cache_dir: Path | None = None,
                   progress: Progress | None = None) -> np.ndarray:
     """Features [len(dataset), D] of every dataset image, from `cache_dir` when cached there."""
     cache = None if cache_dir is None else Path(cache_dir) / f"{CACHE_PREFIX}{_cache_key(dataset, extractor)}.npy"
-    if cache is not None and cache.is_file():
-        try:
-            cached = np.load(cache, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable FID/KID cache %s: %s", cache, exc)
-        else:
-            if cached.shape == (len(dataset), extractor.dim) and cached.dtype == np.float64:
-                return cached
-            log.warning("ignoring FID/KID cache %s: shape %s, expected %s", cache, cached.shape,
-                        (len(dataset), extractor.dim))
+    cached = None if cache is None else _read_cache(cache, (len(dataset), extractor.dim))
+    # Every process must take the same path (the computation below is collective).
+    missing = cached is None if procs is None else procs.any(cached is None)
+    if cached is not None and not missing:
+        return cached
     rows: dict[int, np.ndarray] = {}
     done = 0
     for index in _my_batches(len(dataset), batch, procs):
