@@ -115,7 +115,7 @@ def _summaries(session: Session, snapshot_id: int | None) -> list[SnapshotSummar
         split_query = (select(SnapshotMember.snapshot_id, SnapshotMember.split, func.count())
                        .where(SnapshotMember.snapshot_id.in_([r.id for r in rows]))
                        .group_by(SnapshotMember.snapshot_id, SnapshotMember.split))
-        counts = {(sid, split): n for sid, split, n in session.execute(split_query).tuples()}
+        counts = {(sid, split): n for sid, split, n in session.execute(split_query)}
     return [SnapshotSummary(
         id=r.id, sha256=r.sha256, name=r.name, size=r.size, train=counts.get((r.id, Split.train), 0),
         val=counts.get((r.id, Split.val), 0), resolution=r.resolution, built_on=r.built_on, built_by=r.built_by,
@@ -132,7 +132,7 @@ def check_consent(session: Session, snapshot_id: int, *, today: dt.date, split: 
              .group_by(SnapshotMember.person_id, Shot.capture_date))
     if split is not None:
         query = query.where(SnapshotMember.split == split)
-    groups = session.execute(query).tuples().all()
+    groups = session.execute(query).all()
     people = {p.id: p for p in session.scalars(
         select(Person).where(Person.id.in_({g[0] for g in groups}))
         .options(selectinload(Person.releases), selectinload(Person.personal)))}

@@ -130,7 +130,7 @@ def _shoot_ids(session: Session, names: Iterable[str]) -> list[int] | None:
     names = list(names)
     if not names:
         return None
-    found = dict(session.execute(select(Shoot.name, Shoot.id).where(Shoot.name.in_(names))).tuples().all())
+    found = dict(session.execute(select(Shoot.name, Shoot.id).where(Shoot.name.in_(names))).all())
     unknown = [n for n in names if n not in found]
     if unknown:
         raise NotFound(f"filters.shoots: no shoot named {unknown[0]!r}", hint="`likeness ingest` lists the shoots it knows")
@@ -148,7 +148,7 @@ def _accepted_faces(session: Session, spec: Spec, shoot_ids: list[int] | None) -
         query = query.where(Shot.capture_date >= spec.filters.captured_from)
     if spec.filters.captured_to is not None:
         query = query.where(Shot.capture_date <= spec.filters.captured_to)
-    return [_Row(*row) for row in session.execute(query).tuples()]
+    return [_Row(*row) for row in session.execute(query)]
 
 
 def _people(session: Session, ids: set[int]) -> dict[int, Person]:
@@ -209,7 +209,7 @@ def _released_people(session: Session, people: dict[int, Person], values: dict[i
         select(Person).options(selectinload(Person.releases), selectinload(Person.personal)))}
     everyone.update(people)
     face_people = dict(session.execute(select(Face.id, Shot.person_id).join(Shot, Shot.id == Face.shot_id)
-                                       .where(Shot.person_id.is_not(None))).tuples().all())
+                                       .where(Shot.person_id.is_not(None))).all())
     person_attributes = [a for a in spec.attributes if a in PERSON_LEVEL]
     votes: dict[int, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for face_id, face_values in values.items():

@@ -131,8 +131,8 @@ def select_faces(candidates: list[Candidate], spec: Spec, *, released_people: di
 
     started = time.perf_counter()
     problem = pulp.LpProblem("snapshot", pulp.LpMinimize)
-    take = {key: pulp.LpVariable(f"n{i}", 0, len(groups[key]), cat="Integer") for i, key in enumerate(keys)}
-    size_short = pulp.LpVariable("size_short", 0)
+    take = {key: problem.add_variable(f"n{i}", 0, len(groups[key]), cat="Integer") for i, key in enumerate(keys)}
+    size_short = problem.add_variable("size_short", 0)
     problem += pulp.lpSum(take.values()) + size_short == size
     objective: list[Any] = [OUTSIDE_BAND * size_short]
 
@@ -143,8 +143,8 @@ def select_faces(candidates: list[Candidate], spec: Spec, *, released_people: di
         target = quota.share * size
         low, high = band(target, spec.tolerance * size)
         bands.append((low, high))
-        under, over = pulp.LpVariable(f"under{i}", 0), pulp.LpVariable(f"over{i}", 0)
-        above, below = pulp.LpVariable(f"above{i}", 0), pulp.LpVariable(f"below{i}", 0)
+        under, over = problem.add_variable(f"under{i}", 0), problem.add_variable(f"over{i}", 0)
+        above, below = problem.add_variable(f"above{i}", 0), problem.add_variable(f"below{i}", 0)
         problem += count + under >= low
         problem += count - over <= high
         problem += count - target == above - below
@@ -154,7 +154,7 @@ def select_faces(candidates: list[Candidate], spec: Spec, *, released_people: di
     for key in keys:
         per_person[key[0]].append(take[key])
     cap = math.floor(spec.max_person_share * size + 1e-9)
-    largest = pulp.LpVariable("largest_person", 0)
+    largest = problem.add_variable("largest_person", 0)
     for counts in per_person.values():
         problem += pulp.lpSum(counts) <= largest
         if spec.max_person_share < 1.0:

@@ -65,8 +65,8 @@ def split_by_person(chosen: list[Candidate], spec: Spec) -> SplitResult:
 
 def _choose(by_person: dict[str, list[Candidate]], people: list[str], want: float, spec: Spec) -> set[str]:
     problem = pulp.LpProblem("split", pulp.LpMinimize)
-    pick = {p: pulp.LpVariable(f"v{i}", cat="Binary") for i, p in enumerate(people)}
-    over, under = pulp.LpVariable("over", 0), pulp.LpVariable("under", 0)
+    pick = {p: problem.add_variable(f"v{i}", cat="Binary") for i, p in enumerate(people)}
+    over, under = problem.add_variable("over", 0), problem.add_variable("under", 0)
     problem += pulp.lpSum(pick[p] * len(by_person[p]) for p in people) - want == over - under
     objective: list[Any] = [SIZE_WEIGHT * (over + under)]
     for i, quota in enumerate(spec.quotas):
@@ -75,7 +75,7 @@ def _choose(by_person: dict[str, list[Candidate]], people: list[str], want: floa
         total = sum(counts.values())
         if not total:
             continue
-        above, below = pulp.LpVariable(f"a{i}", 0), pulp.LpVariable(f"b{i}", 0)
+        above, below = problem.add_variable(f"a{i}", 0), problem.add_variable(f"b{i}", 0)
         problem += pulp.lpSum(pick[p] * counts[p] for p in people) - spec.validation_share * total == above - below
         objective.append(CELL_WEIGHT * (above + below))
     problem += pulp.lpSum(pick.values()) >= 1
