@@ -5,9 +5,9 @@ the quotas and the person cap go, so the program decides how many to take from e
 (thousands of integers instead of tens of thousands of binaries); inside a group the sharpest,
 best-exposed faces are taken first, spread over the person's shoots.
 
-Objective, in order of weight: (1) the fewest faces outside any quota's tolerance band — short or
-over — and the fewest missing from the size; (2) every count as close to its exact target as the
-band allows; (3) no one person dominating (the largest person count); (4) quality. A tiny seeded
+Objective, in order of weight: (1) the full size, when the pool allows; (2) the fewest faces outside
+any quota's tolerance band, short or over; (3) every count as close to its exact target as the
+band allows; (4) no one person dominating (the largest person count); (5) quality. A tiny seeded
 jitter breaks ties between equal groups, so equal seeds give equal snapshots.
 """
 
@@ -25,7 +25,8 @@ import pulp
 from training.snapshots.pool import PERSON_LEVEL, Candidate
 from training.snapshots.spec import Quota, Spec
 
-OUTSIDE_BAND = 1000.0   # per face outside a quota's band (or missing from the size)
+SIZE_MISSING = 10000.0  # per face missing from the size: a customer's order is filled first
+OUTSIDE_BAND = 1000.0   # per face outside a quota's band
 OFF_TARGET = 1.0        # per face away from a quota's exact target, inside its band
 DOMINANCE = 0.01        # per face of the largest person's count
 QUALITY = 0.001         # per face, times its group's mean quality (0..1)
@@ -134,7 +135,7 @@ def select_faces(candidates: list[Candidate], spec: Spec, *, released_people: di
     take = {key: problem.add_variable(f"n{i}", 0, len(groups[key]), cat="Integer") for i, key in enumerate(keys)}
     size_short = problem.add_variable("size_short", 0)
     problem += pulp.lpSum(take.values()) + size_short == size
-    objective: list[Any] = [OUTSIDE_BAND * size_short]
+    objective: list[Any] = [SIZE_MISSING * size_short]
 
     bands = []
     for i, quota in enumerate(spec.quotas):
