@@ -10,7 +10,7 @@ run trains on, mirrored copies included when the run mirrors) and of `num_gen` g
   rule with studio datasets and 2048 Inception features).
 - KID (Bińkowski et al. 2018): the unbiased estimate of the squared MMD with the kernel
   k(x, y) = (x.y / D + 1)^3, averaged over `subsets` random subsets of `subset_size` images of
-  each set (without replacement); `kid_std` is the standard deviation over the subsets. KID is
+  each set (without replacement); `kid_std` is the sample standard deviation over them. KID is
   unbiased, so it is the one to read with a small dataset. The subset size is at most the size
   of the smaller set; when both sets are that size every subset is the whole set and kid_std
   is 0.
@@ -20,7 +20,8 @@ seed and the noise is the trained constant, so two snapshots are scored on the s
 The real features are cached in the run folder, keyed by the dataset fingerprint, the mirror
 setting and the extractor identity. The work is split over the training processes.
 
-Metrics (training.metrics registry), after `register_metrics()`:
+Metrics (training.metrics registry), after `register_metrics()`, each on DEFAULT_NUM_GEN (10,000)
+generated images against every dataset image:
 
 - `fid_kid`: Inception-v3 from LIKENESS_INCEPTION_WEIGHTS (ConfigError when it is not set);
   reports `fid`, `kid`, `kid_std`, `fid_kid_num_gen`, `fid_kid_num_real`.
