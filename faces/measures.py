@@ -84,7 +84,7 @@ def _pose(r: np.ndarray | None) -> tuple[float, float, float]:
     if r is None:
         return (float("nan"),) * 3
     # Columns are the face axes in camera coordinates; decompose as Rz(roll) Ry(yaw) Rx(pitch).
-    yaw = math.degrees(math.asin(float(np.clip(-r[2, 0], -1.0, 1.0))))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -float(r[2, 0])))))
     pitch = -math.degrees(math.atan2(r[2, 1], r[2, 2])) + PITCH_BIAS_DEG
     pitch = (pitch + 180.0) % 360.0 - 180.0
     roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
