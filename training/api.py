@@ -18,6 +18,7 @@ ends as stopped).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import subprocess
@@ -37,6 +38,7 @@ from training.estimate import Estimate, describe_device, format_duration
 from training.estimate import estimate as _estimate
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, Label
 from training.runs import CheckpointSummary, Resume, RunSummary
+from training.snapshots.api import find_snapshot_id, require_consent
 
 __all__ = [
     "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Estimate", "Label",
@@ -91,9 +93,12 @@ def start_run(
     resume: Resume = None,               # "auto", a snapshot path, or None (see runs.start_run)
     progress: Callable[[TrainProgress], None] | None = None,  # after each tick is recorded
     abort: Callable[[], bool] | None = None,  # polled every step; True ends the run as stopped
+    snapshot_id: int | None = None,      # the dataset snapshot config.data was exported from
+    external: bool = False,              # or: outside data, with no consent lineage
 ) -> int:
     """Train in this process, recording the run and its checkpoints; returns the run's id."""
-    return runs.start_run(workbench, config, name=name, resume=resume, progress=progress, abort=abort)
+    return runs.start_run(workbench, config, name=name, resume=resume, progress=progress, abort=abort,
+                          snapshot_id=snapshot_id, external=external)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,18 +112,21 @@ class StartedRun:
     command: tuple[str, ...]
 
 
-def run_command(*, dataset: str | Path, run_dir: Path, name: str, kimg: float = RUN_DEFAULTS.kimg,
+def run_command(*, data: Sequence[str], run_dir: Path, name: str, kimg: float = RUN_DEFAULTS.kimg,
                 batch: int = RUN_DEFAULTS.batch, snapshot_kimg: float = RUN_DEFAULTS.snapshot_kimg) -> list[str]:
-    """The `likeness train run` command line of a run, with this interpreter."""
-    return [sys.executable, "-m", "likeness.cli", "train", "run", str(dataset), "--out", str(run_dir),
+    """The `likeness train run` command line of a run, with this interpreter. `data` is
+    ["--dataset", SNAPSHOT], [PATH, "--external"] or, to resume a recorded run, [PATH]."""
+    return [sys.executable, "-m", "likeness.cli", "train", "run", *data, "--out", str(run_dir),
             "--name", name, "--kimg", f"{kimg:g}", "--batch", str(int(batch)), "--snapshot-kimg", f"{snapshot_kimg:g}"]
 
 
 def start_run_process(
     *,
     workbench: Workbench,
-    dataset: str | Path,                 # a dataset folder or .zip from `likeness train prepare`
-    name: str | None = None,             # a new run's name (default: the dataset's name)
+    snapshot: str | int | None = None,   # a dataset snapshot (id or hash prefix) ...
+    dataset: str | Path | None = None,   # ... or outside data: a folder or .zip, with `external`
+    external: bool = False,
+    name: str | None = None,             # a new run's name (default: the snapshot's or dataset's name)
     kimg: float = RUN_DEFAULTS.kimg,
     batch: int = RUN_DEFAULTS.batch,
     snapshot_kimg: float = RUN_DEFAULTS.snapshot_kimg,
@@ -128,14 +136,25 @@ def start_run_process(
     """Start a new run as `likeness train run` in a detached process; returns at once.
 
     The process outlives the caller (a page, or an app restart): it is detached from the
-    caller's terminal and process group. NotFound when there is no dataset at `dataset`,
-    ConfigError when a run of that name exists already.
+    caller's terminal and process group. NotFound when there is no such snapshot or no dataset at
+    `dataset`, ConsentViolation for a dataset not declared external, ConfigError when a run of
+    that name exists already.
     """
-    given = str(dataset).strip()
-    dataset = Path(given)
-    if not given or not dataset.exists():
-        raise NotFound(f"No dataset at {given or '(none given)'}.", hint="make one with `likeness train prepare`")
-    name = (name or "").strip() or dataset.stem
+    if snapshot is not None and str(snapshot).strip():
+        with workbench.db.unit_of_work() as session:
+            snapshot_id = find_snapshot_id(session, snapshot)
+            require_consent(session, snapshot_id, today=dt.date.today())
+        data, default_name = ["--dataset", str(snapshot_id)], f"snapshot-{snapshot_id}"
+    else:
+        given = str(dataset or "").strip()
+        path = Path(given)
+        if not given or not path.exists():
+            raise NotFound(f"No dataset at {given or '(none given)'}.", hint="choose a dataset snapshot, or give a folder")
+        if not external:
+            raise ConsentViolation(f"{given}: a folder of images has no consent lineage",
+                                   hint="train on a dataset snapshot, or mark the folder as external data")
+        data, default_name = [str(path), "--external"], path.stem
+    name = (name or "").strip() or default_name
     if not name:
         raise ConfigError("A run needs a name.")
     with workbench.db.unit_of_work() as session:
@@ -143,7 +162,7 @@ def start_run_process(
     if taken:
         raise ConfigError(f"Run {name} exists already: choose another name.")
     run_dir = run_folder(workbench, name)
-    command = run_command(dataset=dataset, run_dir=run_dir, name=name, kimg=kimg, batch=batch,
+    command = run_command(data=data, run_dir=run_dir, name=name, kimg=kimg, batch=batch,
                           snapshot_kimg=snapshot_kimg) + list(extra_args)
     return _spawn(command, name=name, run_dir=run_dir, log_path=log_path or run_dir / LOG_FILE)
 
@@ -161,7 +180,7 @@ def resume_run_process(*, workbench: Workbench, name: str, extra_args: Sequence[
         raise ConfigError(f"Run {name} is {summary.status}: there is nothing to resume.")
     config = summary.config
     run_dir = Path(summary.run_dir)
-    command = run_command(dataset=summary.dataset_path, run_dir=run_dir, name=name,
+    command = run_command(data=[summary.dataset_path], run_dir=run_dir, name=name,
                           kimg=float(config.get("total_kimg", summary.total_kimg)),
                           batch=int(config.get("batch", RUN_DEFAULTS.batch)),
                           snapshot_kimg=float(config.get("snapshot_kimg", RUN_DEFAULTS.snapshot_kimg)))

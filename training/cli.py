@@ -21,6 +21,7 @@ from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgr
 from training.dataset import prepare_dataset
 from training.generate import MAX_SEEDS_PER_CALL
 from training.networks import NetworkConfig
+from training.snapshots import api as snapshots_api
 
 LOG_EVERY_S = 10.0      # without a terminal, live progress lines are printed at most this often
 
@@ -51,7 +52,11 @@ def train_prepare(
 
 @train_app.command("run")
 def train_run(
-    dataset: Path = typer.Argument(..., help="Dataset folder or .zip from `likeness train prepare`."),
+    dataset: Path | None = typer.Argument(None, help="External data: a dataset folder or .zip (with --external)."),
+    snapshot: str | None = typer.Option(None, "--dataset", help="Dataset snapshot to train on (id or hash prefix; "
+                                                                "exported on demand)."),
+    external: bool = typer.Option(False, "--external", help="DATASET is data from outside the studio: the run "
+                                                           "and its checkpoints have no consent lineage."),
     out: Path | None = typer.Option(None, help="Run folder (default: runs/<name> in the data directory)."),
     name: str | None = typer.Option(None, help="Run name (default: the run folder's name)."),
     kimg: float = typer.Option(RUN_DEFAULTS.kimg, help="Train for this many thousand images in all."),
@@ -76,7 +81,8 @@ def train_run(
     The first lines name the device and the estimated time; without a terminal (a log file)
     progress is printed as lines, one per tick and at most every LOG_EVERY_S seconds between."""
     with open_workbench() as wb:
-        run_dir = out or api.run_folder(wb, name or dataset.stem)
+        dataset, snapshot_id, default_name = _training_data(wb, dataset, snapshot, external)
+        run_dir = out or api.run_folder(wb, name or default_name)
         config = TrainConfig(
             data=str(dataset), out_dir=str(run_dir), network=_network_file(network),
             network_overrides=_overrides(net), batch=batch, total_kimg=kimg, snapshot_kimg=snapshot_kimg,
@@ -103,9 +109,11 @@ def train_run(
                     console.print(("progress " if report.live else f"tick {report.tick} ") + stats)
 
             try:
-                run_id = api.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show)
+                run_id = api.start_run(wb, config, name=name, resume=_resume(wb, resume, run_dir), progress=show,
+                                       snapshot_id=snapshot_id, external=external)
             except KeyboardInterrupt:
-                again = f"likeness train run {dataset} --out {run_dir}" + (f" --name {name}" if name else "")
+                data = f"--dataset {snapshot}" if snapshot else f"{dataset}" + (" --external" if external else "")
+                again = f"likeness train run {data} --out {run_dir}" + (f" --name {name}" if name else "")
                 console.print(f"stopped; continue with `{again} --resume auto`")
                 raise typer.Exit(130) from None
         summary = api.run_summary(wb, run_id)
@@ -156,7 +164,8 @@ def generate_faces(
     n: int = typer.Option(8, "--n", help="Generate seeds 0..n-1 (unless --seeds is given)."),
     seeds: str | None = typer.Option(None, help="Seeds as a range and/or list: 0-7, or 1,5,9, or 0-3,10."),
     psi: float = typer.Option(0.7, help="Truncation towards the mean face (1: none)."),
-    label: str | None = typer.Option(None, help="Class index, or label values as a JSON list."),
+    label: str | None = typer.Option(None, help="Attribute values (age_band=senior,expression=smile), a class index, "
+                                                "or label values as a JSON list."),
     noise_mode: str = typer.Option("const", help="const, random (seeded) or none."),
     review: bool = typer.Option(True, "--review/--no-review", help="Queue the images for review."),
     out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png (unsigned)."),
@@ -168,7 +177,8 @@ def generate_faces(
     with open_workbench() as wb:
         if export is not None:
             load_identity(wb.settings)   # an unusable signing certificate stops us before rendering
-        ids = api.generate(wb, _checkpoint_ref(checkpoint), seeds=chosen, psi=psi, label=_label(label),
+        ref = _checkpoint_ref(checkpoint)
+        ids = api.generate(wb, ref, seeds=chosen, psi=psi, label=_label(wb, ref, label),
                            noise_mode=noise_mode, queue_for_review=review)
         if out is not None:
             api.write_generated(wb, ids, out)
@@ -226,20 +236,41 @@ def _seed_count_ok(seeds: range, what: str, param: str) -> range:
     return seeds
 
 
-def _label(text: str | None) -> int | list[float] | None:
+def _label(wb: Workbench, checkpoint: int | Path, text: str | None) -> int | list[float] | None:
+    """A class index, a JSON vector, or attribute values (age_band=senior,expression=smile) encoded
+    the way the checkpoint's dataset snapshot encodes its labels."""
     if text is None:
         return None
+    if "=" in text:
+        if not isinstance(checkpoint, int):
+            raise typer.BadParameter("attribute labels need a checkpoint id (its snapshot knows the encoding)",
+                                     param_hint="--label")
+        return snapshots_api.label_for_checkpoint(wb, checkpoint, text)
     try:
         value = json.loads(text)
     except ValueError:
         value = None
     if isinstance(value, int) or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)):
         return value
-    raise typer.BadParameter(f"{text!r} is neither a class index nor a JSON list of numbers", param_hint="--label")
+    raise typer.BadParameter(f"{text!r} is neither a class index, a JSON list of numbers nor attribute=value pairs",
+                             param_hint="--label")
 
 
 def _checkpoint_ref(text: str) -> int | Path:
     return int(text) if text.isdigit() else Path(text)
+
+
+def _training_data(wb: Workbench, dataset: Path | None, snapshot: str | None, external: bool) -> tuple[Path, int | None, str]:
+    """(dataset path, snapshot id, default run name) of `train run`'s data."""
+    if snapshot is not None:
+        if dataset is not None or external:
+            raise InvalidInput("give either --dataset SNAPSHOT or an --external DATASET, not both")
+        exported = snapshots_api.training_export(wb, snapshot)
+        return exported.path, exported.snapshot_id, exported.run_name
+    if dataset is None:
+        raise InvalidInput("no training data given", hint="train on a snapshot with --dataset ID, "
+                                                          "or on outside data with DATASET --external")
+    return dataset, None, dataset.stem
 
 
 def _done_kimg(wb: Workbench, name: str) -> float:

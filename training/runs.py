@@ -51,7 +51,7 @@ from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from likeness.errors import ConfigError, NotFound
+from likeness.errors import ConfigError, ConsentViolation, NotFound
 from likeness.files import stale_temp_files
 from likeness.models import Checkpoint, RunStatus, TrainingRun, utcnow
 from likeness.workbench import Workbench
@@ -59,6 +59,7 @@ from training.checkpoint import METRICS_FILE, OPTIONS_FILE
 from training.config import TrainConfig, TrainProgress, TrainResult
 from training.estimate import describe_device
 from training.loop import train
+from training.snapshots.api import require_consent
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def start_run(
     resume: Resume = None,               # "auto": the run folder's latest snapshot; a snapshot path; None: fresh
     progress: Callable[[TrainProgress], None] | None = None,  # called after each tick is recorded
     abort: Callable[[], bool] | None = None,  # polled every step; True ends the run as stopped
+    snapshot_id: int | None = None,      # the dataset snapshot `config.data` was exported from
+    external: bool = False,              # or: data from outside the studio, with no consent lineage
 ) -> int:
     """Train with `config`, keeping the `TrainingRun` row and its checkpoints current; returns its id.
 
@@ -125,11 +128,17 @@ def start_run(
     finished run needs `resume`, an unfinished one (killed, stopped, failed) resumes from its
     latest snapshot by itself; otherwise a new row is created. The run ends finished, stopped (abort or
     Ctrl-C) or failed (the error is kept on the row and raised again).
+
+    Our faces reach training only through a dataset snapshot: every start and every resume checks
+    again that each of its training members' releases still covers them (ConsentViolation naming
+    the person and release otherwise). A folder of other images needs `external`, and the run is
+    then marked as having no consent lineage.
     """
     run_dir = Path(config.out_dir)
     name = name or run_dir.name
     lease = _Lease(workbench)
-    run_id, resume = _open_run(workbench, config, name=name, resume=resume, lease=lease)
+    run_id, resume = _open_run(workbench, config, name=name, resume=resume, lease=lease,
+                               source=_DataSource(snapshot_id, external))
     _remove_stale_temp_files(run_dir)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
     stop = _StopRequest(workbench, run_id)
@@ -246,14 +255,38 @@ def checkpoint_file(workbench: Workbench, checkpoint_id: int, *, scratch: Path) 
 
 # ---- The row: opened before training, updated per tick, closed at the end. ---------------------
 
+@dataclasses.dataclass(frozen=True)
+class _DataSource:
+    snapshot_id: int | None
+    external: bool
+
+    def check(self, session: Session, run: TrainingRun | None, data: str) -> None:
+        """Consent before any step: the run's snapshot (the one it was started on, for a resume)
+        must still be covered today; data without a snapshot must be declared external."""
+        recorded = None if run is None else run.snapshot_id
+        if run is not None and self.snapshot_id is not None and recorded != self.snapshot_id:
+            raise ConfigError(f"training run {run.name!r} trains on "
+                              f"{'dataset snapshot #' + str(recorded) if recorded else 'external data'}, "
+                              f"not on snapshot #{self.snapshot_id}", hint="choose another --name for a new run")
+        snapshot_id = recorded if recorded is not None else self.snapshot_id
+        if snapshot_id is not None:
+            require_consent(session, snapshot_id, today=dt.date.today())
+        elif not self.external and not (run is not None and run.external):
+            raise ConsentViolation(f"{data}: a folder of images has no consent lineage",
+                                   hint="train on a dataset snapshot (`likeness train run --dataset ID`), "
+                                        "or pass --external for data from outside the studio")
+
+
 def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: Resume,
-              lease: _Lease) -> tuple[int, Resume]:
+              lease: _Lease, source: _DataSource) -> tuple[int, Resume]:
     """Take the run's lease and open its row; returns the row id and what to resume from: a run
     that did not finish (killed, stopped or failed) continues from its latest snapshot without
-    being asked to. ConfigError when another live process holds the run."""
+    being asked to. ConfigError when another live process holds the run; ConsentViolation when
+    its data may not be trained on (see `_DataSource.check`)."""
     for _attempt in range(5):
         with workbench.db.unit_of_work() as session:
             run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
+            source.check(session, run, config.data)
             if run is None:
                 pass
             elif lease_is_live(run.lease_pid, run.lease_host, run.heartbeat_at):
@@ -276,7 +309,8 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
                 with workbench.db.unit_of_work() as session:
                     row = TrainingRun(name=name, dataset_path=config.data, run_dir=config.out_dir,
                                       total_kimg=config.total_kimg, started_at=utcnow(), status=RunStatus.running,
-                                      config=config.to_dict(), **lease.columns())
+                                      config=config.to_dict(), snapshot_id=source.snapshot_id,
+                                      external=source.snapshot_id is None, **lease.columns())
                     session.add(row)
                     session.flush()
                     return row.id, resume

@@ -48,12 +48,12 @@ def test_the_run_defaults_live_in_one_place() -> None:
 def test_start_run_process_runs_the_cli_detached(workbench: Workbench, tmp_path: Path,
                                                   popen: list[tuple[list[str], dict[str, Any]]]) -> None:
     prepared = make_dataset(tmp_path)
-    started = api.start_run_process(workbench=workbench, dataset=f" {prepared.dest} ", name="", kimg=0.5)
+    started = api.start_run_process(workbench=workbench, dataset=f" {prepared.dest} ", external=True, name="", kimg=0.5)
     run_dir = workbench.settings.data_dir / "runs" / "data"          # named after the dataset
     assert (started.pid, started.name, started.run_dir, started.log_path) == (4242, "data", run_dir,
                                                                               run_dir / "train.log")
     [(args, kwargs)] = popen
-    assert args == [sys.executable, "-m", "likeness.cli", "train", "run", str(prepared.dest), "--out", str(run_dir),
+    assert args == [sys.executable, "-m", "likeness.cli", "train", "run", str(prepared.dest), "--external", "--out", str(run_dir),
                     "--name", "data", "--kimg", "0.5", "--batch", "32", "--snapshot-kimg", "200"]
     assert tuple(args) == started.command and kwargs["start_new_session"] is True
     assert started.log_path.is_file()
@@ -62,13 +62,13 @@ def test_start_run_process_runs_the_cli_detached(workbench: Workbench, tmp_path:
 def test_start_run_process_refuses_a_missing_dataset_and_a_taken_name(
         workbench: Workbench, tmp_path: Path, popen: list[tuple[list[str], dict[str, Any]]]) -> None:
     with pytest.raises(NotFound, match="No dataset at"):
-        api.start_run_process(workbench=workbench, dataset=tmp_path / "nothing", name="x")
+        api.start_run_process(workbench=workbench, dataset=tmp_path / "nothing", external=True, name="x")
     with pytest.raises(NotFound, match="No dataset at"):
-        api.start_run_process(workbench=workbench, dataset="  ", name="x")
+        api.start_run_process(workbench=workbench, dataset="  ", external=True, name="x")
     prepared = make_dataset(tmp_path)
-    run_id = api.start_run(workbench, tiny_config(prepared.dest, tmp_path / "taken", total_kimg=0.004))
+    run_id = api.start_run(workbench, tiny_config(prepared.dest, tmp_path / "taken", total_kimg=0.004), external=True)
     with pytest.raises(ConfigError, match="Run taken exists already"):
-        api.start_run_process(workbench=workbench, dataset=prepared.dest, name="taken")
+        api.start_run_process(workbench=workbench, dataset=prepared.dest, external=True, name="taken")
     assert not popen
 
     summary = api.run_summary(workbench, run_id)
@@ -101,7 +101,7 @@ def test_a_run_process_reports_live_logs_as_it_goes_stops_on_request_and_on_sigt
     workbench = env_workbench    # the process finds the database through the LIKENESS_* variables
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     prepared = make_dataset(tmp_path / "set")
-    started = api.start_run_process(workbench=workbench, dataset=prepared.dest, name="live", kimg=1000, batch=4,
+    started = api.start_run_process(workbench=workbench, dataset=prepared.dest, external=True, name="live", kimg=1000, batch=4,
                                     snapshot_kimg=1000, extra_args=tiny_process_args(tmp_path))
     # Progress reaches the row long before the first tick (1000 kimg away): live records.
     running = _wait_for("live progress on the row", lambda: next(

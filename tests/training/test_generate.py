@@ -27,7 +27,7 @@ def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp
     """The trained snapshot recorded as a checkpoint (resuming a finished run records it, no steps)."""
     data, run = tiny_trained_run
     shutil.copytree(run, tmp_path / "run")
-    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto")
+    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
     with workbench.db.unit_of_work() as session:
         found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
         assert found is not None

@@ -54,7 +54,7 @@ def ticked(workbench: Workbench, name: str) -> bool:
 def long_cli_run(dataset: Path, out: Path, name: str, network: Path) -> subprocess.Popen[str]:
     """`likeness train run` far longer than any test waits, snapshotting every tick."""
     return subprocess.Popen(
-        [sys.executable, "-m", "likeness.cli", "train", "run", str(dataset), "--out", str(out), "--name", name,
+        [sys.executable, "-m", "likeness.cli", "train", "run", str(dataset), "--external", "--out", str(out), "--name", name,
          "--network", str(network), "--kimg", "1000", "--batch", "4", "--snapshot-kimg", "0.004",
          "--tick-kimg", "0.004", "--device", "cpu", "--workers", "0"],
         cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -133,7 +133,7 @@ def test_a_killed_run_shows_interrupted_and_the_next_start_takes_it_over(
     assert "interrupted" in line
 
     kimg = killed.kimg
-    run_id = start_run(env_workbench, tiny_config(prepared.dest, out, total_kimg=kimg + 0.004), name="faces")
+    run_id = start_run(env_workbench, tiny_config(prepared.dest, out, total_kimg=kimg + 0.004), name="faces", external=True)
 
     assert run_id == killed.id
     assert not stale.exists()
@@ -146,7 +146,7 @@ def test_a_killed_run_shows_interrupted_and_the_next_start_takes_it_over(
 def test_a_lease_holds_until_its_process_is_gone_or_its_heartbeat_is_old(workbench: Workbench, tmp_path: Path) -> None:
     prepared = make_dataset(tmp_path)
     out = tmp_path / "faces"
-    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
+    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces", external=True)
     stale = out / ".training_options.json.abc.tmp"
 
     def hold(pid: int, host: str, age_s: float) -> None:
@@ -161,7 +161,7 @@ def test_a_lease_holds_until_its_process_is_gone_or_its_heartbeat_is_old(workben
     hold(4242, "elsewhere", 5)
     assert status_of(workbench, "faces") == "running"
     with pytest.raises(ConfigError, match=r"'faces' is running .*process 4242 on elsewhere"):
-        start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces")
+        start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces", external=True)
     assert stale.exists()
     assert row(workbench, "faces").lease_host == "elsewhere"  # type: ignore[union-attr]
 
@@ -178,7 +178,7 @@ def test_a_lease_holds_until_its_process_is_gone_or_its_heartbeat_is_old(workben
     # Another host whose heartbeat is older than the timeout: interrupted, and taken over.
     hold(4242, "elsewhere", LEASE_TIMEOUT_S + 5)
     assert status_of(workbench, "faces") == "interrupted"
-    assert start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces") == run_id
+    assert start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces", external=True) == run_id
     assert not stale.exists()
     done = row(workbench, "faces")
     assert done is not None and (done.status, done.kimg, done.lease_host) == ("finished", 0.008, None)

@@ -293,7 +293,7 @@ def _checkpoint_rows(workbench: Workbench, run_id: int) -> list[Checkpoint]:
 
 def test_metric_values_land_in_the_checkpoint_row_and_evaluate_checkpoint_adds_to_them(
         workbench: Workbench, faces16: Path, tmp_path: Path, small_fid: str) -> None:
-    run_id = start_run(workbench, tiny_config(faces16, tmp_path / "run", metrics=(small_fid,)))
+    run_id = start_run(workbench, tiny_config(faces16, tmp_path / "run", metrics=(small_fid,)), external=True)
     first, last = _checkpoint_rows(workbench, run_id)
     assert set(first.metrics["metrics"]) == RANDCONV_KEYS and "losses" in first.metrics
 
@@ -316,7 +316,7 @@ def test_metric_values_land_in_the_checkpoint_row_and_evaluate_checkpoint_adds_t
 def test_evaluate_checkpoint_refuses_what_it_cannot_or_may_not_evaluate(
         workbench: Workbench, faces16: Path, tmp_path: Path) -> None:
     data = Path(shutil.copytree(faces16, tmp_path / "data"))
-    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004))
+    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), external=True)
     (checkpoint,) = _checkpoint_rows(workbench, run_id)
     before = checkpoint.metrics
 

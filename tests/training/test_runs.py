@@ -55,7 +55,7 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
             assert found is not None
             return found
 
-    run_id = start_run(workbench, tiny_config(prepared.dest, tmp_path / "r1"), progress=watch)
+    run_id = start_run(workbench, tiny_config(prepared.dest, tmp_path / "r1"), progress=watch, external=True)
 
     assert seen == [(0.004, "running"), (0.008, "running")]
     run = run_row(workbench, run_id)
@@ -90,13 +90,13 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
 def test_resuming_by_name_continues_the_same_row(workbench: Workbench, tmp_path: Path) -> None:
     prepared = make_dataset(tmp_path)
     out = tmp_path / "run"
-    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
+    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces", external=True)
     with pytest.raises(ConfigError, match="'faces' already exists"):
-        start_run(workbench, tiny_config(prepared.dest, out), name="faces")
+        start_run(workbench, tiny_config(prepared.dest, out), name="faces", external=True)
     with pytest.raises(ConfigError, match="lives in"):
-        start_run(workbench, tiny_config(prepared.dest, tmp_path / "elsewhere"), name="faces", resume="auto")
+        start_run(workbench, tiny_config(prepared.dest, tmp_path / "elsewhere"), name="faces", resume="auto", external=True)
 
-    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.012), name="faces", resume="auto")
+    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.012), name="faces", resume="auto", external=True)
 
     assert again == run_id
     run = run_row(workbench, run_id)
@@ -110,7 +110,7 @@ def test_resuming_by_name_continues_the_same_row(workbench: Workbench, tmp_path:
 def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dataset"
     with pytest.raises(DatasetError) as raised:
-        start_run(workbench, tiny_config(missing, tmp_path / "broken"))
+        start_run(workbench, tiny_config(missing, tmp_path / "broken"), external=True)
     with workbench.db.unit_of_work() as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.name == "broken"))
     assert run is not None
@@ -126,8 +126,8 @@ def test_interrupted_and_aborted_runs_end_stopped_with_their_snapshots(workbench
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        start_run(workbench, tiny_config(prepared.dest, tmp_path / "ctrl-c"), progress=interrupt)
-    aborted = start_run(workbench, tiny_config(prepared.dest, tmp_path / "aborted"), abort=lambda: True)
+        start_run(workbench, tiny_config(prepared.dest, tmp_path / "ctrl-c"), progress=interrupt, external=True)
+    aborted = start_run(workbench, tiny_config(prepared.dest, tmp_path / "aborted"), abort=lambda: True, external=True)
 
     with workbench.db.unit_of_work() as session:
         runs = {r.name: r for r in session.scalars(select(TrainingRun))}
@@ -172,9 +172,9 @@ def test_cli_status_and_checkpoints(env_workbench: Workbench, tmp_path: Path, mo
     assert empty.exit_code == 0 and "no training runs yet" in empty.output
 
     prepared = make_dataset(tmp_path)
-    start_run(env_workbench, tiny_config(prepared.dest, tmp_path / "first", total_kimg=0.004))
+    start_run(env_workbench, tiny_config(prepared.dest, tmp_path / "first", total_kimg=0.004), external=True)
     with pytest.raises(DatasetError):
-        start_run(env_workbench, tiny_config(tmp_path / "gone", tmp_path / "second"))
+        start_run(env_workbench, tiny_config(tmp_path / "gone", tmp_path / "second"), external=True)
 
     status = run_cli("train", "status")
     assert status.exit_code == 0, status.output
@@ -192,7 +192,7 @@ def test_cli_run_trains_and_records(env_workbench: Workbench, tmp_path: Path) ->
     prepared = make_dataset(tmp_path)
     network = tmp_path / "net.json"
     network.write_text(json.dumps(NetworkConfig(**TINY).to_dict()))
-    result = run_cli("train", "run", str(prepared.dest), "--out", str(tmp_path / "cli-run"), "--network", str(network),
+    result = run_cli("train", "run", str(prepared.dest), "--external", "--out", str(tmp_path / "cli-run"), "--network", str(network),
                      "--kimg", "0.004", "--batch", "4", "--snapshot-kimg", "0.004", "--tick-kimg", "0.004",
                      "--device", "cpu", "--workers", "0")
     assert result.exit_code == 0, result.output
@@ -208,13 +208,13 @@ def run_status_id(workbench: Workbench, name: str) -> int:
 def test_a_killed_run_continues_from_its_last_snapshot_when_started_again(workbench: Workbench, tmp_path: Path) -> None:
     prepared = make_dataset(tmp_path)
     out = tmp_path / "run"
-    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces")
+    run_id = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.004), name="faces", external=True)
     with workbench.db.unit_of_work() as session:
         killed = session.get(TrainingRun, run_id)
         assert killed is not None
         killed.status = RunStatus.running  # as a killed process leaves it
 
-    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces")
+    again = start_run(workbench, tiny_config(prepared.dest, out, total_kimg=0.008), name="faces", external=True)
 
     assert again == run_id
     assert [c.kimg for c in checkpoints_of(workbench, run_id)] == [0.004, 0.008]

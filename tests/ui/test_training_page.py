@@ -19,8 +19,10 @@ from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
 from tests.factories.app import APP, sign_in, titles
 from tests.factories.people import add_user
+from samples.labelled_pool import SitterPlan, add_pool
 from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
 from training import api
+from training.snapshots import api as snapshots_api
 from training.api import start_run
 
 PAGE = "ui/pages/training.py"
@@ -40,7 +42,7 @@ def recorded_run(env_workbench: Workbench, tiny_trained_run: tuple[Path, Path], 
     """The trained run recorded as "tiny" with its checkpoint (resuming a finished run adds no steps)."""
     data, run = tiny_trained_run
     shutil.copytree(run, tmp_path / "tiny")
-    return start_run(env_workbench, tiny_config(data, tmp_path / "tiny", total_kimg=0.004), resume="auto")
+    return start_run(env_workbench, tiny_config(data, tmp_path / "tiny", total_kimg=0.004), resume="auto", external=True)
 
 
 def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
@@ -107,7 +109,25 @@ def test_starting_a_run_launches_the_cli_in_its_own_process(env_workbench: Workb
     assert not at.exception, at.exception
     run_dir = env_workbench.settings.data_dir / "runs" / "second"
     assert started == [[sys.executable, "-m", "likeness.cli", "train", "run",
-                        str(tiny_trained_run[0]), "--out", str(run_dir), "--name", "second", "--kimg", "0.5",
+                        str(tiny_trained_run[0]), "--external", "--out", str(run_dir), "--name", "second", "--kimg", "0.5",
+                        "--batch", "32", "--snapshot-kimg", "200"]]
+
+
+def test_the_start_form_trains_on_a_chosen_snapshot(env_workbench: Workbench, monkeypatch: pytest.MonkeyPatch) -> None:
+    sitters = [SitterPlan(code=f"P{i:04d}", faces=6, person={"age_band": "adult"}) for i in range(3)]
+    with env_workbench.db.unit_of_work() as session:
+        add_pool(session, env_workbench.blobs, sitters)
+    built = snapshots_api.build(env_workbench, 'name = "studio"\nsize = 12\nresolution = 16\n', actor="test", admin=True)
+    started: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: _noted(started, args) or SimpleNamespace(pid=4242))
+    at = open_page(env_workbench)
+    [choice] = [o for o in at.selectbox(key="training_source").options if o.startswith(f"#{built.snapshot_id} studio")]
+    at.selectbox(key="training_source").set_value(choice)
+    at.button(key="training_start_submit").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    run_dir = env_workbench.settings.data_dir / "runs" / f"snapshot-{built.snapshot_id}"
+    assert started == [[sys.executable, "-m", "likeness.cli", "train", "run", "--dataset", str(built.snapshot_id),
+                        "--out", str(run_dir), "--name", f"snapshot-{built.snapshot_id}", "--kimg", "25000",
                         "--batch", "32", "--snapshot-kimg", "200"]]
 
 
@@ -119,7 +139,7 @@ def test_a_labeler_does_not_get_the_page(env_workbench: Workbench, recorded_run:
 
 def test_the_start_form_names_the_device_and_estimates_the_time(env_workbench: Workbench, tmp_path: Path,
                                                                 tiny_trained_run: tuple[Path, Path]) -> None:
-    start_run(env_workbench, tiny_config(tiny_trained_run[0], tmp_path / "tiny"))   # a run that trained here
+    start_run(env_workbench, tiny_config(tiny_trained_run[0], tmp_path / "tiny"), external=True)   # a run that trained here
     at = open_page(env_workbench)
     assert any(c.value.startswith("Trains on CPU") for c in at.caption)
     at.text_input(key="training_dataset").input(str(tiny_trained_run[0]))
@@ -144,7 +164,7 @@ def test_a_live_run_shows_its_progress_and_stops_from_the_page(
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     prepared = make_dataset(tmp_path / "set")
-    started = api.start_run_process(workbench=env_workbench, dataset=prepared.dest, name="live", kimg=1000, batch=4,
+    started = api.start_run_process(workbench=env_workbench, dataset=prepared.dest, external=True, name="live", kimg=1000, batch=4,
                                     snapshot_kimg=1000, extra_args=tiny_process_args(tmp_path))
     add_user(env_workbench, "boss", Role.admin)
     with sync_playwright() as playwright:

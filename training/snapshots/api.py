@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.releases import release_status
-from likeness.errors import ConsentViolation, NotFound
-from likeness.models import DatasetSnapshot, Person, Shot, SnapshotMember, Split
+from likeness.errors import ConsentViolation, InvalidInput, NotFound
+from likeness.models import Checkpoint, DatasetSnapshot, Person, Shot, SnapshotMember, Split, TrainingRun
 from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 from training.snapshots.build import BuildResult, build_snapshot
@@ -27,9 +27,9 @@ from training.snapshots.select import Shortfall
 from training.snapshots.spec import Spec, SpecError, load_spec, parse_spec
 
 __all__ = [
-    "BuildResult", "ConsentProblem", "ExportResult", "Shortfall", "SnapshotSummary", "Spec", "SpecError", "build",
-    "check_consent", "export", "find_snapshot_id", "label_slots", "load_spec", "parse_label", "parse_spec",
-    "read_manifest", "require_consent", "snapshot_detail", "snapshots",
+    "BuildResult", "ConsentProblem", "ExportResult", "Shortfall", "SnapshotSummary", "Spec", "SpecError", "TrainingExport",
+    "build", "check_consent", "export", "find_snapshot_id", "label_for_checkpoint", "label_slots", "load_spec",
+    "parse_label", "parse_spec", "read_manifest", "require_consent", "snapshot_detail", "snapshots", "training_export",
 ]
 
 MIN_PREFIX = 6
@@ -167,3 +167,49 @@ def export(workbench: Workbench, ref: str | int, dest: Path, *, split: str = "tr
 
 def label_slots(encoding: list[Any]) -> list[Slot]:
     return encoding_from_json(encoding)
+
+
+@dataclass(frozen=True)
+class TrainingExport:
+    path: Path
+    snapshot_id: int
+    run_name: str                  # a default name for a run on it
+
+
+def training_export(workbench: Workbench, ref: str | int, *, today: dt.date | None = None) -> TrainingExport:
+    """The snapshot's train split as a dataset zip under data/datasets/, exported on first use
+    (consent is checked whether it is exported now or was before)."""
+    today = today or dt.date.today()
+    with workbench.db.unit_of_work() as session:
+        snapshot_id = find_snapshot_id(session, ref)
+        snapshot = session.get_one(DatasetSnapshot, snapshot_id)
+        sha256, name = snapshot.sha256, snapshot.name
+        require_consent(session, snapshot_id, today=today)
+    path = workbench.settings.data_dir / "datasets" / f"{sha256[:16]}-train.zip"
+    if path.exists() and read_manifest(path)["snapshot"]["sha256"] != sha256:
+        raise InvalidInput(f"{path}: holds another snapshot's export", hint="delete it; it is rebuilt on demand")
+    if not path.exists():
+        export(workbench, snapshot_id, path, split="train", today=today)
+    return TrainingExport(path, snapshot_id, _run_name(name, snapshot_id))
+
+
+def _run_name(name: str | None, snapshot_id: int) -> str:
+    base = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (name or "")).strip("-")
+    return base or f"snapshot-{snapshot_id}"
+
+
+def label_for_checkpoint(workbench: Workbench, checkpoint_id: int, text: str) -> list[float]:
+    """`age_band=senior,expression=smile` as the label vector of the snapshot the checkpoint learned from."""
+    with workbench.db.unit_of_work() as session:
+        found = session.execute(
+            select(DatasetSnapshot.label_encoding, TrainingRun.name)
+            .select_from(Checkpoint).join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
+            .outerjoin(DatasetSnapshot, DatasetSnapshot.id == TrainingRun.snapshot_id)
+            .where(Checkpoint.id == checkpoint_id)).first()
+    if found is None:
+        raise NotFound(f"no checkpoint #{checkpoint_id}", hint="`likeness train checkpoints` lists them")
+    encoding, run_name = found
+    if not encoding:
+        raise InvalidInput(f"checkpoint #{checkpoint_id} (run {run_name}) has no attribute label encoding: it was not "
+                           "trained on a labelled dataset snapshot", hint="give the label as a JSON list or class index")
+    return parse_label(text, encoding_from_json(encoding))

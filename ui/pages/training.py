@@ -22,6 +22,7 @@ import streamlit as st
 from likeness.errors import LikenessError
 from likeness.models import Role, RunStatus
 from training import api
+from training.snapshots import api as snapshots_api
 from ui._common import guard, plain, require_role, thumbnail, workbench
 
 GENERATED_KEY = "training_generated"  # ids of the images generated last, shown until the next generation
@@ -111,11 +112,18 @@ if NOTICE_KEY in st.session_state:
     st.success(st.session_state.pop(NOTICE_KEY))
 summaries = runs_table()
 
+EXTERNAL = "External data (a folder or .zip from outside the studio)"
+snapshot_choices = {f"#{s.id} {s.name or ''} · {s.train} train faces · {s.sha256[:12]}": s.id
+                    for s in snapshots_api.snapshots(wb) if not s.tainted}
+
 with st.expander("Start a run"), st.form("training_start"):
     st.caption(f"Trains on {plain(api.describe_device())}.")
-    dataset = st.text_input("Dataset folder or .zip", key="training_dataset",
-                            help="Made by `likeness train prepare`.")
-    name = st.text_input("Run name", key="training_name", help="Default: the dataset's name.")
+    source = st.selectbox("Training data", [*snapshot_choices, EXTERNAL], key="training_source",
+                          help="Our faces reach training only through a dataset snapshot (the Datasets page builds "
+                               "them); consent is checked again when the run starts and at every resume.")
+    dataset = st.text_input("External dataset folder or .zip", key="training_dataset",
+                            help="Only for External data, made by `likeness train prepare`: the run has no consent lineage.")
+    name = st.text_input("Run name", key="training_name", help="Default: the snapshot's or dataset's name.")
     left, middle, right = st.columns(3)
     kimg = left.number_input("Length (kimg)", min_value=0.001, value=api.RUN_DEFAULTS.kimg, key="training_kimg")
     batch = middle.number_input("Batch", min_value=1, value=api.RUN_DEFAULTS.batch, step=1, key="training_batch")
@@ -125,7 +133,9 @@ with st.expander("Start a run"), st.form("training_start"):
     if estimate_col.form_submit_button("Estimate time", key="training_estimate_submit"):
         try:
             with tempfile.TemporaryDirectory() as scratch, st.spinner("measuring a few training steps…"):
-                config = api.TrainConfig(data=dataset.strip(), out_dir=scratch, total_kimg=kimg, batch=int(batch),
+                data = (dataset.strip() if source == EXTERNAL
+                        else str(snapshots_api.training_export(wb, snapshot_choices[source]).path))
+                config = api.TrainConfig(data=data, out_dir=scratch, total_kimg=kimg, batch=int(batch),
                                          snapshot_kimg=snapshot_kimg)
                 found = api.estimate_run(wb, config)
         except LikenessError as exc:
@@ -135,8 +145,10 @@ with st.expander("Start a run"), st.form("training_start"):
                 st.info(plain(f"On {found.device}: {found.line()}"), icon=":material/timer:")
     if start_col.form_submit_button("Start training", type="primary", key="training_start_submit"):
         try:
-            started = api.start_run_process(workbench=wb, dataset=dataset, name=name, kimg=kimg, batch=int(batch),
-                                            snapshot_kimg=snapshot_kimg)
+            started = api.start_run_process(
+                workbench=wb, snapshot=None if source == EXTERNAL else snapshot_choices[source],
+                dataset=dataset if source == EXTERNAL else None, external=source == EXTERNAL, name=name, kimg=kimg,
+                batch=int(batch), snapshot_kimg=snapshot_kimg)
         except LikenessError as exc:  # shown escaped: dataset paths and run names are not markup
             st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
         else:
