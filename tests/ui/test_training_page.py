@@ -17,13 +17,13 @@ from streamlit.testing.v1 import AppTest
 
 from likeness.models import Checkpoint, GeneratedImage, Role
 from likeness.workbench import Workbench
+from samples.labelled_pool import SitterPlan, add_pool
 from tests.factories.app import APP, sign_in, titles
 from tests.factories.people import add_user
-from samples.labelled_pool import SitterPlan, add_pool
 from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
 from training import api
-from training.snapshots import api as snapshots_api
 from training.api import start_run
+from training.snapshots import api as snapshots_api
 
 PAGE = "ui/pages/training.py"
 
