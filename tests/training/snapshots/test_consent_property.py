@@ -90,11 +90,11 @@ def write(workbench: Workbench, plans: list[PersonPlan]) -> tuple[str, dict[int,
                     revoked_on=signed if r.revoked else None))
             for k, day in enumerate(plan.captures):
                 capture = BASE + dt.timedelta(days=day)
-                shot_id = session.scalar(insert(Shot).returning(Shot.id), [{
+                shot_id = session.execute(insert(Shot).returning(Shot.id), [{
                     "sha256": hashlib.sha256(f"{tag} {i} {k}".encode()).hexdigest(), "shoot_id": shoot.id,
                     "person_id": person.id, "sitter_code": person.code, "relative_path": f"{i}/{k}.dng",
                     "file_format": "dng", "file_size": 1, "width": 10, "height": 10, "capture_date": capture,
-                    "status": ShotStatus.accepted, "face_count": 1, "qa": {"passed": True, "checks": []}, "exif": {}}])
+                    "status": ShotStatus.accepted, "face_count": 1, "qa": {"passed": True, "checks": []}, "exif": {}}]).scalar_one()
                 face = Face(shot_id=shot_id, face_index=0, box=[], score=1.0, landmarks=[], quad=[], crop_size=8,
                             crop_sha256=workbench.blobs.put_bytes(crop_png(len(faces), side=8)))
                 session.add(face)
