@@ -14,13 +14,13 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from ingest.releases import ReleaseStatus, release_status
+from ingest.releases import ReleaseState, ReleaseStatus, release_status
 from labeling.api import consensus
 from likeness.errors import ConsentViolation, NotFound
 from likeness.models import Face, Person, Shoot, Shot, ShotStatus
@@ -66,44 +66,52 @@ def eligible_pool(*, session: Session, spec: Spec, today: dt.date, admin: bool) 
     people = _people(session, {row.person_id for row in rows})
     consent: dict[tuple[int, dt.date], ReleaseStatus] = {}
     consented = []
+    qa_passed = spec.filters.shot_qa == "passed"
     for row in rows:
         key = (row.person_id, row.capture_date)
-        if key not in consent:
-            consent[key] = release_status(people[row.person_id], row.capture_date, still_on=today)
-        verdict = consent[key]
-        if not verdict.valid:
+        verdict = consent.get(key)
+        if verdict is None:
+            verdict = consent[key] = release_status(people[row.person_id], row.capture_date, still_on=today)
+        if verdict.state is not ReleaseState.valid:
             excluded[f"consent: {verdict.state}"] += 1
             continue
-        if spec.filters.shot_qa == "passed" and not (row.qa or {}).get("passed"):
+        if qa_passed and not (row.qa or {}).get("passed"):
             excluded["shot QA not passed"] += 1
             continue
         consented.append((row, verdict.release_id))
 
-    needed = set(spec.attributes) | set(spec.filters.labels)
+    attributes_used = spec.attributes        # a property: computed once here, not per face
+    self_identified = spec.self_identified
+    label_filters = list(spec.filters.labels.items())
+    needed = set(attributes_used) | set(spec.filters.labels)
     values = _consensus_values(session, [row.face_id for row, _ in consented], needed)
     tied: Counter[str] = Counter()
     unlabelled: Counter[str] = Counter()
     quality = _quality([row.qa for row, _ in consented])
+    statements: dict[int, dict[str, str]] = {}
+    no_values: dict[str, str | None] = {}
     candidates = []
     for (row, release_id), score in zip(consented, quality):
-        face_values = values.get(row.face_id, {})
-        if any(face_values.get(a) != v for a, v in spec.filters.labels.items()):
+        face_values = values.get(row.face_id, no_values)
+        if any(face_values.get(a) != v for a, v in label_filters):
             excluded["label filter"] += 1
             continue
-        missing = [a for a in spec.attributes if a not in face_values or face_values[a] is None]
+        missing = [a for a in attributes_used if face_values.get(a) is None]
         if missing:
             for attribute in missing:
                 (tied if attribute in face_values else unlabelled)[attribute] += 1
             excluded["attribute tied or unlabelled"] += 1
             continue
-        attributes = {a: str(face_values[a]) for a in spec.attributes}
-        if spec.self_identified:
-            statement = _self_identified(people[row.person_id], admin=admin)
-            for intake_key in spec.self_identified:
+        attributes = {a: str(face_values[a]) for a in attributes_used}
+        if self_identified:
+            statement = statements.get(row.person_id)
+            if statement is None:
+                statement = statements[row.person_id] = _self_identified(people[row.person_id], admin=admin)
+            for intake_key in self_identified:
                 if intake_key not in statement:
                     unlabelled[SELF_PREFIX + intake_key] += 1
-            attributes.update({SELF_PREFIX + k: statement[k] for k in spec.self_identified if k in statement})
-            if any(SELF_PREFIX + k not in attributes for k in spec.self_identified):
+            attributes.update({SELF_PREFIX + k: statement[k] for k in self_identified if k in statement})
+            if any(SELF_PREFIX + k not in attributes for k in self_identified):
                 excluded["no self-identified statement"] += 1
                 continue
         candidates.append(Candidate(
@@ -111,12 +119,12 @@ def eligible_pool(*, session: Session, spec: Spec, today: dt.date, admin: bool) 
             release_id=int(release_id or 0), shoot_id=row.shoot_id, crop_sha256=row.crop_sha256,
             capture_date=row.capture_date, quality=score, attributes=attributes,
         ))
+    face_people = {row.face_id: row.person_id for row, _ in consented}
     return Pool(candidates, dict(excluded), dict(tied), dict(unlabelled),
-                _released_people(session, people, values, today, spec))
+                _released_people(session, people, values, today, spec, face_people))
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
     face_id: int
     shot_id: int
     person_id: int
@@ -202,14 +210,12 @@ PERSON_LEVEL = frozenset({"age_band", "gender_presentation", "skin_tone", "facia
 
 
 def _released_people(session: Session, people: dict[int, Person], values: dict[int, dict[str, str | None]],
-                     today: dt.date, spec: Spec) -> dict[str, dict[str, str]]:
+                     today: dt.date, spec: Spec, face_people: dict[int, int]) -> dict[str, dict[str, str]]:
     """Everyone whose release covers a capture today, with the majority of their faces' values of
     the person-level attributes the spec uses (who could fill a shortfall at the next shoot)."""
     everyone = {p.id: p for p in session.scalars(
         select(Person).options(selectinload(Person.releases), selectinload(Person.personal)))}
     everyone.update(people)
-    face_people = dict(session.execute(select(Face.id, Shot.person_id).join(Shot, Shot.id == Face.shot_id)
-                                       .where(Shot.person_id.is_not(None))).all())
     person_attributes = [a for a in spec.attributes if a in PERSON_LEVEL]
     votes: dict[int, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for face_id, face_values in values.items():
