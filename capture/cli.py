@@ -108,3 +108,97 @@ def plan_show(
         typer.echo(json.dumps(cov.as_dict(), indent=1, ensure_ascii=False))
         return
     print_coverage(cov)
+
+
+_COLOURS = {"alert": "red", "verdict": "green", "info": "dim"}
+
+
+def _say(event: dict) -> None:
+    colour = _COLOURS.get(event["kind"], "white")
+    if event["kind"] == "verdict" and event.get("words"):
+        colour = "yellow"
+    stamp = dt.datetime.fromtimestamp(event["at"]).strftime("%H:%M:%S")
+    console.print(f"[{colour}]{stamp} {event['message']}[/{colour}]", highlight=False)
+
+
+@capture_app.command("watch")
+def capture_watch(
+    folder: Path = typer.Argument(..., help="The hot folder: a shoot folder with shoot.toml, frames in sitter folders."),
+    shoot: str = typer.Option(..., "--shoot", help="The shoot's name (as in shoot.toml, else the folder's name)."),
+    poll: bool = typer.Option(False, "--poll", help="Poll instead of inotify (network shares, other filesystems)."),
+    workers: int = typer.Option(1, "--workers", min=0, help="Warm worker processes (0: in this process)."),
+    stable: float = typer.Option(1.0, "--stable", min=0.1, help="Seconds a moved-in or polled file must stay unchanged."),
+    give_up: float = typer.Option(5.0, "--give-up", min=0.5, help="Seconds an unchanged file that does not decode waits before it is reported."),
+) -> None:
+    """Ingest and judge every frame as soon as it is complete; alerts on the terminal (Ctrl-C stops)."""
+    import signal
+
+    from capture.watch import Watcher, WatchOptions
+
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder", hint="pass the shoot folder that holds shoot.toml")
+    options = WatchOptions(poll=poll, workers=workers, stable_s=stable, give_up_s=give_up)
+    with open_workbench() as workbench:
+        watcher = Watcher(workbench, folder, shoot, options=options, say=_say)
+        signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+        try:
+            stats = watcher.run()
+        except KeyboardInterrupt:
+            watcher.stop()
+            stats = watcher.stats
+    console.print(f"stopped: {stats.verdicts} frames judged, {stats.alerts} alerts")
+
+
+@capture_app.command("hook")
+def capture_hook(
+    into: Path | None = typer.Option(None, "--into", envvar="LIKENESS_CAPTURE_INTO",
+                                     help="The sitter folder of the watched shoot to move each download into."),
+) -> None:
+    """gphoto2's --hook-script: on ACTION=download, move ARGUMENT (the file) into the hot folder
+    under a temporary name, then rename it, which the watcher takes as complete."""
+    import os
+
+    from capture.hook import deliver
+
+    action = os.environ.get("ACTION", "")
+    if action != "download":
+        return  # init, start, stop: nothing to do
+    argument = os.environ.get("ARGUMENT")
+    if not argument:
+        raise InvalidInput("ACTION=download without ARGUMENT (gphoto2 names the downloaded file there)")
+    if into is None:
+        raise InvalidInput("no folder to deliver into", hint="pass --into or set LIKENESS_CAPTURE_INTO")
+    console.print(f"delivered {deliver(Path(argument), into)}", highlight=False)
+
+
+@capture_app.command("close")
+def capture_close(
+    shoot: str = typer.Argument(..., help="The shoot's name."),
+    folder: Path | None = typer.Option(None, "--folder", help="The shoot folder (default: where it was watched)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON."),
+) -> None:
+    """Finish a session: ingest anything the watcher missed, shot QA over the whole shoot (the
+    record a batch `likeness ingest` gives), then plan coverage and the frames to reshoot."""
+    from ingest.api import shoot_id_by_name
+    from likeness.models import Shoot
+    from pipeline.api import ingest_and_check
+
+    with open_workbench() as workbench:
+        with workbench.db.unit_of_work() as session:
+            stored = session.get(Shoot, shoot_id_by_name(session=session, name=shoot))
+            source = folder or (Path(stored.source_path) if stored is not None and stored.source_path else None)
+        if source is None:
+            raise InvalidInput(f"shoot {shoot} has no folder on record", hint="pass --folder")
+        done = ingest_and_check(workbench=workbench, path=source, actor=ACTOR)
+        with workbench.db.unit_of_work() as session:
+            cov = coverage(session, shoot)
+    if as_json:
+        typer.echo(json.dumps({**cov.as_dict(), "ingest": {"accepted": len(done.ingest.accepted),
+                                                            "failed": done.ingest.failed},
+                               "qa": done.qa.__dict__ if done.qa else None}, indent=1, ensure_ascii=False, default=str))
+        return
+    if done.qa is not None:
+        console.print(f"shot QA: {done.qa.passed} of {done.qa.shots} frames pass")
+    for relative, kind, reason in done.ingest.failed:
+        console.print(f"failed: {relative}: {reason} ({kind})", markup=False, highlight=False)
+    print_coverage(cov)

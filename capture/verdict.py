@@ -1,0 +1,173 @@
+"""The verdict on one frame while the sitter is still in the chair: shot QA measured on the frame
+just stored (against the session so far), its status from consent then QA, the plan slot it
+fills, and what to tell the photographer in plain words.
+
+The checks and the status rule are shot QA's own (qa.shot_qa, ingest.gate): only the session
+median of sharpness is the one of the frames so far. Closing the session runs shot QA over the
+whole shoot, which makes every record what a batch ingest gives.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from capture.coverage import SlotCoverage, fill, pose_of, usable
+from capture.plan import slots_from_stored
+from ingest.gate import update_status
+from likeness.blobstore import BlobStore
+from likeness.models import Person, Shoot, Shot, ShotStatus
+from qa.api import crop_upscale, finding_of
+from qa.eyes import classify_face
+from qa.shot_qa import FrameTone, face_window, measure_shot, sharpness, summarise
+
+MIN_FACES_FOR_MEDIAN = 3  # as shot QA: below this a session median says nothing
+
+_EYES = {"closed": "eyes closed", "half_closed": "eyes half closed", "crossed": "eyes crossed"}
+_CONSENT = {
+    "no_release": "no signed release on file — do not use these frames until one is signed",
+    "release_expired": "the release has expired — a new one must be signed",
+    "release_revoked": "the release was revoked — stop the session",
+    "minor_without_guardian": "a minor without a guardian's signature — stop the session",
+}
+
+
+def _image(blobs: BlobStore, sha256: str) -> np.ndarray:
+    with blobs.open(sha256) as handle:
+        return np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+
+
+def plain_words(shot: Shot) -> str | None:
+    """Why the frame needs attention, as the photographer would say it; None for a good frame."""
+    reason, detail = shot.reason, shot.reason_detail or ""
+    if reason is None:
+        return None
+    if reason == "unknown_sitter":
+        if shot.sitter_code is None:
+            folder = shot.relative_path.split("/", 1)[0] if "/" in shot.relative_path else None
+            where = f"folder {folder} is not a sitter of this shoot" if folder else "no sitter folder names this frame"
+            return f"{where} (add the code to sitters in shoot.toml) — frame quarantined"
+        return f"sitter {shot.sitter_code} is not registered (`likeness person add`) — frame quarantined"
+    if reason in _CONSENT:
+        return _CONSENT[reason]
+    if reason == "capture_date_mismatch":
+        return f"the camera clock is far off the shoot date ({detail}) — set the camera clock"
+    if reason == "no_face":
+        return "no face found — reshoot"
+    if reason == "several_faces":
+        return f"{shot.face_count} faces in the frame — reshoot with the sitter alone"
+    checks = {c["name"]: c for c in (shot.qa or {}).get("checks", [])}
+    if reason == "qa_eyes":
+        state = str(checks.get("eyes", {}).get("value"))
+        return f"{_EYES.get(state, state.replace('_', ' '))} — reshoot"
+    if reason == "qa_sharpness":
+        return "out of focus or blurred — reshoot"
+    if reason == "qa_exposure_shift":
+        return f"exposure drifted {checks['exposure_shift']['value']} stops from the grey card — check the lights"
+    if reason == "qa_white_balance_shift":
+        return "white balance drifted from the grey card — check the lights and the camera's white balance"
+    if reason in ("qa_head_yaw", "qa_head_pitch", "qa_head_roll"):
+        return f"head turned or tilted too far ({reason.removeprefix('qa_head_')} {checks[reason[3:]]['value']}°) — reshoot"
+    if reason in ("qa_clipped_highlights", "qa_clipped_shadows", "qa_face_luma"):
+        return f"face badly exposed ({reason.removeprefix('qa_').replace('_', ' ')}) — reshoot"
+    if reason == "qa_face_resolution":
+        return "face too small in the frame — move closer"
+    return f"{reason.replace('_', ' ')} — reshoot"
+
+
+@dataclass
+class FrameVerdict:
+    relative_path: str
+    sitter: str | None
+    status: str
+    reason: str | None
+    words: str | None  # None: a good frame
+    shot_id: int
+    pose: str | None = None
+    eyes: str | None = None
+    slot: str | None = None  # the plan slot it fills
+    notes: list[str] = field(default_factory=list)  # remarks that do not call a reshoot
+
+    def line(self) -> str:
+        who = self.sitter or "?"
+        if self.words:
+            return f"{who}: {self.words} [{self.relative_path}]"
+        fills = f", fills {self.slot}" if self.slot else ""
+        notes = f" ({'; '.join(self.notes)})" if self.notes else ""
+        return f"{who}: ok{fills}{notes} [{self.relative_path}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class LiveJudge:
+    """Shot QA frame by frame for one shoot, keeping the session's sharpness and plan state."""
+
+    def __init__(self, session: Session, blobs: BlobStore, shoot_id: int) -> None:
+        self.blobs = blobs
+        self.shoot_id = shoot_id
+        self.sharpness: dict[int, float] = {}
+        self.reference: FrameTone | None = None
+        shoot = session.get(Shoot, shoot_id)
+        assert shoot is not None
+        self.slots = [SlotCoverage(s) for s in slots_from_stored(shoot.plan, where=f"the plan of shoot {shoot.name}")]
+        for shot in session.scalars(select(Shot).where(Shot.shoot_id == shoot_id)
+                                    .options(selectinload(Shot.faces)).order_by(Shot.id)):
+            self._remember(shot)
+            if usable(shot):
+                face = shot.faces[0] if shot.faces else None
+                fill(self.slots, shot.sitter_code, pose_of(face.yaw, face.pitch) if face else None, shot.relative_path)
+
+    def _remember(self, shot: Shot) -> np.ndarray | None:
+        if not shot.faces or not shot.faces[0].crop_sha256:
+            return None
+        window = face_window(_image(self.blobs, shot.faces[0].crop_sha256), crop_upscale(shot.faces[0]))
+        self.sharpness[shot.id] = sharpness(window)
+        return window
+
+    def _reference(self, session: Session, shoot: Shoot) -> FrameTone | None:
+        if self.reference is None and shoot.reference_frame:
+            ref = session.scalar(select(Shot).where(Shot.shoot_id == shoot.id, Shot.relative_path == shoot.reference_frame))
+            if ref is not None and ref.preview_sha256:
+                self.reference = FrameTone.of(_image(self.blobs, ref.preview_sha256))
+        return self.reference
+
+    def judge(self, session: Session, shot: Shot, person: Person | None, actor: str) -> FrameVerdict:
+        shoot = session.get(Shoot, shot.shoot_id)
+        assert shoot is not None
+        face = shot.faces[0] if shot.faces else None
+        window = self._remember(shot)
+        values = list(self.sharpness.values())
+        median = float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
+        eyes = None
+        if face is not None:
+            eyes = classify_face(finding_of(face), image_size=(shot.width, shot.height)).to_json()
+            face.qa = {**(face.qa or {}), "eyes": eyes}
+        if shot.preview_sha256 is not None:
+            checks = measure_shot(
+                face=window, preview=_image(self.blobs, shot.preview_sha256),
+                pose=(face.yaw, face.pitch, face.roll) if face is not None else None, eyes=eyes,
+                reference=self._reference(session, shoot), shoot_sharpness=median,
+                crop_upscale=crop_upscale(face) if face is not None and face.crop_sha256 else None,
+            )
+            shot.qa = summarise(checks)
+            update_status(session=session, shot=shot, person=person, shoot_date=shoot.shoot_date, actor=actor)
+        pose = pose_of(face.yaw, face.pitch) if face is not None else None
+        verdict = FrameVerdict(shot.relative_path, shot.sitter_code, str(shot.status.value), shot.reason,
+                               plain_words(shot), shot.id, pose=pose, eyes=(eyes or {}).get("state"))
+        if eyes and eyes.get("state") == "looking_away":
+            verdict.notes.append("looking away from the camera")
+        if shot.status is ShotStatus.accepted:
+            slot = fill(self.slots, shot.sitter_code, pose, shot.relative_path)
+            if slot is not None:
+                verdict.slot = f"{slot.slot.describe()} ({len(slot.frames)}/{slot.slot.count})"
+            elif any(s.slot.sitter == shot.sitter_code and not s.done for s in self.slots):
+                wanted = sorted({s.slot.pose for s in self.slots if s.slot.sitter == shot.sitter_code and not s.done})
+                verdict.notes.append(f"pose {pose or 'unknown'} fills no open slot; the plan wants {', '.join(wanted)}")
+        return verdict
