@@ -102,12 +102,22 @@ class Feeder:
         self.workbench, self.root, self.actor = workbench, Path(root), actor
         self.expected_name = shoot
         self.staging = workbench.settings.data_dir / "capture" / "staging"
+        self._clear_leftovers()
         self.pool: Executor = make_executor(workers)
         self._numbers = itertools.count()
         self.manifest: ShootManifest
         self.rows: dict[str, FrameMapRow] = {}
         self._described: tuple[int | None, int | None] = (None, None)
         self.shoot_id = self.refresh()
+
+    def _clear_leftovers(self) -> None:
+        """Staging copies of a watcher that was killed (its pid is gone) are removed."""
+        if not self.staging.is_dir():
+            return
+        for folder in self.staging.iterdir():
+            pid = folder.name.partition("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -210,6 +220,16 @@ class Feeder:
             person = session.scalar(select(Person).where(Person.code == shot.sitter_code)
                                     .options(selectinload(Person.releases), selectinload(Person.personal)))
         return shot, person
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 _DISK_ERRORS = {27, 28, 122}  # EFBIG (a file size limit), ENOSPC, EDQUOT
