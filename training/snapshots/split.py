@@ -7,7 +7,7 @@ far as the people allow.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,11 @@ def _choose(by_person: dict[str, list[Candidate]], people: list[str], want: floa
     over, under = problem.add_variable("over", 0), problem.add_variable("under", 0)
     problem += pulp.lpSum(pick[p] * len(by_person[p]) for p in people) - want == over - under
     objective: list[Any] = [SIZE_WEIGHT * (over + under)]
+    # Faces per person and quota cell, counted once over each person's distinct attribute values.
+    per_person = {p: Counter(tuple(sorted(c.attributes.items())) for c in by_person[p]) for p in people}
     for i, quota in enumerate(spec.quotas):
-        counts = {p: sum(1 for c in by_person[p] if all(c.attributes.get(x.attribute) in x.values for x in quota.cells))
+        counts = {p: sum(n for values, n in per_person[p].items()
+                         if all(dict(values).get(x.attribute) in x.values for x in quota.cells))
                   for p in people}
         total = sum(counts.values())
         if not total:
