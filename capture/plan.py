@@ -1,7 +1,7 @@
 """Shoot plans: slots of sitter × pose × expression × lighting × count, written by hand (TOML) or
 generated from a snapshot spec's shortfall, stored on the shoot's row (``Shoot.plan``).
 
-    shoot = "2026-11-20-studio-a"     # a hand-written plan (likeness capture plan --from-file)
+    shoot = "2026-11-20-studio-a"     # a hand-written plan (likeness capture plan make --from-file)
     date = 2026-11-20
     [[slot]]
     sitter = "P0042"
