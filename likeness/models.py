@@ -476,12 +476,6 @@ class RunStatus(enum.StrEnum):
     interrupted = "interrupted"  # its process died (SIGKILL, crash, reboot) while it was running
 
 
-class CheckpointStage(enum.StrEnum):
-    candidate = "candidate"
-    production = "production"
-    archived = "archived"
-
-
 class TrainingRun(Base):
     """One StyleGAN training run: its settings, where it got to and how it ended."""
 
@@ -512,20 +506,24 @@ class TrainingRun(Base):
     # The dataset snapshot it trains on; None with `external` for data from outside (no consent lineage).
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"), index=True)
     external: Mapped[bool] = mapped_column(default=False)
+    # The checkpoint of another run it was resumed or fine-tuned from (None: trained from scratch).
+    parent_checkpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkpoints.id", use_alter=True), index=True)
+    # Set when a release behind its data is revoked; `taint` says which and why.
+    tainted: Mapped[bool] = mapped_column(default=False)
+    taint: Mapped[list[Any]] = mapped_column(default=list)       # [{release_id, person, reason, at}]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp] = mapped_column(onupdate=utcnow)
 
-    checkpoints: Mapped[list[Checkpoint]] = relationship(back_populates="run", order_by="Checkpoint.kimg")
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="run", order_by="Checkpoint.kimg", foreign_keys="Checkpoint.run_id")
 
 
 class Checkpoint(Base):
     """A network snapshot of a run, stored as a blob, with the sample grid written beside it."""
 
     __tablename__ = "checkpoints"
-    __table_args__ = (
-        UniqueConstraint("run_id", "kimg", name="uq_checkpoints_run_kimg"),
-        CheckConstraint(_in("stage", CheckpointStage), name="stage"),
-    )
+    __table_args__ = (UniqueConstraint("run_id", "kimg", name="uq_checkpoints_run_kimg"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id"), index=True)
@@ -534,12 +532,30 @@ class Checkpoint(Base):
     file_name: Mapped[str] = mapped_column(String(255))  # the snapshot's name in the run folder
     grid_sha256: Mapped[str | None] = blob_column(required=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    stage: Mapped[CheckpointStage] = mapped_column(EnumText(CheckpointStage, 12), default=CheckpointStage.candidate)
     # Set when a release behind the run's data is revoked: nothing may be generated from it.
     tainted: Mapped[bool] = mapped_column(default=False)
+    taint: Mapped[list[Any]] = mapped_column(default=list)       # [{release_id, person, reason, at}]
     created_at: Mapped[Timestamp]
 
-    run: Mapped[TrainingRun] = relationship(back_populates="checkpoints")
+    run: Mapped[TrainingRun] = relationship(back_populates="checkpoints", foreign_keys=[run_id])
+    aliases: Mapped[list[CheckpointAlias]] = relationship(
+        back_populates="checkpoint", order_by="CheckpointAlias.name", lazy="raise_on_sql")
+
+
+class CheckpointAlias(Base):
+    """A name (`production`, `candidate`, or free-form) pointing at one checkpoint at a time.
+
+    Moving an alias rewrites its row; the audit trail keeps every move (model_registry/aliases.py)."""
+
+    __tablename__ = "checkpoint_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"), index=True)
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_at: Mapped[Timestamp]
+
+    checkpoint: Mapped[Checkpoint] = relationship(back_populates="aliases", lazy="raise_on_sql")
 
 
 class GeneratedImage(Base):
@@ -559,6 +575,7 @@ class GeneratedImage(Base):
     noise_mode: Mapped[str] = mapped_column(String(8))
     image_sha256: Mapped[str] = blob_column(required=True, index=True)
     tainted: Mapped[bool] = mapped_column(default=False)
+    taint: Mapped[list[Any]] = mapped_column(default=list)       # [{release_id, person, reason, at}]
     created_at: Mapped[Timestamp]
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="raise_on_sql")

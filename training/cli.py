@@ -151,10 +151,11 @@ def train_checkpoints(run: str | None = typer.Argument(None, help="Only this run
     """List checkpoints with the ids that `likeness generate` takes."""
     with open_workbench() as wb:
         checkpoints = api.checkpoints(wb, run_name=run)
-    table = Table("#", "run", "kimg", "stage", "tainted", "losses")
+    table = Table("#", "run", "kimg", "aliases", "tainted", "losses")
     for c in checkpoints:
         losses = " ".join(f"{k} {v:.3f}" for k, v in c.metrics.get("losses", {}).items())
-        table.add_row(str(c.id), c.run_name, f"{c.kimg:g}", c.stage, "yes" if c.tainted else "no", losses)
+        table.add_row(str(c.id), c.run_name, f"{c.kimg:g}", ", ".join(c.aliases) or "-", "yes" if c.tainted else "no",
+                      losses)
     console.print(table)
 
 

@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from likeness.errors import ConfigError, ConsentViolation, NotFound
 from likeness.files import stale_temp_files
-from likeness.models import Checkpoint, RunStatus, TrainingRun, utcnow
+from likeness.models import Checkpoint, CheckpointAlias, RunStatus, TrainingRun, utcnow
 from likeness.workbench import Workbench
 from training.checkpoint import METRICS_FILE, OPTIONS_FILE
 from training.config import TrainConfig, TrainProgress, TrainResult
@@ -104,7 +104,7 @@ class CheckpointSummary:
     id: int
     run_name: str
     kimg: float
-    stage: str
+    aliases: tuple[str, ...]            # the registry's aliases on it (`production`, `candidate`, ...)
     tainted: bool
     file_sha256: str
     grid_sha256: str | None             # the sample grid written with the snapshot
@@ -225,7 +225,7 @@ def find_run_id(name: str, *, session: Session) -> int | None:
 
 def list_checkpoints(*, session: Session, run_name: str | None = None) -> list[CheckpointSummary]:
     """Checkpoints of one run (or of all), oldest first."""
-    query = (select(Checkpoint.id, TrainingRun.name, Checkpoint.kimg, Checkpoint.stage, Checkpoint.tainted,
+    query = (select(Checkpoint.id, TrainingRun.name, Checkpoint.kimg, Checkpoint.tainted,
                     Checkpoint.file_sha256, Checkpoint.grid_sha256, Checkpoint.metrics)
              .join(TrainingRun, Checkpoint.run_id == TrainingRun.id)
              .order_by(TrainingRun.id, Checkpoint.kimg))
@@ -233,10 +233,18 @@ def list_checkpoints(*, session: Session, run_name: str | None = None) -> list[C
         if find_run_id(run_name, session=session) is None:
             raise NotFound(f"no training run named {run_name!r}", hint="`likeness train status` lists the runs")
         query = query.where(TrainingRun.name == run_name)
+    rows = session.execute(query).all()
+    aliases: dict[int, list[str]] = {}
+    alias_query = select(CheckpointAlias.checkpoint_id, CheckpointAlias.name).order_by(CheckpointAlias.name)
+    if run_name is not None:
+        alias_query = alias_query.where(CheckpointAlias.checkpoint_id.in_([row[0] for row in rows]))
+    for checkpoint_id, alias in session.execute(alias_query):
+        aliases.setdefault(checkpoint_id, []).append(alias)
     return [
-        CheckpointSummary(id=checkpoint_id, run_name=run, kimg=kimg, stage=stage, tainted=tainted,
-                          file_sha256=file_sha256, grid_sha256=grid_sha256, metrics=dict(metrics or {}))
-        for checkpoint_id, run, kimg, stage, tainted, file_sha256, grid_sha256, metrics in session.execute(query)
+        CheckpointSummary(id=checkpoint_id, run_name=run, kimg=kimg, aliases=tuple(aliases.get(checkpoint_id, ())),
+                          tainted=tainted, file_sha256=file_sha256, grid_sha256=grid_sha256,
+                          metrics=dict(metrics or {}))
+        for checkpoint_id, run, kimg, tainted, file_sha256, grid_sha256, metrics in rows
     ]
 
 

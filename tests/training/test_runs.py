@@ -67,7 +67,7 @@ def test_run_records_progress_and_every_snapshot_as_a_blob(workbench: Workbench,
 
     first, last = checkpoints_of(workbench, run_id)
     assert (first.kimg, last.kimg) == (0.004, 0.008)
-    assert first.stage == "candidate" and not first.tainted
+    assert not first.tainted and first.taint == [] and run.parent_checkpoint_id is None
     assert first.metrics["step"] == 1 and "D_r1" in first.metrics["losses"]
     # Snapshots 4 images apart (both in whole kimg 0) have names of their own: neither overwrites the other.
     snapshot = tmp_path / "r1" / "network-snapshot-000000.008.pt"

@@ -214,7 +214,8 @@ if grid_sha256 is not None:
                  caption=f"Samples at kimg {checkpoints[-1].kimg:g}")
 
 st.subheader("Generate")
-labels = {c.id: f"#{c.id}  kimg {c.kimg:g}  {c.stage}" + ("  (tainted)" if c.tainted else "") for c in checkpoints}
+labels = {c.id: f"#{c.id}  kimg {c.kimg:g}" + "".join(f"  [{a}]" for a in c.aliases)
+          + ("  (tainted)" if c.tainted else "") for c in checkpoints}
 with st.form("training_generate"):
     checkpoint_id = st.selectbox("Checkpoint", list(labels), index=len(labels) - 1,
                                  format_func=lambda i: labels[i], key="training_checkpoint")
