@@ -51,6 +51,7 @@ from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from likeness.blobstore import sha256_file
 from likeness.errors import ConfigError, ConsentViolation, NotFound
 from likeness.files import stale_temp_files
 from likeness.models import Checkpoint, CheckpointAlias, RunStatus, TrainingRun, utcnow
@@ -139,6 +140,8 @@ def start_run(
     lease = _Lease(workbench)
     run_id, resume = _open_run(workbench, config, name=name, resume=resume, lease=lease,
                                source=_DataSource(snapshot_id, external))
+    if isinstance(resume, Path):
+        _record_parent(workbench, run_id, resume)
     _remove_stale_temp_files(run_dir)
     recorder = _SnapshotRecorder(workbench, run_id, run_dir)
     stop = _StopRequest(workbench, run_id)
@@ -350,6 +353,23 @@ def _open_run(workbench: Workbench, config: TrainConfig, *, name: str, resume: R
             row.stop_requested_at = None
             return row.id, resume
     raise ConfigError(f"training run {name!r} is being started by another process", hint="try again")
+
+
+def _record_parent(workbench: Workbench, run_id: int, snapshot: Path) -> None:
+    """A run resumed (or fine-tuned) from a recorded checkpoint of another run keeps it as its
+    parent; the snapshot file is known by its content. The first parent stays."""
+    try:
+        sha256 = sha256_file(snapshot)
+    except OSError:
+        return  # the training loop reports the unreadable file
+    with workbench.db.unit_of_work() as session:
+        found = session.execute(select(Checkpoint.id, Checkpoint.run_id)
+                                .where(Checkpoint.file_sha256 == sha256).order_by(Checkpoint.id)).all()
+        if not found or any(owner == run_id for _, owner in found):
+            return  # an outside file, or one of the run's own snapshots
+        run = session.get_one(TrainingRun, run_id)
+        if run.parent_checkpoint_id is None:
+            run.parent_checkpoint_id = found[0].id
 
 
 # ---- Stopping: a request on the row, or SIGTERM. ------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, select
 from likeness import doctor
 from likeness.db import Database, alembic_config
 from likeness.errors import ConfigError
-from likeness.models import Checkpoint, RunStatus, TrainingRun
+from likeness.models import Checkpoint, CheckpointAlias, RunStatus, TrainingRun
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
 from tests.training.conftest import TINY, make_crops, make_dataset, tiny_config
@@ -105,6 +105,13 @@ def test_resuming_by_name_continues_the_same_row(workbench: Workbench, tmp_path:
     with workbench.db.unit_of_work() as session:
         assert [c.kimg for c in list_checkpoints(session=session, run_name="faces")] == [0.004, 0.008, 0.012]
         assert len(session.scalars(select(TrainingRun)).all()) == 1
+    assert run.parent_checkpoint_id is None  # resumed from its own snapshots
+
+    # A new run resumed from another run's recorded checkpoint records it as its parent.
+    parent = checkpoints_of(workbench, run_id)[1]
+    tuned = start_run(workbench, tiny_config(prepared.dest, tmp_path / "tuned", total_kimg=0.012), name="tuned",
+                      resume=out / parent.file_name, external=True)
+    assert tuned != run_id and run_row(workbench, tuned).parent_checkpoint_id == parent.id
 
 
 def test_a_failing_run_ends_failed_with_its_error(workbench: Workbench, tmp_path: Path) -> None:
@@ -182,8 +189,13 @@ def test_cli_status_and_checkpoints(env_workbench: Workbench, tmp_path: Path, mo
     assert "finished" in lines["first"] and "0.004/0.004" in lines["first"]
     assert "failed" in lines["second"] and "gone" in lines["second"]
 
+    with env_workbench.db.unit_of_work() as session:
+        first = session.scalars(select(Checkpoint.id)).one()
+        session.add(CheckpointAlias(name="candidate", checkpoint_id=first, set_by="tester"))
     listed = run_cli("train", "checkpoints", "first")
-    assert listed.exit_code == 0 and "candidate" in listed.output
+    assert listed.exit_code == 0 and "aliases" in listed.output
+    [row] = [line for line in listed.output.splitlines() if "first" in line]
+    assert f"{first}" in row and "candidate" in row
     missing = run_cli("train", "checkpoints", "nope")
     assert missing.exit_code == 1 and "no training run named 'nope'" in missing.output
 
