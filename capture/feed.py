@@ -1,7 +1,7 @@
-"""One frame at a time into the ingest: the batch ingest's own steps (shoot upsert, job planning
-with content-hash dedupe, the worker's ``process_frame``, the batch writer and consent gate) on a
-long-lived process pool, so a watched frame is stored exactly as ``likeness ingest`` stores it
-and the decoder and face models stay loaded between frames.
+"""One frame at a time into the ingest: the batch ingest's own steps (``ingest.api``: store_shoot,
+plan_frames with content-hash dedupe, the worker's process_frame, write_frames through the consent
+gate) on a long-lived process pool, so a watched frame is stored exactly as ``likeness ingest``
+stores it and the decoder and face models stay loaded between frames.
 
 Each file is first copied (and hashed in the same pass) into a private staging folder, and the
 copy is what the worker reads: a file rewritten, renamed or deleted while it is read can then
@@ -23,9 +23,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-# The coordinator's building blocks: the watcher must take the very path a batch ingest takes.
-from ingest.coordinator import IngestSummary, _plan_jobs, _upsert_shoot, _write_batch, make_executor
-from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
+# The batch ingest's own steps: the watcher must take the very path a batch ingest takes.
+from ingest.api import (
+    FrameFailure,
+    FrameJob,
+    FrameResult,
+    IngestSummary,
+    make_executor,
+    plan_frames,
+    process_frame,
+    store_shoot,
+    write_frames,
+)
 from ingest.gate import check_shoot_date
 from ingest.shoot_folder import (
     FRAME_MAP,
@@ -149,8 +158,7 @@ class Feeder:
         check_shoot_date(manifest.date, source=str(self.root / MANIFEST))
         self.manifest = manifest
         self.rows = {row.relative_path: row for row in read_frame_map(self.root)}
-        with self.workbench.db.unit_of_work() as session:
-            self.shoot_id = _upsert_shoot(session=session, folder=self.folder, actor=self.actor)
+        self.shoot_id = store_shoot(workbench=self.workbench, folder=self.folder, actor=self.actor)
         self._described = described
         return self.shoot_id
 
@@ -202,16 +210,15 @@ class Feeder:
         """The job for the staged frame, or None when the batch ingest would not decode it either
         (its content is stored already, or the file is empty: recorded in ``summary``)."""
         folder = replace(self.folder, frames=[FrameFile(staged.copy, staged.relative_path, staged.sitter)])
-        jobs = _plan_jobs(self.workbench, folder, [(staged.sha256, None)], summary, lambda _relative: None)
+        jobs = plan_frames(workbench=self.workbench, folder=folder, hashes=[(staged.sha256, None)], summary=summary)
         return jobs[0] if jobs else None
 
     def submit(self, job: FrameJob) -> Future:
         return self.pool.submit(process_frame, job)
 
     def write(self, staged: Staged, outcome: FrameResult | FrameFailure, summary: IngestSummary) -> None:
-        frames = {staged.relative_path: FrameFile(staged.copy, staged.relative_path, staged.sitter)}
-        with self.workbench.db.unit_of_work() as session:
-            _write_batch(session, self.shoot_id, frames, [outcome], summary, self.actor, self.workbench.blobs)
+        write_frames(workbench=self.workbench, shoot_id=self.shoot_id, summary=summary, actor=self.actor,
+                     frames=[FrameFile(staged.copy, staged.relative_path, staged.sitter)], outcomes=[outcome])
 
     def stored_shot(self, session: Session, sha256: str) -> tuple[Shot | None, Person | None]:
         shot = session.scalar(select(Shot).where(Shot.sha256 == sha256).options(selectinload(Shot.faces)))

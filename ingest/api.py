@@ -1,9 +1,18 @@
-"""The ingest stage's public API: people, releases, the consent rule, shoot ingest, and the reads
-of shoots, shots, sitters and releases."""
+"""The ingest stage's public API: people, releases, the consent rule, shoot ingest (a whole folder,
+or frame by frame through the same steps), and the reads of shoots, shots, sitters and releases."""
 
 from __future__ import annotations
 
-from ingest.coordinator import IngestSummary, ingest_folder, shoot_id_by_name
+from ingest.coordinator import (
+    IngestSummary,
+    ingest_folder,
+    make_executor,
+    plan_frames,
+    shoot_id_by_name,
+    store_shoot,
+    write_frames,
+)
+from ingest.frame import FrameFailure, FrameJob, FrameResult, process_frame
 from ingest.gate import ConsentVerdict, RecheckResult, classify, recheck, update_status
 from ingest.people import (
     EXPIRY_WARNING_DAYS,
@@ -44,6 +53,9 @@ __all__ = [
     "erase_personal_data",
     "release_document",
     "FaceCard",
+    "FrameFailure",
+    "FrameJob",
+    "FrameResult",
     "FailureRow",
     "IngestSummary",
     "PersonRow",
@@ -68,10 +80,15 @@ __all__ = [
     "classify",
     "get_person",
     "ingest_folder",
+    "make_executor",
+    "plan_frames",
+    "process_frame",
     "read_shoot_folder",
     "recheck",
     "release_status",
     "revoke_release",
     "shoot_id_by_name",
+    "store_shoot",
     "update_status",
+    "write_frames",
 ]

@@ -100,8 +100,7 @@ def ingest_folder(
     gate.check_shoot_date(folder.manifest.date, source=str(folder.root / "shoot.toml"))
     settings = workbench.settings
     workers = settings.workers if workers is None else workers
-    with workbench.db.unit_of_work() as session:
-        shoot_id = _upsert_shoot(session=session, folder=folder, actor=actor)
+    shoot_id = store_shoot(workbench=workbench, folder=folder, actor=actor)
     summary = IngestSummary(shoot=folder.name, shoot_id=shoot_id, files=len(folder.frames), skipped=list(folder.skipped))
     done = 0
 
@@ -131,6 +130,37 @@ def ingest_folder(
     summary.elapsed_s = time.monotonic() - started
     log.info("ingested %s: %d files in %.1f s", folder.name, summary.files, summary.elapsed_s)
     return summary
+
+
+# -- frames one at a time or a few at once (the capture watcher): the batch ingest's own steps --
+
+
+def store_shoot(*, workbench: Workbench, folder: ShootFolder, actor: str) -> int:
+    """Store the shoot that ``folder``'s manifest describes (insert, or update and add sitters),
+    in its own transaction, as ``ingest_folder`` does first; the shoot's id."""
+    with workbench.db.unit_of_work() as session:
+        return _upsert_shoot(session=session, folder=folder, actor=actor)
+
+
+def plan_frames(
+    *, workbench: Workbench, folder: ShootFolder, hashes: list[tuple[str | None, str | None]], summary: IngestSummary
+) -> list[FrameJob]:
+    """The decode jobs for ``folder.frames``, given each frame's ``(sha256, None)`` or ``(None,
+    error)``: as in ``ingest_folder``, content stored already or repeated is only counted in
+    ``summary``, unreadable and empty files are recorded as failures, and a stored shot missing
+    blobs is decoded again to restore them. Run the jobs with ``process_frame`` (``make_executor``)."""
+    return _plan_jobs(workbench, folder, hashes, summary, lambda _relative: None)
+
+
+def write_frames(
+    *, workbench: Workbench, shoot_id: int, frames: Iterable[FrameFile], outcomes: list[FrameResult | FrameFailure],
+    summary: IngestSummary, actor: str,
+) -> None:
+    """Store the workers' outcomes for ``frames`` in one transaction, through the consent gate,
+    exactly as a batch of ``ingest_folder`` is stored."""
+    by_path = {frame.relative_path: frame for frame in frames}
+    with workbench.db.unit_of_work() as session:
+        _write_batch(session, shoot_id, by_path, outcomes, summary, actor, workbench.blobs)
 
 
 def shoot_id_by_name(*, session: Session, name: str | None) -> int | None:
