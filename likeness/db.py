@@ -58,6 +58,18 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)
 
 
+FOREIGN_KEYS_OFF = "likeness_foreign_keys_off"  # connection info: migrations/env.py turned enforcement off
+
+
+def _sqlite_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # A connection a migration ran on (foreign keys off: see migrations/env.py) enforces them
+    # again before anyone else gets it; out of the pool it is outside any transaction.
+    if record.info.pop(FOREIGN_KEYS_OFF, False):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 def create_db_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -68,6 +80,7 @@ def create_db_engine(url: str) -> Engine:
             _private_sqlite_file(parsed.database)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "checkout", _sqlite_checkout)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
