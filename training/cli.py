@@ -14,6 +14,8 @@ from rich.table import Table
 from likeness.cli import DefaultCommandGroup, console, err_console, open_workbench, sub_app
 from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
+from model_registry.aliases import ALIAS_PATTERN, PRODUCTION
+from model_registry.aliases import resolve as resolve_checkpoint
 from model_registry.export import ExportResult, export_generated
 from model_registry.signing import load_identity
 from training import api
@@ -27,11 +29,20 @@ LOG_EVERY_S = 10.0      # without a terminal, live progress lines are printed at
 
 
 class _GenerateGroup(DefaultCommandGroup):
+    """`likeness generate [CKPT] [OPTIONS]` means `likeness generate faces ...`; without CKPT the
+    checkpoint is the registry's `production` alias."""
+
     default_command = "faces"
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] != "--help"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
 
 
 train_app = sub_app("Build training datasets, train StyleGAN2-ADA runs and follow them.")
-generate_app = sub_app("Generate faces from a checkpoint (`likeness generate CKPT`).", cls=_GenerateGroup)
+generate_app = sub_app("Generate faces from a checkpoint (`likeness generate [CKPT]`; default: the production alias).",
+                       cls=_GenerateGroup, no_args_is_help=False)
 
 
 @train_app.command("prepare")
@@ -161,7 +172,8 @@ def train_checkpoints(run: str | None = typer.Argument(None, help="Only this run
 
 @generate_app.command("faces")
 def generate_faces(
-    checkpoint: str = typer.Argument(..., help="Checkpoint id, or a snapshot file of a recorded run."),
+    checkpoint: str = typer.Argument(PRODUCTION, help="Checkpoint id, a registry alias (default: production), "
+                                                       "or a snapshot file of a recorded run."),
     n: int = typer.Option(8, "--n", help="Generate seeds 0..n-1 (unless --seeds is given)."),
     seeds: str | None = typer.Option(None, help="Seeds as a range and/or list: 0-7, or 1,5,9, or 0-3,10."),
     psi: float = typer.Option(0.7, help="Truncation towards the mean face (1: none)."),
@@ -178,14 +190,15 @@ def generate_faces(
     with open_workbench() as wb:
         if export is not None:
             load_identity(wb.settings)   # an unusable signing certificate stops us before rendering
-        ref = _checkpoint_ref(checkpoint)
+        ref = _checkpoint_ref(wb, checkpoint)
         ids = api.generate(wb, ref, seeds=chosen, psi=psi, label=_label(wb, ref, label),
                            noise_mode=noise_mode, queue_for_review=review)
         if out is not None:
             api.write_generated(wb, ids, out)
         exported = _export(wb, ids, export) if export is not None else None
     queued = ", queued for review" if review else ""
-    console.print(f"{len(ids)} images from checkpoint {checkpoint} at psi {psi:g}{queued}"
+    named = f"{ref} ({checkpoint})" if isinstance(ref, int) and str(ref) != checkpoint else str(checkpoint)
+    console.print(f"{len(ids)} images from checkpoint {named} at psi {psi:g}{queued}"
                   + (f"; written to {out}" if out is not None else ""))
     if exported is not None:
         _report_export(exported)
@@ -257,8 +270,15 @@ def _label(wb: Workbench, checkpoint: int | Path, text: str | None) -> int | lis
                              param_hint="--label")
 
 
-def _checkpoint_ref(text: str) -> int | Path:
-    return int(text) if text.isdigit() else Path(text)
+def _checkpoint_ref(wb: Workbench, text: str) -> int | Path:
+    """A checkpoint id (17 or #17), a registry alias (production), or a snapshot file."""
+    digits = text.removeprefix("#")
+    if digits.isdigit():
+        return int(digits)
+    if ALIAS_PATTERN.fullmatch(text) and not Path(text).exists():
+        with wb.db.unit_of_work() as session:
+            return resolve_checkpoint(session=session, ref=text)
+    return Path(text)
 
 
 def _training_data(wb: Workbench, dataset: Path | None, snapshot: str | None, external: bool) -> tuple[Path, int | None, str]:
