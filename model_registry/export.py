@@ -18,7 +18,7 @@ from sqlalchemy import select
 from likeness.config import make_private_dir
 from likeness.errors import InvalidInput, NotFound
 from likeness.files import write_bytes_atomic
-from likeness.models import Checkpoint, GeneratedImage, TrainingRun
+from likeness.models import Checkpoint, DatasetSnapshot, GeneratedImage, TrainingRun
 from likeness.workbench import Workbench
 from model_registry.provenance import GenerationFacts, PngSigner
 from model_registry.signing import anchor_path, load_identity
@@ -87,23 +87,25 @@ def export_generated(workbench: Workbench, image_ids: Sequence[int], folder: Pat
 def _rows(workbench: Workbench, image_ids: Sequence[int]) -> list[_Row]:
     """The images in the order asked (each once), with their facts and why they are withheld."""
     wanted = list(dict.fromkeys(image_ids))
-    query = (select(GeneratedImage, Checkpoint.file_sha256, Checkpoint.tainted, TrainingRun.dataset_fingerprint)
+    query = (select(GeneratedImage, Checkpoint.file_sha256, Checkpoint.tainted, TrainingRun.dataset_fingerprint,
+                    DatasetSnapshot.sha256)
              .join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
              .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
+             .outerjoin(DatasetSnapshot, DatasetSnapshot.id == TrainingRun.snapshot_id)
              .where(GeneratedImage.id.in_(wanted)))
     with workbench.db.unit_of_work() as session:
-        found = {image.id: (image, file_sha, ckpt_tainted, fingerprint)
-                 for image, file_sha, ckpt_tainted, fingerprint in session.execute(query)}
+        found = {image.id: (image, file_sha, ckpt_tainted, fingerprint, snapshot_sha)
+                 for image, file_sha, ckpt_tainted, fingerprint, snapshot_sha in session.execute(query)}
         missing = [i for i in wanted if i not in found]
         if missing:
             raise NotFound(f"no generated image #{missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         rows = []
         for image_id in wanted:
-            image, file_sha, ckpt_tainted, fingerprint = found[image_id]
+            image, file_sha, ckpt_tainted, fingerprint, snapshot_sha = found[image_id]
             reason = _withheld_reason(image.tainted, ckpt_tainted, image.checkpoint_id)
             facts = GenerationFacts(
                 seed=image.seed, psi=image.psi, label=image.label, checkpoint_id=image.checkpoint_id,
-                checkpoint_sha256=file_sha, snapshot_hash=None, dataset_fingerprint=fingerprint,
+                checkpoint_sha256=file_sha, snapshot_hash=snapshot_sha, dataset_fingerprint=fingerprint,
                 noise_mode=image.noise_mode, image_sha256=image.image_sha256,
             )
             rows.append(_Row(image_id=image.id, image_sha256=image.image_sha256, facts=facts, withheld=reason))

@@ -3,6 +3,7 @@ tainted faces withheld, an unusable signing certificate refused before anything 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from likeness.errors import ConsentViolation, NotFound
-from likeness.models import Checkpoint, GeneratedImage, TrainingRun
+from likeness.models import Checkpoint, DatasetSnapshot, GeneratedImage, TrainingRun
 from likeness.workbench import Workbench
 from model_registry import signing
 from model_registry.export import export_file_name, export_generated, withheld_images
@@ -71,6 +72,23 @@ def test_exported_faces_carry_credentials_that_trace_to_their_checkpoint(
 
     with pytest.raises(NotFound, match="no generated image #9999"):
         export_generated(workbench, [ids[0], 9999], tmp_path / "other")
+
+
+def test_the_manifest_names_the_dataset_snapshot_of_the_run(workbench: Workbench, checkpoint_id: int,
+                                                              tmp_path: Path) -> None:
+    with workbench.db.unit_of_work() as session:
+        snapshot = DatasetSnapshot(sha256="5" * 64, spec={}, spec_text="", size=3, resolution=16,
+                                   built_on=dt.date(2026, 12, 1), built_by="tester")
+        session.add(snapshot)
+        session.flush()
+        run_id = session.get_one(Checkpoint, checkpoint_id).run_id
+        session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(snapshot_id=snapshot.id))
+    ids = gen.generate(workbench, checkpoint_id, seeds=[3], queue_for_review=False)
+    [path] = export_generated(workbench, ids, tmp_path / "export").written
+    anchor, _ = signing.trust_anchor(workbench.settings)
+    verdict = verify(path, trust_anchor_pem=anchor)
+    assert verdict.valid and verdict.facts is not None
+    assert verdict.facts.snapshot_hash == "5" * 64
 
 
 def test_tainted_faces_are_withheld_from_every_export(workbench: Workbench, checkpoint_id: int, tmp_path: Path) -> None:
