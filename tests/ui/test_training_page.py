@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from likeness.models import Checkpoint, GeneratedImage, Role
+from likeness.models import Checkpoint, CheckpointAlias, GeneratedImage, Role
 from likeness.workbench import Workbench
 from samples.labelled_pool import SitterPlan, add_pool
 from tests.factories.app import APP, sign_in, titles
@@ -79,6 +79,19 @@ def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Wo
     assert len(at.image) == 1 + 2
     assert [image.proto.imgs[0].caption for image in at.image[1:]] == ["seed 5", "seed 6"]
     assert any("queued for review" in s.value for s in at.success)
+
+
+def test_the_checkpoint_table_shows_aliases_and_stored_quality(env_workbench: Workbench, recorded_run: int) -> None:
+    with env_workbench.db.unit_of_work() as session:
+        checkpoint = session.scalars(select(Checkpoint).where(Checkpoint.run_id == recorded_run)).one()
+        checkpoint.metrics = {**checkpoint.metrics, "metrics": {"fid": 12.5, "kid": 0.0125, "kid_std": 0.001}}
+        session.add(CheckpointAlias(name="production", checkpoint_id=checkpoint.id, set_by="tester"))
+        checkpoint_id = checkpoint.id
+    at = open_page(env_workbench)
+    table = next(d.value for d in at.dataframe if "FID" in d.value.columns)
+    assert list(table["#"]) == [checkpoint_id] and list(table["aliases"]) == ["production"]
+    assert list(table["FID"]) == [12.5] and list(table["KID"]) == [0.0125]
+    assert list(table["features"]) == ["inception"] and list(table["tainted"]) == [""]
 
 
 def test_a_tainted_checkpoint_is_refused(env_workbench: Workbench, recorded_run: int) -> None:

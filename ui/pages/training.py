@@ -21,6 +21,7 @@ import streamlit as st
 
 from likeness.errors import LikenessError
 from likeness.models import Role, RunStatus
+from model_registry.registry import quality as checkpoint_quality
 from training import api
 from training.snapshots import api as snapshots_api
 from ui._common import guard, plain, require_role, thumbnail, workbench
@@ -212,6 +213,19 @@ if grid_sha256 is not None:
     with guard():
         st.image(thumbnail(wb.blobs.url, grid_sha256, (1024, 1024)),
                  caption=f"Samples at kimg {checkpoints[-1].kimg:g}")
+
+
+def _quality_cells(metrics: dict[str, object]) -> dict[str, float | str | None]:
+    q = checkpoint_quality(metrics)
+    return {"FID": None if q is None else q.fid, "KID": None if q is None else q.kid,
+            "features": "" if q is None else q.extractor}
+
+
+st.caption("Checkpoints (FID/KID as stored by `likeness train` metrics or a quality evaluation)")
+st.dataframe(pd.DataFrame([{
+    "#": c.id, "kimg": c.kimg, "aliases": ", ".join(c.aliases), **_quality_cells(c.metrics),
+    "tainted": "yes" if c.tainted else "",
+} for c in checkpoints]), hide_index=True, key="training_checkpoints")
 
 st.subheader("Generate")
 labels = {c.id: f"#{c.id}  kimg {c.kimg:g}" + "".join(f"  [{a}]" for a in c.aliases)
