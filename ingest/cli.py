@@ -91,10 +91,14 @@ def release_revoke(
     release_id: int = typer.Argument(..., help="Release number."),
     reason: str = typer.Option(..., help="Why it is revoked."),
 ) -> None:
-    """Revoke a release: every frame it covered is quarantined."""
+    """Revoke a release in one transaction: every frame it covered is quarantined, and every
+    snapshot, run, checkpoint and generated image made from the sitter's faces is tainted."""
+    from model_registry.taint import revoke
+
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
-        result = api.revoke_release(session=session, release_id=release_id, reason=reason, actor=ACTOR)
-    console.print(f"release #{release_id} revoked; {result.describe()}")
+        result = revoke(session, release_id, reason, ACTOR)
+    for line in result.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @release_app.command("list")

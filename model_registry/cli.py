@@ -141,3 +141,9 @@ def registry_history(
         _line("no alias changes" + (f" of {alias}" if alias else " yet"))
     for change in changes:
         _line(_change_line(change))
+
+
+# `registry retrain-plan` and `registry clear-taint` (model_registry/taint_cli.py).
+from model_registry import taint_cli  # noqa: E402
+
+taint_cli.register(registry_app)

@@ -9,22 +9,39 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from likeness.errors import InvalidInput, NotFound
-from likeness.models import DefectReason, Face, Review, ReviewItem, Shot, ShotStatus, Thumb, User, utcnow
+from likeness.models import (
+    Checkpoint,
+    DefectReason,
+    Face,
+    GeneratedImage,
+    Review,
+    ReviewItem,
+    Shot,
+    ShotStatus,
+    Thumb,
+    User,
+    utcnow,
+)
 from qa.agreement import fleiss_kappa
 
 
 def reviewable() -> ColumnElement[bool]:
-    """Items reviewers may see: generated faces, and faces of frames whose consent holds. A frame
-    quarantined (no valid release, unknown sitter…) is withdrawn, and comes back if consent does;
-    frames rejected by shot QA stay, since reviewers confirm the detector's rejections."""
+    """Items reviewers may see: generated faces not tainted, and faces of frames whose consent
+    holds. A frame quarantined (no valid release, unknown sitter…) is withdrawn, and comes back if
+    consent does; frames rejected by shot QA stay, since reviewers confirm the detector's
+    rejections. A generated face tainted by a revoked release (or from a tainted checkpoint) is
+    withdrawn until an admin clears the taint."""
     consented = select(Face.id).join(Shot, Shot.id == Face.shot_id).where(Shot.status != ShotStatus.quarantined)
-    return or_(ReviewItem.face_id.is_(None), ReviewItem.face_id.in_(consented))
+    tainted = (select(GeneratedImage.image_sha256).join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
+               .where(or_(GeneratedImage.tainted.is_(True), Checkpoint.tainted.is_(True))))
+    return or_(and_(ReviewItem.face_id.is_(None), ReviewItem.image_sha256.not_in(tainted)),
+               ReviewItem.face_id.in_(consented))
 
 
 class ReviewVerdict(enum.StrEnum):
@@ -78,7 +95,8 @@ def cast_vote(
     if session.get(ReviewItem, item_id) is None:
         raise NotFound(f"no review item #{item_id}")
     if session.scalar(select(ReviewItem.id).where(ReviewItem.id == item_id, reviewable())) is None:
-        raise InvalidInput(f"review item #{item_id} was withdrawn: its sitter holds no valid release")
+        raise InvalidInput(f"review item #{item_id} was withdrawn: its sitter holds no valid release, or a release "
+                           "behind the generated face was revoked")
     if session.get(User, reviewer_id) is None:
         raise NotFound(f"no user #{reviewer_id}")
     dialect = session.get_bind().dialect.name

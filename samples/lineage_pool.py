@@ -68,7 +68,7 @@ def write_pipeline(session: Session, faces: Sequence[int], plan: PipelinePlan, *
         {"sha256": _sha(tag, "snapshot", i), "name": f"{tag} snapshot {i}", "spec": {}, "spec_text": "",
          "size": len(members), "resolution": 64, "label_encoding": [], "report": {}, "built_on": BUILT_ON,
          "built_by": "sample", "tainted": False, "taint": []}
-        for i, members in enumerate(plan.snapshots)]))
+        for i, members in enumerate(plan.snapshots)])) if plan.snapshots else []
     member_rows = []
     for snapshot_id, members in zip(snapshots, plan.snapshots):
         for position, index in enumerate(members):

@@ -22,10 +22,10 @@ from ingest.api import (
     list_releases,
     person_codes,
     release_document,
-    revoke_release,
 )
 from likeness.errors import InvalidInput
 from likeness.models import Role, Scope
+from model_registry.taint import revoke
 from ui._common import guard, require_role, workbench
 from ui.staging import safe_name
 
@@ -114,10 +114,11 @@ with revoke_tab, st.form("revoke_release", clear_on_submit=True):
             if release_id is None:
                 raise InvalidInput("choose the release to revoke")
             with wb.db.unit_of_work() as session:
-                result = revoke_release(
-                    session=session, release_id=release_id, reason=reason, revoked_on=revoked_on, actor=user.username
-                )
+                result = revoke(session, release_id, reason, user.username, revoked_on=revoked_on)
             st.success(f"Release #{release_id} revoked; {result.describe()}.")
+            if result.retrain:
+                st.warning("Runs to retrain without " + result.person + ":\n\n"
+                           + "\n".join(f"- {item.describe()}" for item in result.retrain), icon=":material/warning:")
 
 with guard(stop=True), wb.db.unit_of_work() as session:
     all_releases = {r.id: r for r in list_releases(session=session)}

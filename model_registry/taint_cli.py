@@ -1,0 +1,63 @@
+"""`likeness registry retrain-plan` and `likeness registry clear-taint`, registered on the registry's
+sub-app by `register(app)`.
+
+The command line runs as the machine's operator, an admin: clearing a taint is allowed there and
+audited as `cli:<the machine's user>` unless `--by` names someone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+
+import typer
+
+from likeness.cli import console, open_workbench
+from model_registry.taint import clear_taint, retrain_plan
+
+
+def _actor(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _line(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def retrain_plan_command(as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+    """List the tainted runs: each must be trained again on a snapshot built without the people named."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        plan = retrain_plan(session)
+    if as_json:
+        console.print_json(json.dumps([dataclasses.asdict(item) for item in plan]))
+        return
+    if not plan:
+        _line("no tainted runs: nothing to retrain")
+        return
+    for item in plan:
+        _line(item.describe())
+    _line("build each snapshot again from its spec (`likeness dataset build SPEC`: revoked releases are left out) "
+          "and train on the new one")
+
+
+def clear_taint_command(
+    release_id: int = typer.Argument(..., help="The release whose taint is cleared."),
+    reason: str = typer.Option(..., help="Why (a new release covers the frames, the revocation was a mistake...)."),
+    by: str | None = typer.Option(None, "--by", help="Who clears it, for the audit trail (default: cli:<your user name>)."),
+) -> None:
+    """Clear a revoked release's taint from every snapshot, run, checkpoint and image (admins only,
+    audited); refused while a snapshot still holds a face no release covers today."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        result = clear_taint(session, release_id, reason=reason, actor=_actor(by), admin=True)
+    _line(result.describe())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("retrain-plan")(retrain_plan_command)
+    app.command("clear-taint")(clear_taint_command)
