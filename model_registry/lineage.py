@@ -66,6 +66,7 @@ class Level:
     shown: list[str]           # the first SHOWN of them, oldest first
     flagged: int = 0           # how many carry `flag`
     flag: str = ""             # "tainted", "quarantined", "revoked", or "" when the level has none
+                               # (images: tainted means from a tainted checkpoint)
 
     def describe(self) -> str:
         more = f" …(+{self.count - len(self.shown)})" if self.count > len(self.shown) else ""
@@ -144,12 +145,15 @@ def checkpoints_of_runs(runs: IdSet) -> IdSet:
     return select(Checkpoint.id).where(Checkpoint.run_id.in_(runs))
 
 
-def images_of_checkpoints(checkpoints: IdSet) -> IdSet:
-    return select(GeneratedImage.id).where(GeneratedImage.checkpoint_id.in_(checkpoints))
+def images_of_checkpoints(checkpoints: IdSet) -> ColumnElement[bool]:
+    """The images of these checkpoints, as a condition on generated_images: its checkpoint index
+    answers it directly, where `id IN (a select of 100,000 ids)` would build the set first."""
+    return GeneratedImage.checkpoint_id.in_(checkpoints)
 
 
-def descendants_of_person(person_id: int) -> dict[str, IdSet]:
-    """What was made from a person's faces: snapshots, runs, checkpoints, images (id sets)."""
+def descendants_of_person(person_id: int) -> dict[str, Any]:
+    """What was made from a person's faces: snapshots, runs, checkpoints (id sets) and images (a
+    condition on generated_images)."""
     snapshots = snapshots_of_members(SnapshotMember.person_id == person_id)
     runs = runs_of_snapshots(snapshots)
     checkpoints = checkpoints_of_runs(runs)
@@ -188,19 +192,28 @@ _COLUMNS = {
 }
 
 
-def _level(session: Session, name: str, ids: IdSet, *, limit: int) -> Level:
-    """One level: its count and flagged count (one query), and the first `limit` names (another)."""
+def _level(session: Session, name: str, ids: IdSet | ColumnElement[bool], *, limit: int) -> Level:
+    """One level (an id set, or a condition on the level's table): its count and flagged count
+    (one query), and the first `limit` names (another)."""
     columns = _COLUMNS[name]
-    where = columns.model.id.in_(ids)
-    flagged = (func.coalesce(func.sum(case((columns.flagged(), 1), else_=0)), 0) if columns.flagged is not None
-               else literal(0))
-    count, n_flagged = session.execute(select(func.count(), flagged).select_from(columns.model).where(where)).one()
+    where = columns.model.id.in_(ids) if isinstance(ids, Select) else ids
+    if name == "images":
+        # Counted on the checkpoint index alone (a sum over 100,000 rows would read them all): an
+        # image is flagged when its checkpoint is tainted, which a revocation marks together with
+        # its images, and which withholds the image from every export by itself.
+        count = session.scalar(select(func.count()).select_from(GeneratedImage).where(where))
+        n_flagged = session.scalar(select(func.count()).select_from(GeneratedImage).where(
+            where, GeneratedImage.checkpoint_id.in_(select(Checkpoint.id).where(Checkpoint.tainted.is_(True)))))
+    else:
+        flagged = (func.coalesce(func.sum(case((columns.flagged(), 1), else_=0)), 0) if columns.flagged is not None
+                   else literal(0))
+        count, n_flagged = session.execute(select(func.count(), flagged).select_from(columns.model).where(where)).one()
     shown = session.scalars(select(columns.label).where(where).order_by(columns.model.id).limit(limit)).all()
-    return Level(name=name, count=int(count), shown=[columns.name(v) for v in shown], flagged=int(n_flagged or 0),
+    return Level(name=name, count=int(count or 0), shown=[columns.name(v) for v in shown], flagged=int(n_flagged or 0),
                  flag=columns.flag)
 
 
-def _levels(session: Session, sets: list[tuple[str, IdSet]], limit: int) -> list[Level]:
+def _levels(session: Session, sets: list[tuple[str, Any]], limit: int) -> list[Level]:
     return [_level(session, name, ids, limit=limit) for name, ids in sets]
 
 
@@ -366,8 +379,7 @@ def _checkpoint(session: Session, ref: str, limit: int) -> Lineage:
     up = _up_from_checkpoints(session, seed, limit, include_seed=False)
     runs = _runs_fine_tuned_from(seed)
     checkpoints = checkpoints_of_runs(runs)
-    images = select(GeneratedImage.id).where(or_(GeneratedImage.checkpoint_id == checkpoint.id,
-                                                  GeneratedImage.checkpoint_id.in_(checkpoints)))
+    images = or_(GeneratedImage.checkpoint_id == checkpoint.id, images_of_checkpoints(checkpoints))
     down = _levels(session, [("runs", runs), ("checkpoints", checkpoints), ("images", images)], limit)
     flags = _taint_flags(checkpoint.taint, checkpoint.tainted)
     return Lineage(Kind.checkpoint, f"checkpoint #{checkpoint.id} (run {run_name}, kimg {checkpoint.kimg:g})", flags, up, down)

@@ -152,7 +152,8 @@ def revoke(session: Session, release_id: int, reason: str, actor: str, *, revoke
     images = 0
     for name, model in TAINTABLE.items():
         table = model.__table__
-        statement = (update(table).where(table.c.id.in_(sets[name]))
+        where = sets[name] if name == "images" else table.c.id.in_(sets[name])   # images: a condition
+        statement = (update(table).where(where)
                      .values(tainted=True, taint=_appended(table.c.taint, dialect)))
         if name == "images":
             images = _changed(session, session.connection().execute(statement, {"taint_entry": entry}))
