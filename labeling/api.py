@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from labeling import server
 from labeling.client import LabelStudioClient
-from labeling.consensus import Agreement, Consensus, agreement, consensus
+from labeling.consensus import Agreement, Consensus, agreement, consensus, consensus_values
 from labeling.project import ProjectSettings, SetupResult, current_project, setup_project
 from labeling.pull import PullResult, pull_labels
 from labeling.push import PushResult, push_faces
@@ -26,7 +26,7 @@ from likeness.workbench import Workbench
 
 __all__ = [
     "Agreement", "Connection", "Consensus", "PullResult", "PushResult", "ServerStatus", "SetupResult",
-    "TAXONOMY", "Taxonomy", "agreement_report", "client", "connection", "consensus", "disagreements", "progress", "project",
+    "TAXONOMY", "Taxonomy", "agreement_report", "client", "connection", "consensus", "consensus_values", "disagreements", "progress", "project",
     "project_url", "pull", "push", "serve", "setup", "status", "stop", "task_url",
 ]
 

@@ -9,6 +9,7 @@ number of annotators per face and missing ratings; ordered attributes use the or
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,13 +44,16 @@ class Agreement:
     metric: str
 
 
-def _votes(*, session: Session, face_ids: list[int] | None = None) -> dict[tuple[int, str], dict[str, str]]:
+def _votes(*, session: Session, face_ids: list[int] | None = None,
+           attributes: Collection[str] | None = None) -> dict[tuple[int, str], dict[str, str]]:
     """(face, attribute) → {annotator: value}, from current, known annotation labels."""
     query = select(Label.face_id, Label.attribute, Label.annotator, Label.value, Label.id).where(
         Label.source == "annotation", Label.state == LabelState.current, Label.known.is_(True),
         Label.value.is_not(None)).order_by(Label.id)
     if face_ids is not None:
         query = query.where(Label.face_id.in_(face_ids))
+    if attributes is not None:
+        query = query.where(Label.attribute.in_(sorted(attributes)))
     votes: dict[tuple[int, str], dict[str, str]] = defaultdict(dict)
     for face_id, attribute, annotator, value, _ in session.execute(query):
         if value is None:
@@ -58,13 +62,31 @@ def _votes(*, session: Session, face_ids: list[int] | None = None) -> dict[tuple
     return votes
 
 
+def _majority(by_annotator: dict[str, str]) -> tuple[str | None, Counter[str]]:
+    counts = Counter(by_annotator.values())
+    ranked = counts.most_common()
+    return (ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None), counts
+
+
 def consensus(*, session: Session, face_ids: list[int] | None = None) -> list[Consensus]:
     out = []
     for (face_id, attribute), by_annotator in sorted(_votes(session=session, face_ids=face_ids).items()):
-        counts = Counter(by_annotator.values())
-        ranked = counts.most_common()
-        top = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None
+        top, counts = _majority(by_annotator)
         out.append(Consensus(face_id, attribute, top, dict(counts), len(by_annotator)))
+    return out
+
+
+def consensus_values(*, session: Session, attributes: Collection[str],
+                     face_ids: list[int] | None = None) -> dict[int, dict[str, str | None]]:
+    """face → attribute → consensus value (None when tied), for the named attributes only: the
+    same rule as `consensus`, without its per-face records (a snapshot pool reads every face)."""
+    out: dict[int, dict[str, str | None]] = defaultdict(dict)
+    for (face_id, attribute), by_annotator in _votes(session=session, face_ids=face_ids,
+                                                     attributes=attributes).items():
+        if len(by_annotator) == 1:   # one annotator: their value, no counting
+            out[face_id][attribute] = next(iter(by_annotator.values()))
+        else:
+            out[face_id][attribute] = _majority(by_annotator)[0]
     return out
 
 

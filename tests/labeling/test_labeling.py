@@ -293,6 +293,11 @@ def test_overlap_consensus_ties_and_agreement(lwb: Workbench, tmp_path: Path) ->
     with lwb.db.unit_of_work() as session:
         split = api.disagreements(session=session)
         report = {r.attribute: r for r in api.agreement_report(session=session)}
+        values = api.consensus_values(session=session, attributes={"eyes"}, face_ids=faces)
+        full = {(c.face_id, c.attribute): c.value for c in api.consensus(session=session)}
+    # The snapshot pool's fast path gives the same majority and the same tie, for the named attribute only.
+    assert values == {faces[0]: {"eyes": "open"}, faces[1]: {"eyes": "closed"}, faces[2]: {"eyes": None}}
+    assert all(full[(face, "eyes")] == v["eyes"] for face, v in values.items())
     assert [(d.consensus.face_id, d.consensus.tied, d.consensus.value) for d in split] == \
         [(faces[2], True, None), (faces[1], False, "closed")]
     assert split[0].ls_task_id == tasks[faces[2]]

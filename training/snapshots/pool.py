@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.releases import ReleaseState, ReleaseStatus, release_status
-from labeling.api import consensus
+from labeling.api import consensus_values
 from likeness.errors import ConsentViolation, NotFound
 from likeness.models import Face, Person, Shoot, Shot, ShotStatus
 from training.snapshots.spec import SELF_PREFIX, Spec
@@ -168,13 +168,11 @@ def _people(session: Session, ids: set[int]) -> dict[int, Person]:
 
 def _consensus_values(session: Session, face_ids: list[int], attributes: set[str]) -> dict[int, dict[str, str | None]]:
     """face → attribute → consensus value (None when tied)."""
+    if len(face_ids) <= MAX_IN_LIST:
+        return consensus_values(session=session, attributes=attributes, face_ids=face_ids)
     wanted = set(face_ids)
-    found = consensus(session=session, face_ids=face_ids if len(face_ids) <= MAX_IN_LIST else None)
-    out: dict[int, dict[str, str | None]] = defaultdict(dict)
-    for item in found:
-        if item.face_id in wanted and item.attribute in attributes:
-            out[item.face_id][item.attribute] = item.value
-    return out
+    found = consensus_values(session=session, attributes=attributes)
+    return {face_id: values for face_id, values in found.items() if face_id in wanted}
 
 
 def _quality(qas: list[dict[str, Any] | None]) -> list[float]:
