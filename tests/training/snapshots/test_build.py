@@ -163,8 +163,8 @@ def test_consent_excluded_at_build_and_rechecked_later(workbench: Workbench) -> 
     with workbench.db.unit_of_work() as session:
         assert api.check_consent(session, result.snapshot_id, today=TODAY) == []
         late = api.check_consent(session, result.snapshot_id, today=dt.date(2026, 8, 15), split=None)
-    if "P0004" in codes:
-        assert [p.person for p in late] == ["P0004"] and "expired" in late[0].detail
+    assert "P0004" in codes
+    assert [p.person for p in late] == ["P0004"] and "expired" in late[0].detail
     later = build(workbench, spec.replace("size = 100", "size = 40"), today=dt.date(2026, 8, 15))
     assert "P0004" not in _codes(workbench, {m.person_id for m in members(workbench, later.snapshot_id)})
 
