@@ -32,6 +32,7 @@ from ui._common import (
 # form, so a reload or a bookmarked URL lands on its page after signing in, not on "Page not found".
 PAGES = {
     "shoots": ("ui/pages/shoots.py", "Shoots", ":material/photo_library:"),
+    "capture": ("ui/pages/capture.py", "Capture", ":material/camera:"),
     "people": ("ui/pages/people.py", "People", ":material/badge:"),
     "users": ("ui/pages/users.py", "Users", ":material/manage_accounts:"),
     "review": ("ui/pages/review.py", "Review", ":material/thumbs_up_down:"),
@@ -103,6 +104,8 @@ def main() -> None:
         return st.Page(file, title=title, icon=icon, url_path=path, default=path == "shoots")
 
     pages = {"Studio": [page("shoots")]}
+    if user.role in (Role.photographer, Role.admin):
+        pages["Studio"].append(page("capture"))
     if user.role in (Role.labeler, Role.admin):
         pages["Labeling"] = [page("labeling")]
     if user.role in (Role.reviewer, Role.admin):
