@@ -95,8 +95,7 @@ def show_frame(verdict: dict[str, Any], card: ingest_api.ShotCard | None, size: 
 def show_coverage(cov: Coverage, words: dict[str, str]) -> None:
     st.subheader("Plan coverage")
     if not cov.slots:
-        st.caption(f"Shoot {plain(cov.shoot)} has no plan: `likeness capture plan make --from-file PLAN.toml` "
-                   "or `likeness capture plan --from-spec SPEC.toml --date D --shoot NAME` stores one.")
+        st.caption(f"Shoot {plain(cov.shoot)} has no plan: `likeness capture plan make` stores one.")
     else:
         st.progress(cov.filled / max(cov.planned, 1),
                     text=f"{cov.filled} of {cov.planned} planned frames filled · {cov.frames} frames stored")
