@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
@@ -21,6 +22,29 @@ from likeness.workbench import Workbench
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def print_line(text: str) -> None:
+    """One line of plain output: no rich markup or highlighting, never wrapped mid-word."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+PIPE_WIDTH = 160        # columns of tables printed without a terminal
+
+
+def print_table(table: Table) -> None:
+    """A table at the terminal's width, or wide enough to stay readable in a log or a pipe."""
+    (console if console.is_terminal else Console(width=PIPE_WIDTH)).print(table)
+
+
+def cli_actor(by: str | None = None) -> str:
+    """Who a command acts as in the audit trail: `by`, else `cli:<the machine's user>`."""
+    if by:
+        return by
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
 
 
 class LikenessGroup(TyperGroup):

@@ -5,35 +5,17 @@ Alias changes are recorded as made by `cli:<the machine's user>` unless `--by` n
 
 from __future__ import annotations
 
-import getpass
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from likeness.cli import console, open_workbench, sub_app
+from likeness.cli import cli_actor, console, open_workbench, print_line, print_table, sub_app
 from model_registry import aliases, registry
 from model_registry.aliases import AliasChange
 
 registry_app = sub_app("Checkpoints with their aliases, metrics and taint.")
-PIPE_WIDTH = 160        # columns of tables printed without a terminal
 BY_HELP = "Who makes the change, for the audit trail (default: cli:<your user name>)."
-
-
-def default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
-def _line(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _table(table: Table) -> None:
-    (console if console.is_terminal else Console(width=PIPE_WIDTH)).print(table)
 
 
 def _change_line(c: AliasChange) -> str:
@@ -56,7 +38,7 @@ def registry_list(
     with open_workbench() as wb, wb.db.unit_of_work() as session:
         entries = registry.list_checkpoints(session=session, run_name=run, alias_only=aliased)
     if not entries:
-        _line("no checkpoints" + (" with an alias" if aliased else " yet"))
+        print_line("no checkpoints" + (" with an alias" if aliased else " yet"))
         return
     table = Table("#", "run", "v", "kimg", "aliases", "FID", "KID", "tainted")
     for e in entries:
@@ -67,7 +49,7 @@ def registry_list(
             fid, kid = f"{fid} ({q.extractor})", f"{kid} ({q.extractor})"
         table.add_row(str(e.id), e.run_name, str(e.version), f"{e.kimg:g}", ", ".join(e.aliases) or "-", fid, kid,
                       "yes" if e.tainted else "no")
-    _table(table)
+    print_table(table)
 
 
 @registry_app.command("promote")
@@ -81,13 +63,13 @@ def registry_promote(
     with open_workbench() as wb, wb.db.unit_of_work() as session:
         checkpoint_id = aliases.resolve(session=session, ref=checkpoint)
         change = aliases.set_alias(session=session, name=alias, checkpoint_id=checkpoint_id,
-                                   actor=by or default_actor())
+                                   actor=cli_actor(by))
     if change is None:
-        _line(f"{alias} already points at checkpoint #{checkpoint_id}")
+        print_line(f"{alias} already points at checkpoint #{checkpoint_id}")
     elif change.previous_checkpoint_id is None:
-        _line(f"{alias} -> checkpoint #{checkpoint_id}")
+        print_line(f"{alias} -> checkpoint #{checkpoint_id}")
     else:
-        _line(f"{alias} -> checkpoint #{checkpoint_id} (was #{change.previous_checkpoint_id})")
+        print_line(f"{alias} -> checkpoint #{checkpoint_id} (was #{change.previous_checkpoint_id})")
 
 
 @registry_app.command("demote")
@@ -97,8 +79,8 @@ def registry_demote(
 ) -> None:
     """Remove ALIAS from the checkpoint that holds it; audited."""
     with open_workbench() as wb, wb.db.unit_of_work() as session:
-        change = aliases.remove_alias(session=session, name=alias, actor=by or default_actor())
-    _line(f"{alias} removed from checkpoint #{change.previous_checkpoint_id}")
+        change = aliases.remove_alias(session=session, name=alias, actor=cli_actor(by))
+    print_line(f"{alias} removed from checkpoint #{change.previous_checkpoint_id}")
 
 
 @registry_app.command("show")
@@ -110,20 +92,20 @@ def registry_show(
     with open_workbench() as wb, wb.db.unit_of_work() as session:
         d = registry.checkpoint_detail(session=session, ref=checkpoint)
     e = d.entry
-    _line(f"checkpoint #{e.id}: run {e.run_name} v{e.version}, kimg {e.kimg:g}, "
+    print_line(f"checkpoint #{e.id}: run {e.run_name} v{e.version}, kimg {e.kimg:g}, "
           f"created {e.created_at.strftime('%Y-%m-%d %H:%M')}")
-    _line(f"  aliases: {', '.join(e.aliases) or '-'}")
-    _line(f"  quality: {e.quality.short() if e.quality is not None else 'no FID/KID stored'}")
-    _line(f"  tainted: {'yes (' + aliases.taint_reason(e.taint) + ')' if e.tainted else 'no'}")
+    print_line(f"  aliases: {', '.join(e.aliases) or '-'}")
+    print_line(f"  quality: {e.quality.short() if e.quality is not None else 'no FID/KID stored'}")
+    print_line(f"  tainted: {'yes (' + aliases.taint_reason(e.taint) + ')' if e.tainted else 'no'}")
     data = ("outside data (no consent lineage)" if d.external else
             f"dataset snapshot #{d.snapshot_id} ({d.snapshot_sha256})" if d.snapshot_id is not None else "-")
-    _line(f"  trained on: {data}")
+    print_line(f"  trained on: {data}")
     if d.parent_checkpoint_id is not None:
-        _line(f"  resumed from: checkpoint #{d.parent_checkpoint_id}")
-    _line(f"  snapshot file sha256: {e.file_sha256}")
-    _line("  alias history:" + ("" if d.history else " none"))
+        print_line(f"  resumed from: checkpoint #{d.parent_checkpoint_id}")
+    print_line(f"  snapshot file sha256: {e.file_sha256}")
+    print_line("  alias history:" + ("" if d.history else " none"))
     for change in d.history:
-        _line(f"    {_change_line(change)}")
+        print_line(f"    {_change_line(change)}")
     if as_json:
         console.print_json(json.dumps(d.metrics, default=str))
 
@@ -138,9 +120,9 @@ def registry_history(
             aliases.check_alias_name(alias)
         changes = aliases.history(session=session, alias=alias)
     if not changes:
-        _line("no alias changes" + (f" of {alias}" if alias else " yet"))
+        print_line("no alias changes" + (f" of {alias}" if alias else " yet"))
     for change in changes:
-        _line(_change_line(change))
+        print_line(_change_line(change))
 
 
 # `registry retrain-plan` and `registry clear-taint` (model_registry/taint_cli.py).

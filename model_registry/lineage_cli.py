@@ -7,7 +7,7 @@ import json
 
 import typer
 
-from likeness.cli import console, open_workbench, sub_app
+from likeness.cli import console, open_workbench, print_line, sub_app
 from model_registry.lineage import SHOWN, Kind, Lineage, lineage
 
 lineage_app = sub_app("Lineage: what a person, release, shot, snapshot, checkpoint or image came from and what was made from it.")
@@ -23,7 +23,7 @@ def _print(kind: Kind, ref: str, show: int, as_json: bool) -> None:
         console.print_json(json.dumps(_as_dict(found)))
         return
     for line in found.lines():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        print_line(line)
 
 
 def _as_dict(found: Lineage) -> dict[str, object]:

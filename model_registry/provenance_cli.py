@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from likeness.cli import console, sub_app
+from likeness.cli import console, print_line, sub_app
 from likeness.config import Settings
 from likeness.files import write_bytes_atomic
 from model_registry import signing
@@ -49,38 +49,35 @@ def trust_anchor_command(
         write_bytes_atomic(out, pem, mode=0o644)    # a certificate is public
         console.print(f"trust anchor written to {out}")
     else:
-        console.print(str(path), markup=False, highlight=False, soft_wrap=True)
+        print_line(str(path))
 
 
 def _print(v: Verdict) -> None:
-    def line(text: str) -> None:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-
     if v.valid:
-        line(f"{v.path}: valid: Content Credentials intact and trusted, signed by {v.signer}")
+        print_line(f"{v.path}: valid: Content Credentials intact and trusted, signed by {v.signer}")
     else:
-        line(f"{v.path}: INVALID ({v.state})")
+        print_line(f"{v.path}: INVALID ({v.state})")
         for problem in v.problems:
-            line(f"  problem: {problem}")
+            print_line(f"  problem: {problem}")
         if v.signer:
-            line(f"  signed by: {v.signer}")
+            print_line(f"  signed by: {v.signer}")
     source = "trainedAlgorithmicMedia" if v.digital_source_type == DIGITAL_SOURCE_TYPE else v.digital_source_type
     xmp = "trainedAlgorithmicMedia" if v.xmp_digital_source_type == DIGITAL_SOURCE_TYPE else v.xmp_digital_source_type
     f = v.facts
     if f is not None:
-        line(f"  created by: {f.software} {f.software_version} ({source or 'no digital source type'})")
+        print_line(f"  created by: {f.software} {f.software_version} ({source or 'no digital source type'})")
         label = "-" if f.label is None else json.dumps(f.label)
-        line(f"  recipe: seed {f.seed}, psi {f.psi:g}, label {label}, noise {f.noise_mode or '-'}")
-        line(f"  checkpoint: #{f.checkpoint_id} (snapshot file sha256 {f.checkpoint_sha256})")
-        line(f"  dataset snapshot: {f.snapshot_hash or '-'}; training data fingerprint: {f.dataset_fingerprint or '-'}")
+        print_line(f"  recipe: seed {f.seed}, psi {f.psi:g}, label {label}, noise {f.noise_mode or '-'}")
+        print_line(f"  checkpoint: #{f.checkpoint_id} (snapshot file sha256 {f.checkpoint_sha256})")
+        print_line(f"  dataset snapshot: {f.snapshot_hash or '-'}; training data fingerprint: {f.dataset_fingerprint or '-'}")
         if f.image_sha256:
-            line(f"  render sha256: {f.image_sha256}")
+            print_line(f"  render sha256: {f.image_sha256}")
     elif v.state != "Invalid" or v.digital_source_type:
-        line(f"  digital source type: {source or '-'} (no likeness generation record)")
-    line(f"  XMP DigitalSourceType: {xmp or '-'}")
+        print_line(f"  digital source type: {source or '-'} (no likeness generation record)")
+    print_line(f"  XMP DigitalSourceType: {xmp or '-'}")
     if v.training_mining:
         uses = sorted(set(v.training_mining.values()))
-        line(f"  training and data mining: {', '.join(uses)} ({', '.join(sorted(v.training_mining))})")
+        print_line(f"  training and data mining: {', '.join(uses)} ({', '.join(sorted(v.training_mining))})")
 
 
 def _as_dict(v: Verdict) -> dict[str, object]:

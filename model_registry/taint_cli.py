@@ -8,26 +8,12 @@ audited as `cli:<the machine's user>` unless `--by` names someone.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 
 import typer
 
-from likeness.cli import console, open_workbench
+from likeness.cli import cli_actor, console, open_workbench, print_line
 from model_registry.taint import clear_taint, retrain_plan
-
-
-def _actor(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
-
-
-def _line(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def retrain_plan_command(as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
@@ -38,11 +24,11 @@ def retrain_plan_command(as_json: bool = typer.Option(False, "--json", help="Pri
         console.print_json(json.dumps([dataclasses.asdict(item) for item in plan]))
         return
     if not plan:
-        _line("no tainted runs: nothing to retrain")
+        print_line("no tainted runs: nothing to retrain")
         return
     for item in plan:
-        _line(item.describe())
-    _line("build each snapshot again from its spec (`likeness dataset build SPEC`: revoked releases are left out) "
+        print_line(item.describe())
+    print_line("build each snapshot again from its spec (`likeness dataset build SPEC`: revoked releases are left out) "
           "and train on the new one")
 
 
@@ -54,8 +40,8 @@ def clear_taint_command(
     """Clear a revoked release's taint from every snapshot, run, checkpoint and image (admins only,
     audited); refused while a snapshot still holds a face no release covers today."""
     with open_workbench() as workbench, workbench.db.unit_of_work() as session:
-        result = clear_taint(session, release_id, reason=reason, actor=_actor(by), admin=True)
-    _line(result.describe())
+        result = clear_taint(session, release_id, reason=reason, actor=cli_actor(by), admin=True)
+    print_line(result.describe())
 
 
 def register(app: typer.Typer) -> None:

@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from likeness.cli import console, err_console, open_workbench, sub_app
+from likeness.cli import console, err_console, open_workbench, print_line, print_table, sub_app
 from likeness.errors import InvalidInput
 from likeness.progress import ProgressFn
 from training.snapshots import api, report
 
 dataset_app = sub_app("Build balanced, consent-checked dataset snapshots and export them for training.")
 ACTOR = "cli"
-PIPE_WIDTH = 160        # columns of tables printed without a terminal
 
 
 class ExportSplit(enum.StrEnum):
@@ -48,27 +46,17 @@ def _progress(what: str, *, enabled: bool = True) -> Iterator[ProgressFn]:
         yield update
 
 
-def _line(text: str) -> None:
-    """One plain line: never markup, never wrapped (it is read by people and by scripts)."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _table(table: Table) -> None:
-    """A table at the terminal's width, or wide enough for joint cells in a log or a pipe."""
-    (console if console.is_terminal else Console(width=PIPE_WIDTH)).print(table)
-
-
 def _print_report(data: dict[str, Any], *, title: str) -> None:
-    _table(report.balance_table(data, title=title))
+    print_table(report.balance_table(data, title=title))
     lines = report.shortfall_lines(data)
     if lines:
-        _line(f"shortfall ({len(data.get('shortfall', []))} cell(s)):")
+        print_line(f"shortfall ({len(data.get('shortfall', []))} cell(s)):")
         for line in lines:
-            _line(f"  {line}")
+            print_line(f"  {line}")
     else:
-        _line("shortfall: none, every quota is within its band")
-    _line(report.split_line(data))
-    _line(report.pool_line(data))
+        print_line("shortfall: none, every quota is within its band")
+    print_line(report.split_line(data))
+    print_line(report.pool_line(data))
 
 
 def _write_plot(data: dict[str, Any], path: Path, title: str, *, as_json: bool) -> None:
@@ -108,7 +96,7 @@ def dataset_build(
                **result.report})
         return
     state = "created" if result.created else "existing (an identical snapshot was built before)"
-    _line(f"{title} {result.sha256} {state}")
+    print_line(f"{title} {result.sha256} {state}")
     _print_report(result.report, title=f"balance of {title}")
 
 
@@ -118,13 +106,13 @@ def dataset_list() -> None:
     with open_workbench() as workbench:
         rows = api.snapshots(workbench)
     if not rows:
-        _line("no dataset snapshots yet (`likeness dataset build SPEC.toml` builds one)")
+        print_line("no dataset snapshots yet (`likeness dataset build SPEC.toml` builds one)")
         return
     table = Table("id", "hash", "name", "size", "train", "val", "px", "built on", "by", "shortfall", "tainted")
     for s in rows:
         table.add_row(str(s.id), s.sha256[:12], s.name or "", str(s.size), str(s.train), str(s.val), str(s.resolution),
                       s.built_on.isoformat(), s.built_by, str(s.shortfall or ""), "yes" if s.tainted else "")
-    _table(table)
+    print_table(table)
 
 
 @dataset_app.command("show")
@@ -147,15 +135,15 @@ def dataset_show(
                **s.report})
         return
     name = f" {s.name!r}" if s.name else ""
-    _line(f"{title}{name} {s.sha256}")
-    _line(f"{s.size} faces ({s.train} train, {s.val} validation) at {s.resolution} px; built on {s.built_on} "
+    print_line(f"{title}{name} {s.sha256}")
+    print_line(f"{s.size} faces ({s.train} train, {s.val} validation) at {s.resolution} px; built on {s.built_on} "
           f"by {s.built_by}" + ("; TAINTED: a member's release was revoked" if s.tainted else ""))
     labels = ", ".join(f"{slot['attribute']} ({slot['kind']}, {slot['width']})" for slot in s.label_encoding)
-    _line(f"label vector: {labels or 'none (unconditional)'}")
+    print_line(f"label vector: {labels or 'none (unconditional)'}")
     _print_report(s.report, title=f"balance of {title}")
-    _line(report.solver_line(s.report))
+    print_line(report.solver_line(s.report))
     if spec:
-        _line(s.spec_text)
+        print_line(s.spec_text)
 
 
 @dataset_app.command("check")
@@ -166,13 +154,13 @@ def dataset_check(ref: str = typer.Argument(..., help="Snapshot id, or at least 
         snapshot_id = api.find_snapshot_id(session, ref)
         problems = api.check_consent(session, snapshot_id, today=today)
     if not problems:
-        _line(f"snapshot #{snapshot_id}: every member's release still covers training on {today}")
+        print_line(f"snapshot #{snapshot_id}: every member's release still covers training on {today}")
         return
     table = Table("person", "release", "faces", "detail", title=f"snapshot #{snapshot_id}: consent lapsed on {today}",
                   title_justify="left")
     for p in problems:
         table.add_row(p.person, f"#{p.release_id}" if p.release_id is not None else "none", str(p.faces), p.detail)
-    _table(table)
+    print_table(table)
     faces = sum(p.faces for p in problems)
     err_console.print(f"error: snapshot #{snapshot_id}: {faces} face(s) of {len(problems)} person(s) are no longer "
                       f"covered by a release (build a new snapshot)", markup=False, highlight=False, soft_wrap=True)
@@ -188,4 +176,4 @@ def dataset_export(
     """Export a snapshot in NVIDIA's dataset format with its manifest; refused when consent has lapsed."""
     with open_workbench() as workbench, _progress(f"export {dest.name}") as progress:
         result = api.export(workbench, ref, dest, split=split.value, progress=progress)
-    _line(f"{result.images} {result.split} image(s) written to {result.path} (fingerprint {result.fingerprint[:12]})")
+    print_line(f"{result.images} {result.split} image(s) written to {result.path} (fingerprint {result.fingerprint[:12]})")
