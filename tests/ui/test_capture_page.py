@@ -15,7 +15,8 @@ from capture.plan import Plan, PlanSlot, store_plan
 from likeness.models import Role
 from likeness.workbench import Workbench
 from tests.capture.conftest import FAST, SHOOT, Running, frames  # noqa: F401 (frames: a fixture)
-from tests.factories.app import APP, sign_in, titles
+from tests.factories import app
+from tests.factories.app import titles
 from tests.factories.people import EARLY_RELEASE, add_user, register_sitter
 from tests.factories.shoots import write_shoot_toml
 
@@ -31,13 +32,7 @@ def hot_folder(wb: Workbench, tmp_path: Path) -> Path:
 
 
 def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
-    add_user(wb, "someone", role)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    sign_in(at, "someone")
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return app.open_page(wb, PAGE, role)
 
 
 def texts(at: AppTest) -> str:

@@ -15,7 +15,8 @@ from ingest import api as ingest_api
 from likeness.models import Person, Release, Role
 from likeness.workbench import Workbench
 from samples.labelled_pool import SitterPlan, add_pool
-from tests.factories.app import APP, sign_in, titles
+from tests.factories import app
+from tests.factories.app import titles
 from tests.factories.people import add_user
 from training.snapshots import api
 
@@ -37,13 +38,7 @@ def seed_pool(workbench: Workbench, *, senior_smiles: bool = True) -> None:
 
 
 def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
-    add_user(wb, "someone", role)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    sign_in(at, "someone")
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return app.open_page(wb, PAGE, role)
 
 
 def spec_text(at: AppTest) -> str:

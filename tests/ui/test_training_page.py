@@ -18,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 from likeness.models import Checkpoint, CheckpointAlias, GeneratedImage, Role
 from likeness.workbench import Workbench
 from samples.labelled_pool import SitterPlan, add_pool
-from tests.factories.app import APP, sign_in, titles
+from tests.factories import app
+from tests.factories.app import titles
 from tests.factories.people import add_user
 from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
 from training import api
@@ -46,13 +47,7 @@ def recorded_run(env_workbench: Workbench, tiny_trained_run: tuple[Path, Path], 
 
 
 def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
-    add_user(wb, "someone", role)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    sign_in(at, "someone")
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return app.open_page(wb, PAGE, role)
 
 
 def generated(wb: Workbench) -> int:
