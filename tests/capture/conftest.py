@@ -54,13 +54,18 @@ def frames(testdata_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return made
 
 
-@pytest.fixture
-def hot_folder(tmp_path: Path, workbench: Workbench) -> Path:
+def make_hot_folder(wb: Workbench, tmp_path: Path) -> Path:
+    """The shoot folder a watcher watches: today's shoot, P0001 registered and released."""
     folder = tmp_path / SHOOT
     write_shoot_toml(folder, name=SHOOT, sitters=["P0001"], date=dt.date.today())
     (folder / "P0001").mkdir()
-    register_sitter(workbench, tmp_path, signed_on=EARLY_RELEASE)
+    register_sitter(wb, tmp_path, signed_on=EARLY_RELEASE)
     return folder
+
+
+@pytest.fixture
+def hot_folder(tmp_path: Path, workbench: Workbench) -> Path:
+    return make_hot_folder(workbench, tmp_path)
 
 
 FAST = WatchOptions(quiet_s=0.2, stable_s=0.6, give_up_s=1.5, workers=0)

@@ -14,21 +14,12 @@ from streamlit.testing.v1 import AppTest
 from capture.plan import Plan, PlanSlot, store_plan
 from likeness.models import Role
 from likeness.workbench import Workbench
-from tests.capture.conftest import FAST, SHOOT, Running, frames  # noqa: F401 (frames: a fixture)
+from tests.capture.conftest import FAST, SHOOT, Running, frames, make_hot_folder  # noqa: F401 (frames: a fixture)
 from tests.factories import app
 from tests.factories.app import titles
-from tests.factories.people import EARLY_RELEASE, add_user, register_sitter
-from tests.factories.shoots import write_shoot_toml
+from tests.factories.people import add_user
 
 PAGE = "ui/pages/capture.py"
-
-
-def hot_folder(wb: Workbench, tmp_path: Path) -> Path:
-    folder = tmp_path / SHOOT
-    write_shoot_toml(folder, name=SHOOT, sitters=["P0001"], date=dt.date.today())
-    (folder / "P0001").mkdir()
-    register_sitter(wb, tmp_path, signed_on=EARLY_RELEASE)
-    return folder
 
 
 def open_page(wb: Workbench, role: Role = Role.admin) -> AppTest:
@@ -53,7 +44,7 @@ def test_the_page_is_for_photographers_and_admins(env_workbench: Workbench, role
 def test_verdicts_thumbnails_alerts_and_coverage_of_a_watched_shoot(
     env_workbench: Workbench, tmp_path: Path, frames: dict[str, Path],  # noqa: F811
 ) -> None:
-    folder = hot_folder(env_workbench, tmp_path)
+    folder = make_hot_folder(env_workbench, tmp_path)
     running = Running(env_workbench, folder, FAST)
     shutil.copy(frames["open_a"], folder / "P0001" / "a.png")
     good = running.wait_verdict("P0001/a.png")
@@ -84,7 +75,7 @@ def test_a_dropped_frame_shows_with_its_verdict_without_a_reload(
     from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS
     from tests.ui.browser_support import sign_in as browser_sign_in
 
-    folder = hot_folder(env_workbench, tmp_path)
+    folder = make_hot_folder(env_workbench, tmp_path)
     add_user(env_workbench, "phil", Role.photographer)
     running = Running(env_workbench, folder, FAST)  # stores the shoot at start
     try:
