@@ -12,6 +12,8 @@ from ingest import api
 from likeness.cli import console, open_workbench, sub_app
 
 person_app = sub_app("Sitters, known by pseudonymous codes.")
+# `release revoke` is added by model_registry.taint_cli: a revocation also taints what was made
+# from the sitter's faces, which is the registry's to know (upstream stages never import it).
 release_app = sub_app("Model releases: add, revoke, check.")
 ACTOR = "cli"
 
@@ -84,21 +86,6 @@ def release_add(
             guardian_name=guardian, witness_name=witness, actor=ACTOR,
         )
         console.print(f"release #{release.id} for {code.upper()} recorded ({', '.join(release.scopes)})")
-
-
-@release_app.command("revoke")
-def release_revoke(
-    release_id: int = typer.Argument(..., help="Release number."),
-    reason: str = typer.Option(..., help="Why it is revoked."),
-) -> None:
-    """Revoke a release in one transaction: every frame it covered is quarantined, and every
-    snapshot, run, checkpoint and generated image made from the sitter's faces is tainted."""
-    from model_registry.taint import revoke
-
-    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
-        result = revoke(session, release_id, reason, ACTOR)
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @release_app.command("list")

@@ -1,5 +1,7 @@
 """`likeness registry retrain-plan` and `likeness registry clear-taint`, registered on the registry's
-sub-app by `register(app)`.
+sub-app by `register(app)`, and `likeness release revoke`, added to ingest's release sub-app
+(`release_app` here is that app, and the `release` entry point names it): a revocation taints
+everything made from the sitter's faces, which only the registry knows.
 
 The command line runs as the machine's operator, an admin: clearing a taint is allowed there and
 audited as `cli:<the machine's user>` unless `--by` names someone.
@@ -12,8 +14,22 @@ import json
 
 import typer
 
+from ingest.cli import ACTOR, release_app
 from likeness.cli import cli_actor, console, open_workbench, print_line
-from model_registry.taint import clear_taint, retrain_plan
+from model_registry.taint import clear_taint, retrain_plan, revoke
+
+
+@release_app.command("revoke")
+def release_revoke(
+    release_id: int = typer.Argument(..., help="Release number."),
+    reason: str = typer.Option(..., help="Why it is revoked."),
+) -> None:
+    """Revoke a release in one transaction: every frame it covered is quarantined, and every
+    snapshot, run, checkpoint and generated image made from the sitter's faces is tainted."""
+    with open_workbench() as workbench, workbench.db.unit_of_work() as session:
+        result = revoke(session, release_id, reason, ACTOR)
+    for line in result.lines():
+        print_line(line)
 
 
 def retrain_plan_command(as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
