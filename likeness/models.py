@@ -559,7 +559,8 @@ class CheckpointAlias(Base):
 
 
 class GeneratedImage(Base):
-    """A face generated from a checkpoint; the recipe (seed, psi, label, noise) is unique."""
+    """A face generated from a checkpoint; the recipe (seed, psi, label, noise) is unique. It is
+    tainted exactly when its checkpoint is: it holds nothing of anyone beyond what that learned."""
 
     __tablename__ = "generated_images"
     __table_args__ = (
@@ -574,8 +575,6 @@ class GeneratedImage(Base):
     label_key: Mapped[str] = mapped_column(String(64))  # "" or the SHA-256 of the label's canonical JSON
     noise_mode: Mapped[str] = mapped_column(String(8))
     image_sha256: Mapped[str] = blob_column(required=True, index=True)
-    tainted: Mapped[bool] = mapped_column(default=False)
-    taint: Mapped[list[Any]] = mapped_column(default=list)       # [{release_id, person, reason, at}]
     created_at: Mapped[Timestamp]
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="raise_on_sql")

@@ -2,8 +2,8 @@
 
 `export_generated` writes one signed PNG per generated image as seed<SEED>-<SHA12>.png (SHA12:
 the start of the unsigned render's SHA-256, so two recipes with the same seed never collide),
-each written atomically. An image that is tainted, or whose checkpoint is, is withheld (a
-release behind its training data was revoked) and named in the result with its reason; the
+each written atomically. An image whose checkpoint is tainted is withheld (a release behind
+its training data was revoked) and named in the result with its reason; the
 others are still written.
 """
 
@@ -102,7 +102,7 @@ def _rows(workbench: Workbench, image_ids: Sequence[int]) -> list[_Row]:
         rows = []
         for image_id in wanted:
             image, file_sha, ckpt_tainted, fingerprint, snapshot_sha = found[image_id]
-            reason = _withheld_reason(image.tainted, ckpt_tainted, image.checkpoint_id)
+            reason = _withheld_reason(ckpt_tainted, image.checkpoint_id)
             facts = GenerationFacts(
                 seed=image.seed, psi=image.psi, label=image.label, checkpoint_id=image.checkpoint_id,
                 checkpoint_sha256=file_sha, snapshot_hash=snapshot_sha, dataset_fingerprint=fingerprint,
@@ -113,20 +113,17 @@ def _rows(workbench: Workbench, image_ids: Sequence[int]) -> list[_Row]:
 
 
 def withheld_images(workbench: Workbench, image_ids: Sequence[int]) -> dict[int, str]:
-    """The generated images among `image_ids` that no export may carry, with the reason (the
-    image or its checkpoint is tainted), in the order asked."""
-    query = (select(GeneratedImage.id, GeneratedImage.tainted, Checkpoint.tainted, Checkpoint.id)
+    """The generated images among `image_ids` that no export may carry, with the reason (its
+    checkpoint is tainted), in the order asked."""
+    query = (select(GeneratedImage.id, Checkpoint.tainted, Checkpoint.id)
              .join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
              .where(GeneratedImage.id.in_(set(image_ids))))
     with workbench.db.unit_of_work() as session:
-        found = {image_id: _withheld_reason(image_tainted, ckpt_tainted, ckpt_id)
-                 for image_id, image_tainted, ckpt_tainted, ckpt_id in session.execute(query)}
+        found = {image_id: _withheld_reason(ckpt_tainted, ckpt_id) for image_id, ckpt_tainted, ckpt_id in session.execute(query)}
     return {i: reason for i in dict.fromkeys(image_ids) if (reason := found.get(i)) is not None}
 
 
-def _withheld_reason(image_tainted: bool, checkpoint_tainted: bool, checkpoint_id: int) -> str | None:
-    if image_tainted:
-        return "the image is tainted: a release behind its training data was revoked"
+def _withheld_reason(checkpoint_tainted: bool, checkpoint_id: int) -> str | None:
     if checkpoint_tainted:
         return f"its checkpoint #{checkpoint_id} is tainted: a release behind its training data was revoked"
     return None

@@ -187,8 +187,7 @@ _COLUMNS = {
     "snapshots": _LevelColumns(DatasetSnapshot, DatasetSnapshot.id, _number, "tainted", lambda: DatasetSnapshot.tainted.is_(True)),
     "runs": _LevelColumns(TrainingRun, TrainingRun.name, str, "tainted", lambda: TrainingRun.tainted.is_(True)),
     "checkpoints": _LevelColumns(Checkpoint, Checkpoint.id, _number, "tainted", lambda: Checkpoint.tainted.is_(True)),
-    "images": _LevelColumns(GeneratedImage, GeneratedImage.image_sha256, _sha12, "tainted",
-                            lambda: GeneratedImage.tainted.is_(True)),
+    "images": _LevelColumns(GeneratedImage, GeneratedImage.image_sha256, _sha12, "tainted", None),
 }
 
 
@@ -198,9 +197,8 @@ def _level(session: Session, name: str, ids: IdSet | ColumnElement[bool], *, lim
     columns = _COLUMNS[name]
     where = columns.model.id.in_(ids) if isinstance(ids, Select) else ids
     if name == "images":
-        # Counted on the checkpoint index alone (a sum over 100,000 rows would read them all): an
-        # image is flagged when its checkpoint is tainted, which a revocation marks together with
-        # its images, and which withholds the image from every export by itself.
+        # An image is tainted when its checkpoint is; counted on the checkpoint index alone (a
+        # sum over 100,000 rows would read them all).
         count = session.scalar(select(func.count()).select_from(GeneratedImage).where(where))
         n_flagged = session.scalar(select(func.count()).select_from(GeneratedImage).where(
             where, GeneratedImage.checkpoint_id.in_(select(Checkpoint.id).where(Checkpoint.tainted.is_(True)))))
@@ -390,7 +388,8 @@ def _image(session: Session, ref: str, limit: int) -> Lineage:
     seed = select(GeneratedImage.checkpoint_id).where(GeneratedImage.id.in_(image_ids))
     up = _up_from_checkpoints(session, seed, limit, include_seed=True)
     rows = session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(image_ids))).all()
-    flags = [flag for row in rows for flag in _taint_flags(row.taint, row.tainted)]
+    checkpoints = session.scalars(select(Checkpoint).where(Checkpoint.id.in_({r.checkpoint_id for r in rows}))).all()
+    flags = [flag for checkpoint in checkpoints for flag in _taint_flags(checkpoint.taint, checkpoint.tainted)]
     recipes = ", ".join(f"#{r.id} seed {r.seed} psi {r.psi:g}" for r in rows[:limit])
     return Lineage(Kind.image, f"generated image {sha[:12]} ({recipes})", list(dict.fromkeys(flags)), up, [])
 

@@ -35,11 +35,10 @@ def reviewable() -> ColumnElement[bool]:
     """Items reviewers may see: generated faces not tainted, and faces of frames whose consent
     holds. A frame quarantined (no valid release, unknown sitter…) is withdrawn, and comes back if
     consent does; frames rejected by shot QA stay, since reviewers confirm the detector's
-    rejections. A generated face tainted by a revoked release (or from a tainted checkpoint) is
-    withdrawn until an admin clears the taint."""
+    rejections. A generated face of a checkpoint tainted by a revoked release is withdrawn until an admin clears the taint."""
     consented = select(Face.id).join(Shot, Shot.id == Face.shot_id).where(Shot.status != ShotStatus.quarantined)
     tainted = (select(GeneratedImage.image_sha256).join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
-               .where(or_(GeneratedImage.tainted.is_(True), Checkpoint.tainted.is_(True))))
+               .where(Checkpoint.tainted.is_(True)))
     return or_(and_(ReviewItem.face_id.is_(None), ReviewItem.image_sha256.not_in(tainted)),
                ReviewItem.face_id.in_(consented))
 

@@ -105,8 +105,7 @@ def write_pipeline(session: Session, faces: Sequence[int], plan: PipelinePlan, *
     for i, checkpoint_index in enumerate(plan.images):
         seed = seeds[checkpoint_index] = seeds.get(checkpoint_index, -1) + 1
         image_rows.append({"checkpoint_id": checkpoints[checkpoint_index], "seed": seed, "psi": 0.7, "label": None,
-                           "label_key": "", "noise_mode": "const", "image_sha256": _sha(tag, "image", i),
-                           "tainted": False, "taint": []})
+                           "label_key": "", "noise_mode": "const", "image_sha256": _sha(tag, "image", i)})
     images = list(session.scalars(insert(GeneratedImage).returning(GeneratedImage.id, sort_by_parameter_order=True),
                                   image_rows)) if image_rows else []
     session.flush()

@@ -264,7 +264,7 @@ def write_generated(workbench: Workbench, ids: Sequence[int], folder: Path) -> l
     """Copy generated images to `folder` as seed<SEED>.png (unsigned working copies; exports with
     Content Credentials are model_registry.export's); returns the paths written.
 
-    ConsentViolation, before anything is written, when an image or its checkpoint is tainted."""
+    ConsentViolation, before anything is written, when an image's checkpoint is tainted."""
     withheld = withheld_images(workbench, ids)
     if withheld:
         first, reason = next(iter(withheld.items()))

@@ -93,14 +93,20 @@ def test_the_manifest_names_the_dataset_snapshot_of_the_run(workbench: Workbench
 
 def test_tainted_faces_are_withheld_from_every_export(workbench: Workbench, checkpoint_id: int, tmp_path: Path) -> None:
     ids = gen.generate(workbench, checkpoint_id, seeds=[0, 1, 2], queue_for_review=False)
-    with workbench.db.unit_of_work() as session:
-        session.execute(update(GeneratedImage).where(GeneratedImage.id == ids[1]).values(tainted=True))
-    assert withheld_images(workbench, ids) == {ids[1]: "the image is tainted: a release behind its training data "
-                                                        "was revoked"}
+    with workbench.db.unit_of_work() as session:   # one image moves to a second checkpoint, tainted
+        source = session.get_one(Checkpoint, checkpoint_id)
+        tainted = Checkpoint(run_id=source.run_id, kimg=source.kimg + 1, file_sha256=source.file_sha256,
+                             file_name=source.file_name, metrics={}, tainted=True)
+        session.add(tainted)
+        session.flush()
+        session.execute(update(GeneratedImage).where(GeneratedImage.id == ids[1]).values(checkpoint_id=tainted.id))
+        tainted_id = tainted.id
+    assert withheld_images(workbench, ids) == {ids[1]: f"its checkpoint #{tainted_id} is tainted: a release behind "
+                                                        "its training data was revoked"}
     result = export_generated(workbench, ids, tmp_path / "export")
     assert [w.image_id for w in result.withheld] == [ids[1]] and len(result.written) == 2
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == sorted(p.name for p in result.written)
-    with pytest.raises(ConsentViolation, match=rf"generated image #{ids[1]} withheld: the image is tainted"):
+    with pytest.raises(ConsentViolation, match=rf"generated image #{ids[1]} withheld: its checkpoint #{tainted_id} is tainted"):
         api.write_generated(workbench, ids, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -5,6 +5,7 @@ production alias, and migration 0009 carrying stages over to aliases and back.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ def test_migration_0009_carries_production_to_an_alias_and_back(database_url: st
         assert (change.actor, change.kind, change.checkpoint_id) == ("migration", "set", 2)
         assert session.execute(select(Checkpoint.taint, Checkpoint.tainted).order_by(Checkpoint.id)).all() == [
             ([], False)] * 4
-        assert session.execute(select(GeneratedImage.checkpoint_id, GeneratedImage.taint)).all() == [(2, [])]
+        assert session.execute(select(GeneratedImage.checkpoint_id)).all() == [(2,)]
         run = session.get_one(TrainingRun, 1)
         assert (run.taint, run.tainted, run.parent_checkpoint_id) == ([], False, None)
         aliases.set_alias(session=session, name="production", checkpoint_id=3, actor="ana")
@@ -261,5 +262,45 @@ def test_migration_0009_carries_production_to_an_alias_and_back(database_url: st
         images = connection.execute(text("SELECT id, checkpoint_id FROM generated_images")).all()
     assert [tuple(row) for row in stages] == [(1, "candidate"), (2, "candidate"), (3, "production"), (4, "candidate")]
     assert [tuple(row) for row in images] == [(1, 2)]
+    db.upgrade()
+    db.close()
+
+
+def test_migration_0010_moves_image_taint_onto_the_checkpoint_and_back(database_url: str) -> None:
+    db = Database(database_url)
+    config = alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    entry = {"release_id": 7, "person": "P0007", "reason": "withdrawn", "at": "2026-12-02T00:00:00"}
+    with db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO training_runs (id, name, status, config, dataset_path, run_dir, kimg, total_kimg, augment_p, "
+            "last_metrics, created_at, updated_at) VALUES (1, 'r', 'finished', '{}', '/d', '/r', 3, 3, 0, '{}', :t, :t)"),
+            {"t": now})
+        for ckpt_id in (1, 2):
+            connection.execute(text(
+                "INSERT INTO checkpoints (id, run_id, kimg, file_sha256, file_name, metrics, tainted, created_at) "
+                "VALUES (:id, 1, :id, :sha, 'f.pt', '{}', false, :t)"), {"id": ckpt_id, "sha": f"{ckpt_id:064d}", "t": now})
+        for image_id, ckpt_id, tainted in ((1, 1, False), (2, 2, True), (3, 2, False)):
+            connection.execute(text(
+                "INSERT INTO generated_images (id, checkpoint_id, seed, psi, label_key, noise_mode, image_sha256, tainted, "
+                "taint, created_at) VALUES (:id, :ckpt, :id, 0.7, '', 'const', :sha, :tainted, :taint, :t)"),
+                {"id": image_id, "ckpt": ckpt_id, "sha": f"{image_id:064x}", "tainted": tainted,
+                 "taint": json.dumps([entry] if tainted else []), "t": now})
+
+    db.upgrade()
+    assert not {"tainted", "taint"} & {c["name"] for c in inspect(db.engine).get_columns("generated_images")}
+    with db.unit_of_work() as session:   # no image became untainted: its checkpoint carries the mark now
+        assert session.execute(select(Checkpoint.id, Checkpoint.tainted, Checkpoint.taint).order_by(Checkpoint.id)).all() == [
+            (1, False, []), (2, True, [entry])]
+
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    with db.engine.connect() as connection:
+        images = connection.execute(text("SELECT id, tainted FROM generated_images ORDER BY id")).all()
+    assert [(i, bool(t)) for i, t in images] == [(1, False), (2, True), (3, True)]
     db.upgrade()
     db.close()

@@ -63,9 +63,13 @@ senior = 0.5
 
 
 def tainted_ids(workbench: Workbench) -> dict[str, set[int]]:
+    """The tainted rows per level; an image is tainted with its checkpoint."""
     with workbench.db.unit_of_work() as session:
-        return {name: set(session.scalars(select(model.id).where(model.tainted.is_(True))))
-                for name, model in taint.TAINTABLE.items()}
+        marked = {name: set(session.scalars(select(model.id).where(model.tainted.is_(True))))
+                  for name, model in taint.TAINTABLE.items()}
+        marked["images"] = set(session.scalars(select(GeneratedImage.id).where(GeneratedImage.checkpoint_id.in_(
+            select(Checkpoint.id).where(Checkpoint.tainted.is_(True))))))
+        return marked
 
 
 # ---- A real pipeline: snapshot, tiny training, generation. ----------------------------------------
@@ -201,6 +205,8 @@ def test_revoking_taints_exactly_the_descendants(workbench: Workbench, case: tup
                       if any(e.get("release_id") == releases[person] for e in entries)}
             assert marked == want[name], name
             assert want[name] <= set(session.scalars(select(model.id).where(model.tainted.is_(True))))
+        images = set(session.scalars(select(GeneratedImage.id).where(GeneratedImage.checkpoint_id.in_(want["checkpoints"]))))
+        assert images == want["images"]
 
 
 # ---- A revoke killed mid-way. ---------------------------------------------------------------------
@@ -209,11 +215,9 @@ KILLED_REVOKE = textwrap.dedent("""
     import os, signal, sys
     from likeness.workbench import Workbench
     from model_registry import taint
-    changed = taint._changed
-    def killed(*args, **kwargs):
-        changed(*args, **kwargs)      # the last UPDATE has run; the commit has not
+    def killed(*args, **kwargs):      # every UPDATE and the audit event are flushed; the commit is not
         os.kill(os.getpid(), signal.SIGKILL)
-    taint._changed = killed
+    taint.retrain_plan = killed
     with Workbench.open() as wb, wb.db.unit_of_work() as session:
         taint.revoke(session, int(sys.argv[1]), "withdrawn", "test")
 """)
@@ -235,10 +239,10 @@ def test_a_revoke_killed_mid_way_leaves_everything_as_before(env_workbench: Work
         release_id = session.scalar(select(Release.id).order_by(Release.id).limit(1))
     before = state(env_workbench)
     if how == "exception":
-        def fail(*args: object) -> int:
+        def fail(*args: object, **kwargs: object) -> list[Any]:
             raise RuntimeError("killed after the UPDATEs")
         with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="killed"):
-            patched.setattr(taint, "_changed", fail)
+            patched.setattr(taint, "retrain_plan", fail)
             run_cli("release", "revoke", str(release_id), "--reason", "withdrawn")
     else:
         done = subprocess.run([sys.executable, "-c", KILLED_REVOKE, str(release_id)], env=process_env(env_workbench),
@@ -270,7 +274,7 @@ def test_a_new_release_does_not_untaint_and_clearing_is_explicit_admin_only_and_
         taint.clear_taint(session, release_id, reason="re-signed", actor="ana", admin=False)
     cleared = run_cli("registry", "clear-taint", str(release_id), "--reason", "re-signed", "--by", "admin-ana")
     assert cleared.exit_code == 0, cleared.output
-    assert "cleared from 1 snapshots, 3 runs, 4 checkpoints, 6 images" in cleared.output
+    assert "cleared from 1 snapshots, 3 runs, 4 checkpoints (6 generated images with them)" in cleared.output
     assert tainted_ids(wb) == {name: set() for name in tainted}
     with wb.db.unit_of_work() as session:
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "release.taint.clear")).one()
