@@ -39,6 +39,7 @@ PAGES = {
     "labeling": ("ui/pages/labeling.py", "Labeling", ":material/label:"),
     "training": ("ui/pages/training.py", "Training", ":material/model_training:"),
     "datasets": ("ui/pages/datasets.py", "Datasets", ":material/dataset:"),
+    "lineage": ("ui/pages/lineage.py", "Lineage", ":material/account_tree:"),
 }
 LOGIN = "ui/pages/login.py"
 
@@ -111,7 +112,7 @@ def main() -> None:
     if user.role in (Role.reviewer, Role.admin):
         pages["Review"] = [page("review")]
     if user.role is Role.admin:
-        pages["Admin"] = [page("people"), page("users"), page("datasets"), page("training")]
+        pages["Admin"] = [page("people"), page("users"), page("datasets"), page("training"), page("lineage")]
     with st.sidebar:
         st.caption(f"Signed in as **{plain(user.username)}** ({user.role.value})")
         st.button("Sign out", key="sign_out", on_click=sign_out, icon=":material/logout:")

@@ -200,7 +200,7 @@ def _level(session: Session, name: str, ids: IdSet | ColumnElement[bool], *, lim
         # An image is tainted when its checkpoint is: one pass over the checkpoint index counts
         # the images per checkpoint (a join to read the flag would touch 100,000 rows).
         per_checkpoint = dict(session.execute(select(GeneratedImage.checkpoint_id, func.count()).where(where)
-                                              .group_by(GeneratedImage.checkpoint_id)).tuples().all())
+                                              .group_by(GeneratedImage.checkpoint_id)).all())
         tainted = set(session.scalars(select(Checkpoint.id).where(Checkpoint.id.in_(per_checkpoint),
                                                                   Checkpoint.tainted.is_(True))))
         count = sum(per_checkpoint.values())

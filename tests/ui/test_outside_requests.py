@@ -19,7 +19,7 @@ EXPECTED_PAGES = {
     Role.photographer: {"", "capture"},
     Role.labeler: {"", "labeling"},
     Role.reviewer: {"", "review"},
-    Role.admin: {"", "labeling", "review", "capture", "people", "users", "datasets", "training"},
+    Role.admin: {"", "labeling", "review", "capture", "people", "users", "datasets", "training", "lineage"},
 }
 
 
