@@ -75,6 +75,13 @@ def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Wo
     assert [image.proto.imgs[0].caption for image in at.image[1:]] == ["seed 5", "seed 6"]
     assert any("queued for review" in s.value for s in at.success)
 
+    with env_workbench.db.unit_of_work() as session:   # a release behind the run is revoked meanwhile
+        session.execute(update(Checkpoint).where(Checkpoint.run_id == recorded_run).values(tainted=True))
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.image) == 1   # the sample grid only: the tainted faces are no longer shown
+    assert any("2 of these images are withheld" in w.value and "tainted" in w.value for w in at.warning)
+
 
 def test_the_checkpoint_table_shows_aliases_and_stored_quality(env_workbench: Workbench, recorded_run: int) -> None:
     with env_workbench.db.unit_of_work() as session:

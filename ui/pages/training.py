@@ -21,6 +21,7 @@ import streamlit as st
 
 from likeness.errors import LikenessError
 from likeness.models import Role, RunStatus
+from model_registry.export import withheld_images
 from model_registry.registry import quality as checkpoint_quality
 from training import api
 from training.snapshots import api as snapshots_api
@@ -246,7 +247,10 @@ with st.form("training_generate"):
 
 if st.session_state.get(GENERATED_KEY):
     with guard(stop=True):
-        pairs = api.generated_images(wb, st.session_state[GENERATED_KEY])
+        withheld = withheld_images(wb, st.session_state[GENERATED_KEY])   # tainted since they were made
+        pairs = api.generated_images(wb, [i for i in st.session_state[GENERATED_KEY] if i not in withheld])
+    if withheld:
+        st.warning(f"{len(withheld)} of these images are withheld: {next(iter(withheld.values()))}.")
     columns = st.columns(8)
     for i, (seed, sha256) in enumerate(pairs):
         columns[i % 8].image(thumbnail(wb.blobs.url, sha256, (256, 256)), caption=f"seed {seed}", width=128)
