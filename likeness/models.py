@@ -575,9 +575,37 @@ class GeneratedImage(Base):
     label_key: Mapped[str] = mapped_column(String(64))  # "" or the SHA-256 of the label's canonical JSON
     noise_mode: Mapped[str] = mapped_column(String(8))
     image_sha256: Mapped[str] = blob_column(required=True, index=True)
+    # The automatic checks: {name: {value, threshold, flagged, note}} (qa.generated).
+    checks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the image shows: {"label": {attribute: value} decoded from the conditioning label,
+    # "measured": {monk_tone, smile, mouth_open, yaw, pitch, roll}, "mismatch": [attribute, ...]}.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The learned filter's call: accept or reject, or None while a person has to decide.
+    decision: Mapped[str | None] = mapped_column(String(8), index=True)
+    decision_score: Mapped[float | None]          # the filter's probability that the face is good
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    filter_id: Mapped[int | None] = mapped_column(ForeignKey("face_filters.id"), index=True)
     created_at: Mapped[Timestamp]
 
     checkpoint: Mapped[Checkpoint] = relationship(lazy="raise_on_sql")
+
+
+class FaceFilter(Base):
+    """A version of the filter learned from reviewers' votes on generated faces: the model (a
+    blob), the features it reads, its two thresholds calibrated on held-out votes, and how it did
+    there. The active version decides new faces; each image records the version that decided it."""
+
+    __tablename__ = "face_filters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(unique=True)
+    model_sha256: Mapped[str] = blob_column(required=True)
+    features: Mapped[list[Any]] = mapped_column(default=list)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)   # {"reject": p_low, "accept": p_high}
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)      # coverage, precision per decision, votes
+    active: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[Timestamp]
 
 
 class SignInSession(Base):
