@@ -35,11 +35,13 @@ def reviewable() -> ColumnElement[bool]:
     """Items reviewers may see: generated faces not tainted, and faces of frames whose consent
     holds. A frame quarantined (no valid release, unknown sitter…) is withdrawn, and comes back if
     consent does; frames rejected by shot QA stay, since reviewers confirm the detector's
-    rejections. A generated face of a checkpoint tainted by a revoked release is withdrawn until an admin clears the taint."""
+    rejections. A generated face of a checkpoint tainted by a revoked release is withdrawn until
+    an admin clears the taint; one the learned filter decided (qa.filter) leaves the queue, its
+    decision and reason kept on the image."""
     consented = select(Face.id).join(Shot, Shot.id == Face.shot_id).where(Shot.status != ShotStatus.quarantined)
-    tainted = (select(GeneratedImage.image_sha256).join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
-               .where(Checkpoint.tainted.is_(True)))
-    return or_(and_(ReviewItem.face_id.is_(None), ReviewItem.image_sha256.not_in(tainted)),
+    withdrawn = (select(GeneratedImage.image_sha256).join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
+                 .where(or_(Checkpoint.tainted.is_(True), GeneratedImage.decision.is_not(None))))
+    return or_(and_(ReviewItem.face_id.is_(None), ReviewItem.image_sha256.not_in(withdrawn)),
                ReviewItem.face_id.in_(consented))
 
 
