@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from likeness.models import Review, ReviewItem, Thumb
+from likeness.models import GeneratedImage, Review, ReviewItem, Thumb
 from qa.review import reviewable
 
 # -- review ----------------------------------------------------------------------------------
@@ -39,8 +39,20 @@ def review_cards(*, session: Session, item_ids: list[int]) -> list[ReviewCard]:
 
 
 def review_measures(*, session: Session, item_id: int) -> dict:
-    """The detector's verdict stored with the item (state, confidence, reason, measures)."""
-    return session.scalar(select(ReviewItem.measures).where(ReviewItem.id == item_id)) or {}
+    """The detector's verdict stored with the item (state, confidence, reason, measures); for a
+    generated face also its automatic checks and the learned filter's score ("checks",
+    "filter_score")."""
+    row = session.execute(select(ReviewItem.measures, ReviewItem.image_sha256, ReviewItem.face_id)
+                          .where(ReviewItem.id == item_id)).one_or_none()
+    if row is None:
+        return {}
+    found = dict(row.measures or {})
+    if row.face_id is None:
+        image = session.execute(select(GeneratedImage.checks, GeneratedImage.decision_score)
+                                .where(GeneratedImage.image_sha256 == row.image_sha256).limit(1)).one_or_none()
+        if image is not None and (image.checks or image.decision_score is not None):
+            found.update(checks=dict(image.checks or {}), filter_score=image.decision_score)
+    return found
 
 
 def my_votes(*, session: Session, reviewer_id: int, item_ids: list[int]) -> dict[int, tuple[str, tuple[str, ...]]]:

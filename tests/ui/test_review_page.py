@@ -260,3 +260,27 @@ def test_review_filters_by_source_and_zooms_the_current_face(env_workbench: Work
     assert len([i for i in at.image if "enlarged" in str(i.proto)]) == 1
     press(at, "review_zoom_button")
     assert not [i for i in at.image if "enlarged" in str(i.proto)]
+
+
+def test_generated_faces_the_filter_decided_are_not_shown_and_the_hardest_come_first(env_workbench: Workbench) -> None:
+    from likeness.models import GeneratedImage
+    from tests.qa.test_filter import write_faces
+
+    wb = env_workbench
+    ids = write_faces(wb, 6)
+    with wb.db.unit_of_work() as session:   # the filter decided the first two; of the rest, seed 4 is the most uncertain
+        rows = {g.seed: g for g in session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(ids)))}
+        for seed, (decision, score) in enumerate([("accept", 0.99), ("reject", 0.01), (None, 0.8), (None, 0.3),
+                                                  (None, 0.52), (None, 0.9)]):
+            rows[seed].decision, rows[seed].decision_score = decision, score
+        items = {i.image_sha256: i for i in session.scalars(select(ReviewItem))}
+        for row in rows.values():
+            items[row.image_sha256].priority = 0.5 * (1 - abs(2 * row.decision_score - 1))
+        expected = [items[rows[s].image_sha256].id for s in (4, 3, 2, 5)]
+    add_user(wb, "rita", Role.reviewer)
+    at = open_review("rita")
+    assert list(at.session_state["review_batch"]) == expected
+
+    press(at, "review_measures")   # M shows the automatic checks and the filter's score
+    assert any(m.value.startswith("Automatic checks") and "0.520" in m.value for m in at.main.markdown)
+    assert any("craters" in c.value for c in at.main.caption)

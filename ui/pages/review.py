@@ -218,6 +218,14 @@ def show_measures(card: qa_api.ReviewCard, verdict: dict) -> None:
     if not verdict:
         text.caption("The detector stored no measures for this face.")
         return
+    if "checks" in verdict:   # a generated face: its automatic checks and the learned filter's score
+        score = verdict.get("filter_score")
+        text.markdown("Automatic checks" + (f" · filter p(good) **{score:.3f}**" if score is not None else ""))
+        text.caption(" · ".join(
+            f"{plain(name)} {_number(entry.get('value'))}" + (" ⚑" if entry.get("flagged") else "")
+            for name, entry in verdict["checks"].items() if isinstance(entry, dict)) or "no checks stored")
+        if "state" not in verdict:
+            return
     text.markdown(
         f"Detector: **{plain(str(verdict.get('state', '–')))}** · confidence {_number(verdict.get('confidence'))}"
         + (f" · {plain(str(verdict['reason']))}" if verdict.get("reason") else "")
