@@ -275,7 +275,7 @@ def test_generated_faces_the_filter_decided_are_not_shown_and_the_hardest_come_f
             rows[seed].decision, rows[seed].decision_score = decision, score
         items = {i.image_sha256: i for i in session.scalars(select(ReviewItem))}
         for row in rows.values():
-            items[row.image_sha256].priority = 0.5 * (1 - abs(2 * row.decision_score - 1))
+            items[row.image_sha256].priority = 0.5 * (1 - abs(2 * (row.decision_score or 0.0) - 1))
         expected = [items[rows[s].image_sha256].id for s in (4, 3, 2, 5)]
     add_user(wb, "rita", Role.reviewer)
     at = open_review("rita")
