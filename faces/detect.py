@@ -10,6 +10,8 @@ not survive fork() once used, so worker pools must use the 'spawn' or 'forkserve
 if the parent has searched for faces itself. What MediaPipe and TensorFlow Lite log from C++ while
 a graph runs (notes on model signatures and projections, whatever the environment asks) is
 caught on fd 2 around each call and dropped; their errors become warnings of this module's logger.
+Images go to the graphs as read-only views, whose pixels MediaPipe reads without a copy, and
+FaceMesh's landmarks are read straight off the bytes of its output packet.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def _graph(kind: str, confidence: float) -> Any:
                 graph = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
                                                         max_num_faces=int(kind[4:]),
                                                         min_detection_confidence=confidence)
+                _bind_mesh_internals()
             else:
                 graph = mp.solutions.face_detection.FaceDetection(
                     model_selection=1 if kind == "full" else 0, min_detection_confidence=confidence)
@@ -141,10 +144,64 @@ def _graph(kind: str, confidence: float) -> Any:
 
 def _run(graph: Any, image: np.ndarray) -> Any:
     """``graph.process(image)`` with the C++ log lines it prints caught (see the module doc)."""
+    image = _shared(image)
     with logs.native_stderr() as captured:
         result = graph.process(image)
     _hand_on(captured)
     return result
+
+
+def _shared(image: np.ndarray) -> np.ndarray:
+    """A read-only view of a C-contiguous image, which MediaPipe wraps in its packet as it is; a
+    writable array it copies first (3 MB for a 1024 px crop, a tenth of the mesh's time). Every
+    call here returns once the graph is idle, so the caller's array is not read afterwards."""
+    if image.flags.c_contiguous and image.flags.writeable:
+        image = image.view()
+        image.flags.writeable = False
+    return image
+
+
+def _mesh_wire(graph: Any, image: np.ndarray) -> list[bytes]:
+    """The serialized NormalizedLandmarkList of every face a FaceMesh graph finds in ``image``,
+    C++ log lines caught as in :func:`_run`.
+
+    ``FaceMesh.process`` is what runs here, less what it does in Python on top of the graph: a
+    named-tuple class made afresh on every call, and every face's protobuf parsed from the bytes
+    that the landmark reader turns straight into an array. A graph without the
+    ``SolutionBase`` internals of the pinned MediaPipe goes through ``process`` instead."""
+    image = _shared(image)
+    packets = getattr(graph, "_graph_outputs", None)
+    runner = getattr(graph, "_graph", None)
+    if not isinstance(packets, dict) or runner is None or _serialized_protos is None:
+        return [face.SerializeToString() for face in _run(graph, image).multi_face_landmarks or []]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError("Input image must contain three channel rgb data.")
+    packets.clear()
+    graph._simulated_timestamp += 33333  # as process() does: a 30 fps stream
+    packet = graph._make_packet(_IMAGE, image).at(graph._simulated_timestamp)
+    with logs.native_stderr() as captured:
+        runner.add_packet_to_input_stream(stream=_MESH_INPUT, packet=packet)
+        runner.wait_until_idle()
+    _hand_on(captured)
+    landmarks = packets.get(_MESH_OUTPUT)
+    return [] if landmarks is None or landmarks.is_empty() else list(_serialized_protos(landmarks))
+
+
+_MESH_INPUT, _MESH_OUTPUT = "image", "multi_face_landmarks"
+_IMAGE: Any = None
+_serialized_protos: Any = None
+
+
+def _bind_mesh_internals() -> None:
+    """What :func:`_mesh_wire` needs of MediaPipe, looked up once a mesh graph exists."""
+    global _IMAGE, _serialized_protos
+    try:
+        from mediapipe.python._framework_bindings import _packet_getter
+        from mediapipe.python.solution_base import PacketDataType
+
+        _IMAGE, _serialized_protos = PacketDataType.IMAGE, _packet_getter._get_serialized_proto_list
+    except (ImportError, AttributeError):  # another MediaPipe: process() it is
+        _IMAGE = _serialized_protos = None
 
 
 def _hand_on(captured: logs.Captured) -> None:
@@ -155,7 +212,8 @@ def _hand_on(captured: logs.Captured) -> None:
 
 def _measure(pts: np.ndarray, score: float) -> FaceFinding:
     """The finding of one mesh, every measure taken once (:func:`faces.measures.face_geometry`)."""
-    (x0, y0), (x1, y1) = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
+    xs, ys = pts[:, 0], pts[:, 1]  # a reduction per column: over axis 0 of the strided pair it costs ten times more
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
     g = face_geometry(pts)
     return FaceFinding(
         box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), landmarks=pts,
@@ -248,30 +306,43 @@ def _square_crop(src: np.ndarray, cx: float, cy: float, side: float) -> Crop | N
 
 # A NormalizedLandmarkList of 478 points with x, y and z set (and no visibility or presence) is,
 # on the wire, 478 records of 17 bytes: field 1 (landmark) of length 15, then fields 1, 2 and 3
-# as 32-bit floats. Reading them in one go costs microseconds where 1,434 attribute reads cost
-# most of a millisecond; any other layout is read point by point.
-_WIRE_RECORD = np.dtype([("head", "u1", 3), ("x", "<f4"), ("ky", "u1"), ("y", "<f4"), ("kz", "u1"), ("z", "<f4")])
-_WIRE_HEAD = np.array([0x0A, 15, 0x0D], np.uint8)
+# as 32-bit floats, at bytes 3, 8 and 13 of each record. Reading them in one go costs microseconds
+# where 1,434 attribute reads cost most of a millisecond; any other layout is read point by point.
+_WIRE_STEP = 17
+_WIRE_KEYS = {offset: bytes([key]) * N_LANDMARKS for offset, key in ((0, 0x0A), (1, 15), (2, 0x0D), (7, 0x15), (12, 0x1D))}
 
 
 def _landmark_array(face: Any) -> np.ndarray:
     """(n, 3) normalised landmarks of one FaceMesh face (float32 off the wire, else float64)."""
-    wire = face.SerializeToString()
-    if len(wire) == N_LANDMARKS * _WIRE_RECORD.itemsize:
-        records = np.frombuffer(wire, _WIRE_RECORD)
-        if (records["head"] == _WIRE_HEAD).all() and (records["ky"] == 0x15).all() and (records["kz"] == 0x1D).all():
-            return np.stack([records["x"], records["y"], records["z"]], axis=1)
+    return _wire_landmarks(face.SerializeToString(), face)
+
+
+def _wire_landmarks(wire: bytes, face: Any = None) -> np.ndarray:
+    """:func:`_landmark_array` of a face's serialized NormalizedLandmarkList (``face``: the same
+    message parsed, if at hand)."""
+    if len(wire) == N_LANDMARKS * _WIRE_STEP and all(wire[o::_WIRE_STEP] == k for o, k in _WIRE_KEYS.items()):
+        # x, y and z lie 5 bytes apart in every record: one strided view of the bytes, read-only.
+        return np.ndarray((N_LANDMARKS, 3), np.dtype("<f4"), wire, 3, (_WIRE_STEP, 5))
+    if face is None:
+        from mediapipe.framework.formats import landmark_pb2
+
+        face = landmark_pb2.NormalizedLandmarkList.FromString(wire)
     return np.fromiter((c for p in face.landmark for c in (p.x, p.y, p.z)), np.float64).reshape(-1, 3)
 
 
-def _mesh(image: np.ndarray, graph: Any) -> list[np.ndarray]:
-    """FaceMesh landmarks as (478, 3) arrays in ``image`` pixels (z scaled like x)."""
+def _mesh(image: np.ndarray, graph: Any, dtype: type[np.floating] = np.float64) -> list[np.ndarray]:
+    """FaceMesh landmarks as (478, 3) arrays in ``image`` pixels (z scaled like x), of ``dtype``.
+    In float32 they are the float64 ones rounded: a float32 landmark times a whole number of
+    pixels is exact in float64, and float32 arithmetic rounds that exact product the same way."""
     h, w = image.shape[:2]
+    scale = np.array([w, h, w], dtype)
     out = []
-    for face in _run(graph, image).multi_face_landmarks or []:
-        a = _landmark_array(face)
-        if a.shape == (N_LANDMARKS, 3) and np.isfinite(a).all():
-            out.append(a * np.array([w, h, w], np.float64))
+    for wire in _mesh_wire(graph, image):
+        a = _wire_landmarks(wire)
+        if a.shape == (N_LANDMARKS, 3):
+            pts = np.multiply(a, scale, dtype=dtype)
+            if np.isfinite(pts).all():
+                out.append(pts)
     return out
 
 
@@ -344,11 +415,12 @@ def mesh_aligned_face(rgb: np.ndarray, *, min_confidence: float = 0.5) -> FaceFi
     factor = max(1, math.ceil(max(h, w) / ALIGNED_MESH_EDGE))
     small = cv2.resize(rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA) if factor > 1 else rgb
     with _graphs_lock:
-        meshes = _mesh(np.ascontiguousarray(small), _graph("mesh1", min_confidence))
+        meshes = _mesh(np.ascontiguousarray(small), _graph("mesh1", min_confidence),
+                       np.float32 if factor == 1 else np.float64)
     if not meshes:
         return None
     pts = meshes[0] if factor == 1 else meshes[0] * [w / small.shape[1], h / small.shape[0], w / small.shape[1]]
-    return _measure(pts.astype(np.float32), min_confidence)
+    return _measure(pts.astype(np.float32, copy=False), min_confidence)
 
 
 def _find(rgb: np.ndarray, max_faces: int, confidence: float) -> list[FaceFinding]:

@@ -95,6 +95,7 @@ def _pose(r: np.ndarray | None) -> tuple[float, float, float]:
 # right eye, 6-11 the left), the irises, forehead and chin; _AT gives a landmark's row.
 _GATHER = (*RIGHT_EYE, *LEFT_EYE, RIGHT_IRIS, LEFT_IRIS, FOREHEAD, CHIN)
 _AT = {index: row for row, index in reversed(list(enumerate(_GATHER)))}
+_GATHER_ROWS = np.array(_GATHER, np.intp)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +167,7 @@ def face_geometry(pts: np.ndarray) -> FaceGeometry:
     """All of :class:`FaceGeometry` from a (478, 3) landmark array, reading only the points it
     needs (landmarks elsewhere may be anything). Plain float arithmetic on those few points: the
     mesh pass measures every face, and a dozen small numpy calls would cost more than the rest."""
-    p: list[Point] = np.asarray(pts)[list(_GATHER), :3].astype(np.float64).tolist()
+    p: list[Point] = np.asarray(pts).take(_GATHER_ROWS, axis=0)[:, :3].astype(np.float64).tolist()
     right, left = p[0:6], p[6:12]
     ear_r, width_r = _ear(right)
     ear_l, width_l = _ear(left)

@@ -365,3 +365,21 @@ def test_an_aligned_crop_is_meshed_as_it_is(astronaut: np.ndarray) -> None:
     with faces_module._graphs_lock:
         direct = faces_module._mesh(crop, faces_module._graph("mesh1", 0.5))[0].astype(np.float32)
     np.testing.assert_array_equal(finding.landmarks, direct)  # no shrunk copy in between
+
+
+def test_the_mesh_pass_reads_what_facemesh_process_gives(astronaut: np.ndarray) -> None:
+    crop = align_face(astronaut, ffhq_quad(find_faces(astronaut)[0].landmarks), 1024)
+    assert crop.flags.writeable
+    with faces_module._graphs_lock:
+        graph = faces_module._graph("mesh1", 0.5)
+        wire = faces_module._mesh_wire(graph, crop)
+        faces = graph.process(crop).multi_face_landmarks
+        processed = [face.SerializeToString() for face in faces]
+        # A graph without the pinned MediaPipe's internals goes through process() itself.
+        plain = type("Plain", (), {"process": staticmethod(graph.process)})()
+        through_process = faces_module._mesh_wire(plain, crop)
+        blank = faces_module._mesh_wire(graph, np.full((256, 256, 3), 128, np.uint8))
+    assert len(wire) == 1 and wire == processed == through_process and blank == []
+    by_point = np.array([(p.x, p.y, p.z) for p in faces[0].landmark])
+    np.testing.assert_array_equal(faces_module._wire_landmarks(wire[0]), by_point)
+    assert crop.flags.writeable  # the caller's array is lent read-only, not changed
