@@ -40,6 +40,7 @@ PAGES = {
     "training": ("ui/pages/training.py", "Training", ":material/model_training:"),
     "datasets": ("ui/pages/datasets.py", "Datasets", ":material/dataset:"),
     "lineage": ("ui/pages/lineage.py", "Lineage", ":material/account_tree:"),
+    "faces": ("ui/pages/faces.py", "Faces", ":material/face:"),
 }
 LOGIN = "ui/pages/login.py"
 
@@ -104,7 +105,7 @@ def main() -> None:
         file, title, icon = PAGES[path]
         return st.Page(file, title=title, icon=icon, url_path=path, default=path == "shoots")
 
-    pages = {"Studio": [page("shoots")]}
+    pages = {"Studio": [page("shoots")], "Outputs": [page("faces")]}
     if user.role in (Role.photographer, Role.admin):
         pages["Studio"].append(page("capture"))
     if user.role in (Role.labeler, Role.admin):

@@ -16,10 +16,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Every page a role can open (the sidebar's links), Shoots being the default page "".
 EXPECTED_PAGES = {
-    Role.photographer: {"", "capture"},
-    Role.labeler: {"", "labeling"},
-    Role.reviewer: {"", "review"},
-    Role.admin: {"", "labeling", "review", "capture", "people", "users", "datasets", "training", "lineage"},
+    Role.photographer: {"", "capture", "faces"},
+    Role.labeler: {"", "labeling", "faces"},
+    Role.reviewer: {"", "review", "faces"},
+    Role.admin: {"", "labeling", "review", "capture", "people", "users", "datasets", "training", "lineage", "faces"},
 }
 
 

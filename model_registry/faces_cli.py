@@ -1,20 +1,19 @@
-"""`likeness faces`: the automatic checks on generated faces."""
+"""`likeness faces`: generated faces — their automatic checks, and a balanced delivery to a spec."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from sqlalchemy import select
 
 from likeness.cli import open_workbench, print_line, sub_app
 from likeness.models import GeneratedImage
+from model_registry.delivery import deliver
 from qa.generated.store import check_images
+from training.snapshots.spec import load_spec
 
-faces_app = sub_app("Generated faces: automatic checks on every image.")
-
-
-@faces_app.callback()
-def _group() -> None:
-    """Generated faces: automatic checks on every image."""
+faces_app = sub_app("Generated faces: automatic checks on every image, and balanced deliveries.")
 
 
 @faces_app.command("check")
@@ -32,3 +31,13 @@ def check(checkpoint: int | None = typer.Option(None, "--checkpoint", help="Only
     flagged = ", ".join(f"{name} {count}" for name, count in sorted(summary.flagged.items())) or "none"
     print_line(f"checked {summary.checked} generated image(s): {summary.no_face} without a face, "
                f"{summary.mismatched} contradicting their label; flagged: {flagged}")
+
+
+@faces_app.command("export")
+def export(spec: Path = typer.Argument(..., help="A dataset snapshot spec (TOML): size and quotas."),
+           out: Path = typer.Argument(..., help="Folder for the signed PNGs and attributes.csv.")) -> None:
+    """Deliver a balanced set of approved generated faces to the spec's quotas, with Content Credentials."""
+    with open_workbench() as workbench:
+        delivery = deliver(workbench, load_spec(spec), out)
+    for line in delivery.lines():
+        print_line(line)
