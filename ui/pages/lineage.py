@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
 
-from likeness.models import Person, Role
+from ingest import api as ingest_api
+from likeness.models import Role
 from model_registry.lineage import SHOWN, Kind, Level, lineage
 from model_registry.taint import retrain_plan
 from ui._common import guard, plain, require_role, workbench
@@ -54,7 +54,7 @@ def _levels_table(levels: list[Level]) -> pd.DataFrame:
 
 _from_query()
 with guard(stop=True), wb.db.unit_of_work() as session:
-    codes = list(session.scalars(select(Person.code).order_by(Person.code)))
+    codes = ingest_api.person_codes(session=session)
 left, middle, right = st.columns([1, 3, 1])
 kind = Kind(left.selectbox("Start from", [k.value for k in Kind], key=KIND_KEY))
 if kind is Kind.person and codes:
