@@ -6,7 +6,7 @@
 What it does, in one run:
 
 1. Builds ``1 + --frames + --burst`` full-size Bayer DNGs from real photographs with
-   ``bench.ingest.build_shoot`` (every frame its own framing, exposure and white balance, so no
+   ``bench.harness.build_shoot`` (every frame its own framing, exposure and white balance, so no
    two share a hash), into a source folder outside the watched one (set-up, reported but not
    counted). A fresh SQLite database and blob store under a temporary folder get the shoot's
    sitters, each with an ai_training release signed on the shoot date (``harness.fresh_workbench``).
@@ -62,8 +62,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import CpuMeter, cpu_model, fresh_workbench, load_line, process_pool, stats, verdict
-from bench.ingest import SHOOT_NAME, build_shoot
+from bench.harness import SHOOT_NAME, CpuMeter, build_shoot, cpu_model, fresh_workbench, load_line, process_pool, stats, verdict
 
 RATIO_TARGET = 1.3  # p95 of file complete → verdict over the bare decode of the same files
 PERCENTILES = (50, 95)

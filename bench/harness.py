@@ -355,3 +355,250 @@ def fresh_workbench(root: Path, *, workers: int, sitters: Sequence[str] = (),
         workbench.close()
         raise
     return workbench
+
+
+# -------------------------------------------------------------------------------------------------
+# Full-size test shoots: DNGs rendered from real photographs (bench.ingest, bench.capture)
+# -------------------------------------------------------------------------------------------------
+
+ASTRONAUT = "skimage:astronaut"
+MIN_SOURCE_EDGE = 256  # smaller photographs hold too little detail to stand for a 24 MP frame
+MAX_LOOK_ATTEMPTS = 6  # new framings tried when a rendered frame does not show exactly one face
+SHOOT_NAME = "bench-shoot"
+
+
+def _probe_task(source: str) -> dict[str, Any]:
+    """Size and faces of a source photograph, as the ingest's detector sees it."""
+    import numpy as np
+
+    from faces.detect import find_faces
+
+    photo = _load_photo(source)
+    faces = find_faces(photo)
+    astronaut = _load_photo(ASTRONAUT)
+    same_as_astronaut = (source != ASTRONAUT and photo.shape == astronaut.shape
+                         and bool(np.array_equal(photo, astronaut)))
+    return {
+        "source": source,
+        "width": int(photo.shape[1]),
+        "height": int(photo.shape[0]),
+        "faces": len(faces),
+        "face_box": [float(v) for v in faces[0].box] if len(faces) == 1 else None,
+        "same_as_astronaut": same_as_astronaut,
+    }
+
+
+def _build_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """Render one frame from its source photograph and write it as a DNG."""
+    import numpy as np
+
+    from faces.detect import find_faces
+    from samples.dng import write_dng
+    from samples.shoot import MAKE, MODEL, SERIAL
+
+    started = time.perf_counter()
+    photo = _load_photo(spec["source"])
+    rng = np.random.default_rng(spec["seed"])
+    for attempt in range(1, MAX_LOOK_ATTEMPTS + 1):  # noqa: B007 (reported below)
+        look = _draw_look(spec, photo, rng)
+        faces = len(find_faces(look["display"]))
+        if faces == 1:
+            break
+    else:
+        raise RuntimeError(
+            f"{spec['relative_path']}: no framing of {spec['source']} showed exactly one face "
+            f"in {MAX_LOOK_ATTEMPTS} tries (last: {faces})"
+        )
+    path = Path(spec["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_dng(
+        path,
+        _to_stored(look["display"], look["orientation"]),
+        make=MAKE,
+        model=MODEL,
+        serial=SERIAL,
+        white_balance=look["white_balance"],
+        exposure_ev=look["exposure_ev"],
+        orientation=look["orientation"],
+        capture_time=dt.datetime.fromisoformat(spec["capture_time"]),
+        iso=int(rng.choice([100, 100, 200, 400])),
+        exposure_time=(1, int(rng.choice([125, 160, 200]))),
+        f_number=float(rng.choice([5.6, 8.0, 11.0])),
+        focal_length=85.0,
+        preview_size=spec["preview_size"],
+    )
+    return {
+        "relative_path": spec["relative_path"],
+        "source": spec["source"],
+        "seconds": time.perf_counter() - started,
+        "attempts": attempt,
+        "orientation": look["orientation"],
+        "exposure_ev": round(look["exposure_ev"], 3),
+        "white_balance": [round(v, 3) for v in look["white_balance"]],
+        "bytes": path.stat().st_size,
+    }
+
+
+# -------------------------------------------------------------------------------------------------
+# Rendering frames from photographs
+# -------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _load_photo(source: str):  # -> np.ndarray (H, W, 3) uint8, upright
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    if source == ASTRONAUT:
+        from skimage import data as skdata
+
+        return skdata.astronaut()
+    with Image.open(source) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def _draw_look(spec: dict[str, Any], photo, rng) -> dict[str, Any]:
+    """One framing of the photograph, with its exposure and as-shot white balance."""
+    from samples.shoot import render_portrait_frame
+
+    width, height = spec["size"]
+    exposure_ev = float(rng.uniform(-0.7, 0.7))
+    white_balance = (float(rng.uniform(1.7, 2.4)), 1.0, float(rng.uniform(1.3, 1.9)))
+    if spec["source"] == ASTRONAUT:
+        # A camera turned for a portrait frame now and then, as in a real session.
+        orientation = 6 if spec["index"] % 4 == 2 else 1
+        display_size = (height, width) if orientation == 6 else (width, height)
+        display = render_portrait_frame(
+            photo,
+            display_size,
+            face_centre=(float(rng.uniform(0.36, 0.64)), float(rng.uniform(0.38, 0.52))),
+            face_width=float(rng.uniform(0.18, 0.36)),
+            rng=rng,
+        )
+    else:
+        orientation = 6 if photo.shape[0] > photo.shape[1] else 1
+        display_size = (height, width) if orientation == 6 else (width, height)
+        display = _frame_photo(photo, display_size, spec["face_box"], rng)
+    return {"display": display, "orientation": orientation, "exposure_ev": exposure_ev, "white_balance": white_balance}
+
+
+def _frame_photo(photo, size: tuple[int, int], face_box: list[float], rng):
+    """Crop ``photo`` to the aspect of ``size`` (zoomed in by a random amount, the face placed
+    somewhere near the middle but always wholly inside) and scale it to ``size``."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    ih, iw = photo.shape[:2]
+    aspect = width / height
+    if iw / ih > aspect:
+        max_w, max_h = ih * aspect, float(ih)
+    else:
+        max_w, max_h = float(iw), iw / aspect
+    x0, y0, x1, y1 = face_box
+    fw, fh = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    max_zoom = max(1.0, min(1.6, max_w / (2.2 * fw), max_h / (2.2 * fh)))
+    zoom = float(rng.uniform(1.0, max_zoom))
+    ww, wh = max_w / zoom, max_h / zoom
+
+    def place(start: float, lo_face: float, hi_face: float, extent: float, window: float) -> float:
+        # Keep the window inside the photo and the face inside the window.
+        lo, hi = max(0.0, hi_face - window), min(extent - window, lo_face)
+        if lo > hi:  # the face is larger than the window: centre on it
+            return float(np.clip((lo_face + hi_face - window) / 2, 0.0, extent - window))
+        return float(np.clip(start, lo, hi))
+
+    left = place((x0 + x1) / 2 - float(rng.uniform(0.38, 0.62)) * ww, x0, x1, iw, ww)
+    top = place((y0 + y1) / 2 - float(rng.uniform(0.32, 0.5)) * wh, y0, y1, ih, wh)
+    frame = Image.fromarray(photo).resize(
+        (width, height), Image.Resampling.LANCZOS, box=(left, top, left + ww, top + wh)
+    )
+    return np.asarray(frame)
+
+
+def _to_stored(display, orientation: int):
+    """Pixels as the sensor records them, given how they are displayed (Orientation 1 or 6)."""
+    import numpy as np
+
+    if orientation == 1:
+        return display
+    if orientation == 6:  # displayed = stored rotated 90 degrees clockwise
+        return np.ascontiguousarray(np.rot90(display, k=1))
+    raise ValueError(f"unsupported orientation {orientation}")
+
+
+# -------------------------------------------------------------------------------------------------
+# The shoot
+# -------------------------------------------------------------------------------------------------
+
+
+def _candidate_sources() -> list[str]:
+    sources = [ASTRONAUT]
+    folder = testdata_dir() / "faces" / "open"
+    if folder.is_dir():
+        sources += sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    return sources
+
+
+def _source_label(source: str) -> str:
+    return "skimage.data.astronaut()" if source == ASTRONAUT else Path(source).name
+
+
+def build_shoot(dest: Path, *, files: int, size: tuple[int, int], preview_size: int, seed: int,
+                shoot_date: dt.date, say) -> dict[str, Any]:
+    """Probe the sources, then render ``files`` frames into ``dest`` (one sitter per source)."""
+    started = time.perf_counter()
+    build_workers = max(1, min(os.cpu_count() or 1, files))
+    with process_pool(build_workers) as pool:
+        probes = list(pool.map(_probe_task, _candidate_sources()))
+        sources, skipped = [], {}
+        for probe in probes:
+            label = _source_label(probe["source"])
+            if probe["same_as_astronaut"]:
+                skipped[label] = "the same picture as skimage.data.astronaut()"
+            elif min(probe["width"], probe["height"]) < MIN_SOURCE_EDGE:
+                skipped[label] = f"{probe['width']}x{probe['height']} is under {MIN_SOURCE_EDGE} px"
+            elif probe["source"] != ASTRONAUT and probe["faces"] != 1:
+                skipped[label] = f"{probe['faces']} faces found, not exactly one"
+            else:
+                sources.append(probe)
+        for label, why in skipped.items():
+            say(f"  source skipped: {label} ({why})")
+        sitters = {probe["source"]: f"P{number:04d}" for number, probe in enumerate(sources, start=1)}
+        clock = dt.datetime.combine(shoot_date, dt.time(10, 0, 0))
+        specs = []
+        for index in range(files):
+            probe = sources[index % len(sources)]
+            relative = f"{sitters[probe['source']]}/frame_{index + 1:03d}.dng"
+            specs.append({
+                "index": index, "source": probe["source"], "face_box": probe["face_box"],
+                "relative_path": relative, "path": str(dest / relative), "size": list(size),
+                "seed": seed * 100_003 + index, "preview_size": preview_size,
+                "capture_time": (clock + dt.timedelta(seconds=17 * index)).isoformat(),
+            })
+        say(f"  rendering {files} frames of {size[0]}x{size[1]} from {len(sources)} photographs "
+            f"in {build_workers} processes …")
+        frames = []
+        for outcome in pool.map(_build_task, specs):
+            frames.append(outcome)
+            say(f"    {outcome['relative_path']}  {_source_label(outcome['source'])}  "
+                f"EV {outcome['exposure_ev']:+.2f}  orientation {outcome['orientation']}  {outcome['seconds']:.1f} s")
+    codes = sorted(set(sitters[s["source"]] for s in specs))
+    manifest = [
+        f'name = "{SHOOT_NAME}"',
+        f"date = {shoot_date.isoformat()}",
+        'studio = "Benchmark"',
+        'camera = "Likeness Studio Simulator"',
+        "sitters = [" + ", ".join(f'"{code}"' for code in codes) + "]",
+    ]
+    (dest / "shoot.toml").write_text("\n".join(manifest) + "\n", encoding="utf-8")
+    return {
+        "path": dest,
+        "files": [dest / f["relative_path"] for f in frames],
+        "frames": frames,
+        "sitters": codes,
+        "sources": {_source_label(s): sitters[s] for s in sitters},
+        "skipped_sources": skipped,
+        "bytes": sum(f["bytes"] for f in frames),
+        "seconds": time.perf_counter() - started,
+    }
