@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 figures["plain_ms"].append((time.perf_counter() - start) / len(pngs) * 1000)
                 start = time.perf_counter()
                 for i, png in enumerate(pngs):
-                    signed = signer.sign(png, facts=facts, title=f"seed{i}.png")
-                    write_bytes_atomic(folder / f"signed{i}.png", signed)
-                    grown.append(len(signed) - len(png))
+                    signed_png = signer.sign(png, facts=facts, title=f"seed{i}.png")
+                    write_bytes_atomic(folder / f"signed{i}.png", signed_png)
+                    grown.append(len(signed_png) - len(png))
                 figures["signed_ms"].append((time.perf_counter() - start) / len(pngs) * 1000)
     plain, signed = stats(figures["plain_ms"]), stats(figures["signed_ms"])
     report = {"images": args.images, "size": args.size, "rounds": args.rounds, "plain_ms": plain, "signed_ms": signed,
