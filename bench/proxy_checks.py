@@ -8,7 +8,8 @@ item: for each check, the share of each artifact type it flags (recall) and of t
 (false positives). The timing alternates, round after round, our check_face over every held-out
 item with the bare FaceMesh call on the same images, so that machine noise falls on both; the
 ratio of the two medians is the figure to watch. ``--calibrate`` prints each measure's 95th
-percentile over the good *train* items, the recipe for :mod:`qa.generated.thresholds`. The load
+percentile over the good *train* items (the four eye measures of the symmetry check: their 99th),
+the recipe for :mod:`qa.generated.thresholds`. The load
 line says how busy the rest of the machine was; the last line is JSON.
 """
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import logging
 import time
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.getLogger("faces").setLevel(logging.ERROR)
     import mediapipe as mp
 
-    from qa.generated.checks import check_face
+    from qa.generated import pixels as px
+    from qa.generated.checks import check_face, symmetry_parts
 
     start = time.perf_counter()
     items = build_proxy_set()
@@ -64,13 +67,22 @@ def main(argv: list[str] | None = None) -> dict:
         console.print(name.ljust(12) + "".join(f"{row[a]:11.2f}" for a in ARTIFACTS) + f"{row['good_fpr']:10.2f}")
     console.print("any check".ljust(12) + "".join(f"{any_flag[a]:11.2f}" for a in ARTIFACTS) + f"{any_flag['none']:10.2f}")
 
-    calibration = {}
+    calibration: dict[str, Any] = {}
     if args.calibrate:
-        train_good = [check_face(i.image).checks for i in items if i.split == "train" and i.good]
-        for name in ("alignment", "symmetry", "sides", "craters", "background"):
-            values = [c[name]["value"] for c in train_good if c[name]["value"] is not None]
+        train_good = [(i.image, check_face(i.image)) for i in items if i.split == "train" and i.good]
+        for name in ("alignment", "sides", "craters", "background"):
+            values = [f.checks[name]["value"] for _, f in train_good if f.checks[name]["value"] is not None]
             calibration[name] = round(float(np.percentile(values, 95)), 4)
         console.print(f"95th percentiles on good train items: {calibration}")
+        parts: dict[str, list[float]] = {}
+        for image, found in train_good:
+            if found.finding is not None:
+                small, pts = px.scaled(image, found.finding.landmarks)
+                for name, value in symmetry_parts(px.lab(small), pts).items():
+                    parts.setdefault(name, []).append(value)
+        eyes = {name: round(float(np.percentile(values, 99)), 4) for name, values in parts.items()}
+        calibration["symmetry_parts"] = eyes
+        console.print(f"99th percentiles of the eye measures on good train items: {eyes}")
 
     images = [i.image for i in held]
     mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1,

@@ -4,7 +4,8 @@ as they are, and copies with artifacts made by code, labelled good or bad by con
 A GAN trained on a CPU here does not make real faces, so the checks are measured on real
 photographs instead: the shared test faces (``faces/open``, ``faces/closed``) and the portrait
 bundled with scikit-image, aligned with the project's aligner and jittered (shift, scale,
-rotation, brightness, mirror). The artifacts, each drawn with a seeded RNG:
+rotation, mirror) and relit (brightness, contrast, white balance, light falling off to one side),
+so that each source gives faces that differ the way photographs of one person do. The artifacts, each drawn with a seeded RNG:
 
 - ``crater``: a dark blotch with soft edges on the skin (cheek, forehead, chin);
 - ``smear``: a background patch smeared along one direction, feathered into its surroundings;
@@ -39,13 +40,16 @@ ARTIFACTS = ("crater", "smear", "closed_eye", "mismatched_eyes", "misaligned", "
 
 # File under the test data's faces/ -> source id. Photographs of one person or one shoot share an
 # id, so that no person is on both sides of the split (two_people and biden_oval_office are crops
-# of one photograph; the selfie pair is one person in one setting).
+# of one photograph; the selfie pair is one person in one setting; the averted gaze is Obama, eyes
+# open and looking aside, a good face).
 SOURCES: dict[str, str] = {
     "open/obama_official_portrait_2012.jpg": "obama_biden",
     "open/biden_oval_office.jpg": "obama_biden",
     "open/two_people_obama_biden.jpg": "obama_biden",
     "open/grace_hopper_128px.jpg": "grace_hopper",
+    "crossed/obama_averted_gaze.jpg": "obama_biden",
     "open/lin_manuel_miranda.png": "lin_manuel_miranda",
+    "open/curie_lab_exif_orientation_6.jpg": "curie",
     "open/selfie_open_eyes.jpg": "selfie",
     "closed/selfie_closed_eyes.jpg": "selfie",
     **{f"closed/cew_closed_eye_{n}.jpg": f"cew_{n}" for n in ("0030", "0161", "0172", "0267", "0271", "0288", "0957")},
@@ -125,14 +129,45 @@ def _jitter(rng: np.random.Generator, quad: np.ndarray, *, shift: float, turn: f
     return (quad - centre) @ rotation.T * rng.uniform(1 - scale, 1 + scale) + centre + offset
 
 
-def _crop(face: _Face, quad: np.ndarray, *, flip: bool, gain: float) -> tuple[np.ndarray, np.ndarray]:
-    """The aligned crop of ``quad`` and the face's landmarks (x, y) in its pixels."""
+@dataclass(frozen=True)
+class Light:
+    """A relighting of a crop: overall gain, a gamma (contrast), a white balance (per-channel gains)
+    and a light falling off linearly to one side (``fall`` of the gain lost across the crop)."""
+
+    gain: float = 1.0
+    gamma: float = 1.0
+    balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    fall: float = 0.0
+    angle: float = 0.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Light:
+        balance = np.exp(rng.normal(0.0, 0.05, 3))
+        return cls(gain=float(rng.uniform(0.8, 1.15)), gamma=float(rng.uniform(0.85, 1.2)),
+                   balance=(float(balance[0]), float(balance[1]), float(balance[2])),
+                   fall=float(rng.uniform(0.0, 0.35)) if rng.random() < 0.6 else 0.0,
+                   angle=float(rng.uniform(0.0, 2 * np.pi)))
+
+    def apply(self, crop: np.ndarray) -> np.ndarray:
+        if self == Light():
+            return crop
+        rgb = (crop.astype(np.float32) / 255.0) ** self.gamma * 255.0
+        gain = np.asarray(self.balance, np.float32) * self.gain
+        if self.fall:
+            yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE - 0.5
+            ramp = (xx * np.cos(self.angle) + yy * np.sin(self.angle)) * self.fall  # -fall/2 .. fall/2 across
+            rgb *= (1.0 - ramp)[..., None]
+        return np.clip(rgb * gain + 0.5, 0, 255).astype(np.uint8)
+
+
+def _crop(face: _Face, quad: np.ndarray, *, flip: bool, light: Light | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop of ``quad``, relit, and the face's landmarks (x, y) in its pixels."""
     crop = align_face(face.rgb, quad, SIZE)
     matrix = cv2.getAffineTransform(quad[:3].astype(np.float32),
                                     np.array([[0, 0], [0, SIZE], [SIZE, SIZE]], np.float32))
     pts = face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    if gain != 1.0:
-        crop = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    if light is not None:
+        crop = light.apply(crop)
     if flip:
         crop = np.ascontiguousarray(crop[:, ::-1])
         pts = np.column_stack([SIZE - pts[:, 0], pts[:, 1]])
@@ -163,11 +198,12 @@ def _crater(rng: np.random.Generator, crop: np.ndarray, pts: np.ndarray) -> np.n
 def _smear(rng: np.random.Generator, crop: np.ndarray, pts: np.ndarray) -> np.ndarray:
     face = face_mask(pts, 1.25)
     side = int(rng.uniform(0.24, 0.34) * SIZE)
-    # A patch that lies (almost) wholly in the background: corners and edges first, tried in turn.
-    for _ in range(40):
-        x, y = (int(v) for v in rng.integers(0, SIZE - side, 2))
-        if face[y:y + side, x:x + side].mean() < 0.05:
-            break
+    # A patch that lies (almost) wholly in the background, drawn among every such place (a grid of
+    # eighth-patch steps); where there is none, the place least on the face.
+    spots = [(x, y) for y in range(0, SIZE - side + 1, max(1, side // 8)) for x in range(0, SIZE - side + 1, max(1, side // 8))]
+    cover = np.array([face[y:y + side, x:x + side].mean() for x, y in spots])
+    free = np.flatnonzero(cover < 0.05)
+    x, y = spots[int(rng.choice(free)) if len(free) else int(cover.argmin())]
     length = int(rng.uniform(0.08, 0.14) * SIZE) | 1
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0 / length
@@ -238,14 +274,14 @@ def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], other
                count: int) -> Iterator[tuple[str, np.ndarray]]:
     quad0 = ffhq_quad(face.landmarks)
     for _ in range(count):
-        flip, gain = bool(rng.random() < 0.5), float(rng.uniform(0.85, 1.15))
+        flip, light = bool(rng.random() < 0.5), Light.draw(rng)
         quad = _jitter(rng, quad0, shift=0.02, turn=3.0, scale=0.03)
-        crop, pts = _crop(face, quad, flip=flip, gain=gain)
+        crop, pts = _crop(face, quad, flip=flip, light=light)
         yield "none", crop
         yield "crater", _crater(rng, crop, pts)
         yield "smear", _smear(rng, crop, pts)
         donor = donors[int(rng.integers(len(donors)))]
-        donor_crop, donor_pts = _crop(donor, ffhq_quad(donor.landmarks), flip=False, gain=1.0)
+        donor_crop, donor_pts = _crop(donor, ffhq_quad(donor.landmarks), flip=False)
         closed = crop
         for base_eye, donor_eye in zip(_sides(pts), _sides(donor_pts), strict=True):
             closed = _paste_eye(closed, pts, base_eye, donor_crop, donor_pts, donor_eye)
@@ -254,7 +290,7 @@ def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], other
         eye = _sides(pts)[side]
         if others and rng.random() < 0.5:
             other = others[int(rng.integers(len(others)))]
-            other_crop, other_pts = _crop(other, ffhq_quad(other.landmarks), flip=bool(rng.random() < 0.5), gain=1.0)
+            other_crop, other_pts = _crop(other, ffhq_quad(other.landmarks), flip=bool(rng.random() < 0.5))
             yield "mismatched_eyes", _paste_eye(crop, pts, eye, other_crop, other_pts, _sides(other_pts)[side],
                                                 scale=float(rng.choice([0.75, 1.3])))
         else:
@@ -272,7 +308,7 @@ def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], other
         else:  # scaled
             c = far.mean(axis=0)
             far = (far - c) * float(rng.choice([rng.uniform(0.6, 0.72), rng.uniform(1.4, 1.6)])) + c
-        yield "misaligned", _crop(face, far, flip=flip, gain=gain)[0]
+        yield "misaligned", _crop(face, far, flip=flip, light=light)[0]
 
 
 def _empty_crops(rng: np.random.Generator, rgb: np.ndarray, count: int) -> Iterator[np.ndarray]:
@@ -283,7 +319,7 @@ def _empty_crops(rng: np.random.Generator, rgb: np.ndarray, count: int) -> Itera
         yield cv2.resize(np.ascontiguousarray(rgb[y:y + side, x:x + side]), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
 
 
-def build_proxy_set(*, per_face: int = 6, per_empty: int = 6, seed: int = 0,
+def build_proxy_set(*, per_face: int = 8, per_empty: int = 6, seed: int = 0,
                     root: Path | None = None) -> list[ProxyItem]:
     """Every proxy item, deterministic for a seed: ``per_face`` jittered crops of each open-eyed
     face, each as it is and with every face artifact, and ``per_empty`` crops of each face-free

@@ -74,6 +74,30 @@ def _measured(fn: Callable[[], float]) -> float | None:
         return None
 
 
+def symmetry_parts(lab: np.ndarray, pts: np.ndarray) -> dict[str, float]:
+    """Every measure of how the two eyes differ: the mirrored regions, the sizes, the irises."""
+    return {"region": px.eye_asymmetry(lab, pts), **px.iris_asymmetry(lab, pts)}
+
+
+def _measured_parts(fn: Callable[[], dict[str, float]]) -> dict[str, float] | None:
+    try:
+        return fn()
+    except ValueError:  # degenerate landmarks: the measure is not taken
+        return None
+
+
+def _symmetry(parts: dict[str, float] | None) -> dict[str, Any]:
+    """One entry for the eye measures: the largest of them in units of its own threshold, so
+    that it is flagged (over 1) as soon as one of them is over its threshold."""
+    if parts is None or not all(math.isfinite(v) for v in parts.values()):
+        return entry(None, T.SYMMETRY, False, "eye asymmetry not measurable")
+    scaled = {name: value / T.SYMMETRY_PARTS[name] for name, value in parts.items()}
+    worst = max(scaled, key=lambda name: scaled[name])
+    flagged = scaled[worst] > T.SYMMETRY
+    note = f"eye asymmetry ({worst}) {parts[worst]:.3g} over {T.SYMMETRY_PARTS[worst]:g}" if flagged else ""
+    return entry(scaled[worst], T.SYMMETRY, flagged, note)
+
+
 def check_face(image: np.ndarray, *, label_attributes: Mapping[str, str] | None = None,
                eye_thresholds: EyeThresholds | None = None) -> FaceChecks:
     """Every image check of one generated face (HxWx3 uint8 RGB, framed around one face)."""
@@ -100,7 +124,7 @@ def check_face(image: np.ndarray, *, label_attributes: Mapping[str, str] | None 
     lab = px.lab(small)
     checks["alignment"] = _above(_measured(lambda: px.alignment_offset(pts, px.FRAME)), T.ALIGNMENT,
                                  "landmarks off the aligned framing by")
-    checks["symmetry"] = _above(_measured(lambda: px.eye_asymmetry(lab, pts)), T.SYMMETRY, "eye asymmetry")
+    checks["symmetry"] = _symmetry(_measured_parts(lambda: symmetry_parts(lab, pts)))
     checks["sides"] = _above(_measured(lambda: px.side_asymmetry(lab, pts)), T.SIDES, "side asymmetry")
     checks["craters"] = _above(_measured(lambda: px.crater_depth(lab, pts)), T.CRATERS, "dark skin blob")
     checks["background"] = _above(_measured(lambda: px.background_smear(lab, pts)), T.BACKGROUND,

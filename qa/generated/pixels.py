@@ -2,7 +2,11 @@
 symmetry, dark blotches on the skin and smeared background. Each is one number, higher is worse.
 
 Measures are taken on the image scaled to ``FRAME`` pixels (an aligned face is framed the same at
-any resolution), so the numbers do not depend on the generator's output size.
+any resolution), so the numbers do not depend on the generator's output size; the skin is read on
+a view halved again (``DETAIL``), which holds the blotches' scales. The skin and background
+measures are relative: a face's blotch is judged against that face's own skin texture, a smeared
+patch against the image's own other background patches, so that faces with more shading or a
+busier backdrop are not flagged for it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import cv2
 import numpy as np
 
 from faces.align import ffhq_quad
-from faces.landmarks import LEFT_EYE, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, RIGHT_EYE
+from faces.landmarks import CHIN, FOREHEAD, LEFT_EYE, LEFT_IRIS, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, RIGHT_EYE, RIGHT_IRIS
 from faces.plausibility import FACE_SIDES, NOSE_TIP
 
 FRAME = 256
@@ -21,6 +25,7 @@ _OUTER, _INNER = (8.0, 16.0), (40.0, 16.0)
 _BROWS_EYES = ((70, 63, 105, 66, 107, 133, 145, 153, 33), (300, 293, 334, 296, 336, 362, 374, 380, 263))
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
              149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FOREHEAD_MID = 151  # mid-forehead, between the brows and the hairline
 _NOSE = (168, 193, 245, 114, 129, 98, 2, 327, 358, 343, 465, 417)
 _MOUTH = (61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91, 57, 287)
 
@@ -76,7 +81,8 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def eye_asymmetry(lab: np.ndarray, pts: np.ndarray) -> float:
-    """How different the two eye regions look once mirrored onto each other."""
+    """How different the two eye regions look once mirrored onto each other (size is normalised
+    away by the mirroring: :func:`iris_asymmetry` measures it)."""
     right = _patch(lab, pts[RIGHT_EYE[0]], pts[RIGHT_EYE[3]])
     left = _patch(lab, pts[LEFT_EYE[3]], pts[LEFT_EYE[0]])
     return _difference(right, left)
@@ -100,17 +106,28 @@ def _poly(mask: np.ndarray, pts: np.ndarray, idx: tuple[int, ...], value: int, g
     cv2.fillPoly(mask, [np.round((hull - centre) * grow + centre).astype(np.int32)], (value,))
 
 
-def face_mask(pts: np.ndarray, grow: float = 1.0) -> np.ndarray:
-    mask = np.zeros((FRAME, FRAME), np.uint8)
-    _poly(mask, pts, FACE_OVAL, 1, grow)
+def face_mask(pts: np.ndarray, grow: float = 1.0, side: int = FRAME) -> np.ndarray:
+    """The face oval (grown about its centre) on a ``side`` x ``side`` grid; ``pts`` in FRAME pixels."""
+    mask = np.zeros((side, side), np.uint8)
+    _poly(mask, pts * (side / FRAME), FACE_OVAL, 1, grow)
     return mask
 
 
-def skin_mask(pts: np.ndarray) -> np.ndarray:
-    """Skin under the mesh: the face oval less eyes and brows, nose and mouth, and its rim."""
-    mask = face_mask(pts, 0.92)
-    for region in (*_BROWS_EYES, _NOSE, _MOUTH):
-        _poly(mask, pts, region, 0, 1.25)
+def skin_mask(pts: np.ndarray, side: int = FRAME) -> np.ndarray:
+    """Bare skin under the mesh, on a ``side`` x ``side`` grid: the face oval less its rim, eyes
+    and brows, nose and nostrils, mouth and its corners, and the top of the forehead (where the
+    hairline or a fringe lies): cheeks, forehead and chin, where a dark blob is not a feature."""
+    p = pts * (side / FRAME)
+    mask = face_mask(pts, 0.92, side)
+    for region in _BROWS_EYES:
+        _poly(mask, p, region, 0, 1.25)
+    _poly(mask, p, _NOSE, 0, 1.25)
+    _poly(mask, p, _MOUTH, 0, 1.5)
+    up = p[FOREHEAD] - p[CHIN]
+    up /= max(float(np.linalg.norm(up)), 1e-6)
+    reach = 0.4 * float((p[FOREHEAD] - p[FOREHEAD_MID]) @ up)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    mask[(xx - p[FOREHEAD_MID, 0]) * up[0] + (yy - p[FOREHEAD_MID, 1]) * up[1] > reach] = 0
     return mask
 
 
@@ -122,35 +139,117 @@ def _masked_blur(values: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarr
     return num / np.maximum(den, 1e-3)
 
 
+DETAIL = FRAME // 2  # side of the view the skin is read on
+# Blob scales, in eye gaps (eye centre to eye centre): skin blotches of about a tenth to a fifth
+# of the eye gap across, read with Gaussians about their own size.
+CRATER_SCALES = (0.05, 0.075)
+
+
+def _eye_gap(pts: np.ndarray) -> float:
+    return float(np.linalg.norm(pts[list(LEFT_EYE)].mean(0) - pts[list(RIGHT_EYE)].mean(0)))
+
+
 def crater_depth(lab: np.ndarray, pts: np.ndarray) -> float:
-    """The darkest soft blob on the skin: lightness of its surroundings minus its own, as a
-    difference of Gaussians over the skin mask alone, over the skin's median lightness."""
-    mask = skin_mask(pts)
-    if mask.sum() < 200:
+    """How many robust standard deviations of this face's own skin texture its darkest soft blob
+    stands out by. The blob response is the smaller principal curvature of the log lightness,
+    smoothed over the skin mask alone at each crater scale: large for a dark spot, small for the
+    dark side of an edge or a fold (one curvature only). It is z-scored against its median and
+    MAD over the skin, so smooth and textured or shaded skin are each judged by their own."""
+    mask = skin_mask(pts, DETAIL)
+    if int(mask.sum()) < 100:
         raise ValueError("too little skin under the mesh")
-    eye_gap = float(np.linalg.norm(pts[list(LEFT_EYE)].mean(0) - pts[list(RIGHT_EYE)].mean(0)))
-    light = lab[..., 0]
-    near = _masked_blur(light, mask, max(1.0, 0.06 * eye_gap))
-    around = _masked_blur(light, mask, max(2.0, 0.3 * eye_gap))
-    inner = cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0
-    median = float(np.median(light[mask > 0]))
-    return float((around - near)[inner].max() / max(median, 1.0)) if inner.any() else 0.0
+    light = cv2.resize(lab[..., 0], (DETAIL, DETAIL), interpolation=cv2.INTER_AREA)
+    light = np.log(light + 5.0) * 50.0  # shading is a gain: in log lightness it is an offset
+    inner = cv2.erode(mask, np.ones((7, 7), np.uint8)) > 0
+    if int(inner.sum()) < 50:
+        raise ValueError("too little skin under the mesh")
+    gap = _eye_gap(pts) * DETAIL / FRAME
+    best = 0.0
+    for scale in CRATER_SCALES:
+        smooth = _masked_blur(light, mask, max(1.0, scale * gap))
+        xx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
+        yy = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
+        xy = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
+        response = ((xx + yy) / 2 - np.sqrt(((xx - yy) / 2) ** 2 + xy**2))[inner]
+        median = float(np.median(response))
+        spread = 1.4826 * float(np.median(np.abs(response - median))) + 1e-6
+        best = max(best, (float(response.max()) - median) / spread)
+    return best
 
 
 CELL = 32
+_FLOOR = 0.5  # detail energy (squared lightness steps) below which a cell counts as flat
+
+
+def _box_means(integral: np.ndarray, cell: int, step: int) -> np.ndarray:
+    """Means of cell x cell boxes at ``step`` strides from an integral image."""
+    n = (integral.shape[0] - 1 - cell) // step + 1
+    y = np.arange(n) * step
+    a = integral[np.ix_(y, y)]
+    b = integral[np.ix_(y, y + cell)]
+    c = integral[np.ix_(y + cell, y)]
+    d = integral[np.ix_(y + cell, y + cell)]
+    return np.asarray((d - b - c + a) / (cell * cell))
 
 
 def background_smear(lab: np.ndarray, pts: np.ndarray) -> float:
-    """Loss of fine detail in a background patch: log of the median over the least detail energy
-    of the background cells (|Laplacian| squared, cells of CELL pixels at half-cell steps)."""
-    back = 1 - face_mask(pts, 1.3)
-    detail = cv2.Laplacian(lab[..., 0], cv2.CV_32F, ksize=3) ** 2
-    energies = []
-    for y in range(0, FRAME - CELL + 1, CELL // 2):
-        for x in range(0, FRAME - CELL + 1, CELL // 2):
-            if back[y:y + CELL, x:x + CELL].mean() > 0.95:
-                energies.append(float(detail[y:y + CELL, x:x + CELL].mean()))
-    if len(energies) < 4:
+    """The background patch whose fine detail is most lost, against the image's own others: each
+    cell (CELL pixels, half-cell steps, wholly outside the grown face oval) has a sharpness, the
+    log of its fine detail (|Laplacian| squared) over its mid-scale structure (difference of
+    Gaussians, squared), so that a smooth backdrop and a busy one each have their own level; the
+    measure is how far below the median cell the least sharp one lies. A uniformly flat backdrop
+    has no outlier: every cell sits at the floor together."""
+    light = lab[..., 0]
+    back = (1 - face_mask(pts, 1.3)).astype(np.float32)
+    fine = cv2.Laplacian(light, cv2.CV_32F, ksize=3) ** 2
+    mid = (cv2.GaussianBlur(light, (0, 0), 2.0) - cv2.GaussianBlur(light, (0, 0), 4.0)) ** 2
+    step = CELL // 2
+    inside = _box_means(cv2.integral(back), CELL, step) > 0.95
+    if int(inside.sum()) < 4:
         return 0.0
-    e = np.array(energies) + 1e-3
-    return float(np.log(np.median(e) / e.min()))
+    sharp = (np.log(_box_means(cv2.integral(fine), CELL, step) + _FLOOR)
+             - np.log(_box_means(cv2.integral(mid), CELL, step) + _FLOOR))[inside]
+    return float(np.median(sharp) - sharp.min())
+
+
+def _eye_shape(pts: np.ndarray, eye: tuple[int, ...], iris: int) -> tuple[float, float, float]:
+    """Width (corner to corner), height (mean lid gap) and iris diameter of one eye."""
+    p = pts[list(eye)]
+    ring = pts[iris + 1:iris + 5]
+    width = float(np.linalg.norm(p[0] - p[3]))
+    height = float(np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / 2
+    diameter = float(np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 2
+    return width, height, diameter
+
+
+def _iris_colour(lab: np.ndarray, pts: np.ndarray, eye: tuple[int, ...], iris: int, diameter: float) -> np.ndarray:
+    """Mean Lab of the iris disc (its inner part, less the pupil's edge) where the lids leave it."""
+    c = pts[iris]
+    r = max(1.5, 0.4 * diameter)
+    x0, y0 = max(0, int(c[0] - r)), max(0, int(c[1] - r))
+    x1, y1 = min(lab.shape[1], int(c[0] + r) + 2), min(lab.shape[0], int(c[1] + r) + 2)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError("iris off the image")
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    disc = (xx - c[0]) ** 2 + (yy - c[1]) ** 2 <= r * r
+    lids = np.zeros(disc.shape, np.uint8)
+    cv2.fillPoly(lids, [np.round(pts[list(eye)] - [x0, y0]).astype(np.int32)], (1,))
+    seen = disc & (lids > 0)
+    pick = seen if seen.sum() >= 3 else disc
+    if not pick.any():
+        raise ValueError("iris off the image")
+    return np.asarray(lab[y0:y1, x0:x1][pick].mean(axis=0))
+
+
+def iris_asymmetry(lab: np.ndarray, pts: np.ndarray) -> dict[str, float]:
+    """What the mirrored comparison normalises away: the eyes' sizes (|log| ratio right over left
+    of the iris diameter, and of the lid gap over the eye width) and the irises' colours (CIELAB
+    lightness difference and a*b* distance of the two iris discs)."""
+    (rw, rh, rd), (lw, lh, ld) = _eye_shape(pts, RIGHT_EYE, RIGHT_IRIS), _eye_shape(pts, LEFT_EYE, LEFT_IRIS)
+    if min(rw, lw, rd, ld) < 1.0:
+        raise ValueError("degenerate eye landmarks")
+    right, left = _iris_colour(lab, pts, RIGHT_EYE, RIGHT_IRIS, rd), _iris_colour(lab, pts, LEFT_EYE, LEFT_IRIS, ld)
+    return {"iris_size": abs(float(np.log(rd / ld))),
+            "opening": abs(float(np.log((rh + 1.0) / rw) - np.log((lh + 1.0) / lw))),
+            "iris_lightness": abs(float(right[0] - left[0])),
+            "iris_colour": float(np.linalg.norm(right[1:] - left[1:]))}
