@@ -62,7 +62,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import SHOOT_NAME, CpuMeter, build_shoot, cpu_model, fresh_workbench, load_line, process_pool, stats, verdict
+from bench.harness import SHOOT_NAME, CpuMeter, build_shoot, cpu_model, frame_size, fresh_workbench, load_line, process_pool, stats, verdict
 
 RATIO_TARGET = 1.3  # p95 of file complete → verdict over the bare decode of the same files
 PERCENTILES = (50, 95)
@@ -502,16 +502,6 @@ def print_report(figures: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 6000x4000, got {text!r}") from None
-    if not (128 <= width <= 6000 and 128 <= height <= 6000) or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"{text}: each side must be even and between 128 and 6000 px")
-    return width, height
-
-
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -529,7 +519,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed for the frames and the pace")
     parser.add_argument("--workers", type=_count, default=1,
                         help="the watcher's warm worker processes, as `capture watch --workers` (default 1)")
-    parser.add_argument("--size", type=_size, default=(6000, 4000), help="sensor WIDTHxHEIGHT (default 6000x4000)")
+    parser.add_argument("--size", type=frame_size, default=(6000, 4000), help="sensor WIDTHxHEIGHT (default 6000x4000)")
     parser.add_argument("--preview-size", type=int, default=1024,
                         help="long edge of the JPEG preview embedded in each DNG (default 1024)")
     parser.add_argument("--write", choices=["mixed", "close", "rename"], default="mixed",

@@ -367,6 +367,18 @@ MAX_LOOK_ATTEMPTS = 6  # new framings tried when a rendered frame does not show 
 SHOOT_NAME = "bench-shoot"
 
 
+def frame_size(text: str):  # -> tuple[int, int]; an argparse type for --size WIDTHxHEIGHT
+    import argparse
+
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 6000x4000, got {text!r}") from None
+    if not (128 <= width <= 6000 and 128 <= height <= 6000) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text}: each side must be even and between 128 and 6000 px")
+    return width, height
+
+
 def _probe_task(source: str) -> dict[str, Any]:
     """Size and faces of a source photograph, as the ingest's detector sees it."""
     import numpy as np

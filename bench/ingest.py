@@ -69,6 +69,7 @@ from bench.harness import (
     build_shoot,
     compare,
     cpu_model,
+    frame_size,
     fresh_workbench,
     peak_rss_mib,
     process_pool,
@@ -515,16 +516,6 @@ def print_profile(console: Any, profile: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 6000x4000, got {text!r}") from None
-    if not (128 <= width <= 6000 and 128 <= height <= 6000) or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"{text}: each side must be even and between 128 and 6000 px")
-    return width, height
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -540,7 +531,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--files", type=_positive, default=24, help="DNGs to build and ingest (default 24)")
     parser.add_argument("--workers", type=_positive, default=2, help="worker processes for every pool (default 2)")
-    parser.add_argument("--size", type=_size, default=(6000, 4000), help="sensor WIDTHxHEIGHT (default 6000x4000)")
+    parser.add_argument("--size", type=frame_size, default=(6000, 4000), help="sensor WIDTHxHEIGHT (default 6000x4000)")
     parser.add_argument("--repeats", type=_positive, default=2, help="floor/ingest/contact-sheet rounds (default 2)")
     parser.add_argument("--preview-size", type=_positive, default=1024,
                         help="long edge of the JPEG preview embedded in each DNG (default 1024)")

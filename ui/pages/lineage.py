@@ -72,19 +72,15 @@ if ref and str(ref).strip():
         st.subheader(plain(found.subject))
         for flag in found.flags:
             st.error(plain(flag))
-        up, down = st.columns(2)
-        with up:
-            st.markdown("**Up:** what it came from")
-            if found.up:
-                st.dataframe(_levels_table(found.up), hide_index=True, key="lineage_up", width="stretch")
-            else:
-                st.caption("Nothing: the start of the chain.")
-        with down:
-            st.markdown("**Down:** what was made from it")
-            if found.down:
-                st.dataframe(_levels_table(found.down), hide_index=True, key="lineage_down", width="stretch")
-            else:
-                st.caption("Nothing: the end of the chain.")
+        sides = [("up", "**Up:** what it came from", found.up, "the start of the chain"),
+                 ("down", "**Down:** what was made from it", found.down, "the end of the chain")]
+        for column, (key, heading, levels, end) in zip(st.columns(2), sides, strict=True):
+            with column:
+                st.markdown(heading)
+                if levels:
+                    st.dataframe(_levels_table(levels), hide_index=True, key=f"lineage_{key}", width="stretch")
+                else:
+                    st.caption(f"Nothing: {end}.")
 else:
     st.caption(f"Name {HINTS[kind]} to see its lineage.")
 
