@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from likeness.errors import ConfigError, ConsentViolation, LikenessError, NotFound
 from likeness.workbench import Workbench
@@ -36,16 +37,20 @@ from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgres
 from training.dataset import ImageFolderDataset
 from training.estimate import Estimate, describe_device, format_duration
 from training.estimate import estimate as _estimate
-from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, Label
+from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, GenerationProgress, Label
+from training.generated_scores import CheckpointScorer, ScoreSummary, score_images, unscored_images
+from training.generation_mix import Mix, allocate, checkpoint_slots
 from training.runs import CheckpointSummary, Resume, RunSummary
 from training.snapshots.api import find_snapshot_id, require_consent
+from training.snapshots.spec import load_spec
 
 __all__ = [
-    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointSummary", "Estimate", "Label",
-    "Resume", "RunDefaults", "RunSummary", "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file",
-    "checkpoints", "describe_device", "estimate_run", "format_duration", "generate", "generated_images", "read_log",
-    "request_stop", "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "start_run",
-    "start_run_process", "write_generated",
+    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointScorer", "CheckpointSummary",
+    "Estimate", "GenerationProgress", "Label", "Mix", "Resume", "RunDefaults", "RunSummary", "ScoreSummary",
+    "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file", "checkpoints", "describe_device", "estimate_run",
+    "format_duration", "generate", "generate_mix", "generated_images", "plan_mix", "read_log", "request_stop",
+    "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "score_generated",
+    "start_run", "start_run_process", "unscored_generated", "write_generated",
 ]
 
 LOG_FILE = "train.log"
@@ -248,10 +253,48 @@ def generate(
     label: Label | None = None,
     noise_mode: str = "const",
     queue_for_review: bool = True,
+    progress: gen.ProgressFn | None = None,   # after each batch: seeds done, images rendered, images/s
+    after_batch: gen.BatchFn | None = None,   # the ids each batch rendered (e.g. to score them)
 ) -> list[int]:
-    """One reproducible PNG per seed from a checkpoint (see training.generate); GeneratedImage ids."""
+    """One reproducible PNG per seed from a checkpoint (see training.generate); GeneratedImage ids.
+    A call killed part way resumes when asked again: existing recipes are skipped, not redone."""
     return gen.generate(workbench, checkpoint, seeds=seeds, psi=psi, label=label, noise_mode=noise_mode,
-                        queue_for_review=queue_for_review)
+                        queue_for_review=queue_for_review, progress=progress, after_batch=after_batch)
+
+
+def plan_mix(workbench: Workbench, checkpoint_id: int, spec_path: Path, *, n: int | None = None) -> Mix:
+    """How n faces (default: the spec's size) spread over the checkpoint's label cells to meet the
+    spec's quotas (training.generation_mix)."""
+    return allocate(load_spec(spec_path), checkpoint_slots(workbench, checkpoint_id), n=n)
+
+
+def generate_mix(workbench: Workbench, checkpoint_id: int, mix: Mix, **options: Any) -> list[int]:
+    """Generate every cell of a planned mix with its label and seeds (`options` as for `generate`,
+    with `progress` hearing the whole mix's seeds); the ids, cell after cell."""
+    progress = options.pop("progress", None)
+    ids: list[int] = []
+    for cell in mix.cells:
+        base = len(ids)
+
+        def report(p: gen.GenerationProgress, base: int = base) -> None:
+            if progress is not None:
+                progress(dataclasses.replace(p, done=base + p.done, total=mix.total))
+
+        ids += gen.generate(workbench, checkpoint_id, seeds=cell.seeds, label=list(cell.label), progress=report,
+                            **options)
+    return ids
+
+
+def score_generated(workbench: Workbench, ids: Sequence[int], *,
+                    progress: Callable[[int, int], None] | None = None,
+                    scorers: dict[int, CheckpointScorer] | None = None) -> ScoreSummary:
+    """The discriminator and realism checks of generated images (training.generated_scores)."""
+    return score_images(workbench, ids, progress=progress, scorers=scorers)
+
+
+def unscored_generated(workbench: Workbench, *, checkpoint_id: int | None = None) -> list[int]:
+    """Generated images of untainted checkpoints that lack either of those two checks."""
+    return unscored_images(workbench, checkpoint_id=checkpoint_id)
 
 
 def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int, str]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from training import api
 from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
 from training.generate import MAX_SEEDS_PER_CALL
+from training.generate import checkpoint_id as gen_checkpoint_id
+from training.generated_scores import describe as describe_scores
+from training.generated_scores import load_scorer
 from training.networks import NetworkConfig
 from training.snapshots import api as snapshots_api
 
@@ -174,25 +179,65 @@ def train_checkpoints(run: str | None = typer.Argument(None, help="Only this run
 def generate_faces(
     checkpoint: str = typer.Argument(PRODUCTION, help="Checkpoint id, a registry alias (default: production), "
                                                        "or a snapshot file of a recorded run."),
-    n: int = typer.Option(8, "--n", help="Generate seeds 0..n-1 (unless --seeds is given)."),
+    n: int | None = typer.Option(None, "--n", help="Generate seeds 0..n-1 (default 8), or with --mix this many faces "
+                                                   "(default: the spec's size)."),
     seeds: str | None = typer.Option(None, help="Seeds as a range and/or list: 0-7, or 1,5,9, or 0-3,10."),
     psi: float = typer.Option(0.7, help="Truncation towards the mean face (1: none)."),
     label: str | None = typer.Option(None, help="Attribute values (age_band=senior,expression=smile), a class index, "
                                                 "or label values as a JSON list."),
+    mix: Path | None = typer.Option(None, "--mix", help="A snapshot spec (TOML): spread the faces over label values "
+                                                        "to meet its [quotas] and [[joint]] shares."),
     noise_mode: str = typer.Option("const", help="const, random (seeded) or none."),
     review: bool = typer.Option(True, "--review/--no-review", help="Queue the images for review."),
+    score: bool = typer.Option(True, "--score/--no-score", help="Score each new face with the checkpoint's "
+                                                               "discriminator and its realism against the run's images."),
     out: Path | None = typer.Option(None, help="Also write the PNGs to this folder as seed<SEED>.png (unsigned)."),
     export: Path | None = typer.Option(None, help="Export the PNGs to this folder with Content Credentials "
                                                   "(C2PA, signed) as seed<SEED>-<SHA12>.png."),
 ) -> None:
-    """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review."""
-    chosen = _seeds(seeds) if seeds is not None else _seed_count_ok(range(n), f"--n {n}", "--n")
+    """Generate faces from a checkpoint: one reproducible PNG per seed, queued for review.
+
+    Batches are committed as they are rendered: run the same command again after a kill and it
+    continues where it stopped. Without a terminal progress is printed as lines."""
+    if mix is not None and (seeds is not None or label is not None):
+        raise typer.BadParameter("--mix chooses the labels and seeds itself", param_hint="--mix")
+    chosen = (_seeds(seeds) if seeds is not None else _seed_count_ok(range(8 if n is None else n), f"--n {n}", "--n"))
     with open_workbench() as wb:
         if export is not None:
             load_identity(wb.settings)   # an unusable signing certificate stops us before rendering
         ref = _checkpoint_ref(wb, checkpoint)
-        ids = api.generate(wb, ref, seeds=chosen, psi=psi, label=_label(wb, ref, label),
-                           noise_mode=noise_mode, queue_for_review=review)
+        plan = None
+        if mix is not None:
+            if not isinstance(ref, int):
+                raise typer.BadParameter("--mix needs a checkpoint id (its snapshot knows the labels)", param_hint="--mix")
+            plan = api.plan_mix(wb, ref, mix, n=n)
+            _seed_count_ok(range(plan.total), f"--mix {mix}", "--mix")
+            _report_mix(plan)
+        scorers: dict[int, api.CheckpointScorer] = {}
+        scored = api.ScoreSummary()
+        if score:   # loaded before rendering: a missing dataset or extractor stops us first
+            with wb.db.unit_of_work() as session:
+                checkpoint_id = ref if isinstance(ref, int) else gen_checkpoint_id(session, ref)
+            scorers[checkpoint_id] = load_scorer(wb, checkpoint_id)
+
+        def score_batch(ids: list[int]) -> None:
+            summary = api.score_generated(wb, ids, scorers=scorers)
+            scored.scored += summary.scored
+            for name, count in summary.flagged.items():
+                scored.flagged[name] = scored.flagged.get(name, 0) + count
+
+        total = plan.total if plan is not None else len(chosen)
+        with _generation_bar(total) as show:
+            options: dict[str, Any] = dict(psi=psi, noise_mode=noise_mode, queue_for_review=review, progress=show,
+                                           after_batch=score_batch if score else None)
+            if plan is not None:
+                ids = api.generate_mix(wb, ref, plan, **options)  # type: ignore[arg-type]
+            else:
+                ids = api.generate(wb, ref, seeds=chosen, label=_label(wb, ref, label), **options)
+        if score:   # faces committed by a run killed before it scored them
+            unscored = set(api.unscored_generated(wb, checkpoint_id=checkpoint_id)).intersection(ids)
+            if unscored:
+                score_batch(sorted(unscored))
         if out is not None:
             api.write_generated(wb, ids, out)
         exported = _export(wb, ids, export) if export is not None else None
@@ -200,8 +245,54 @@ def generate_faces(
     named = f"{ref} ({checkpoint})" if isinstance(ref, int) and str(ref) != checkpoint else str(checkpoint)
     console.print(f"{len(ids)} images from checkpoint {named} at psi {psi:g}{queued}"
                   + (f"; written to {out}" if out is not None else ""))
+    if score:
+        console.print(describe_scores(scored))
     if exported is not None:
         _report_export(exported)
+
+
+@generate_app.command("score")
+def generate_score(
+    checkpoint: int | None = typer.Option(None, "--checkpoint", help="Only this checkpoint's images (by id)."),
+) -> None:
+    """Score generated images that lack the discriminator or realism check (untainted checkpoints)."""
+    with open_workbench() as wb:
+        ids = api.unscored_generated(wb, checkpoint_id=checkpoint)
+        if not ids:
+            console.print("every generated image has both scores")
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("score", total=len(ids))
+            summary = api.score_generated(wb, ids, progress=lambda done, total: bar.update(task, completed=done))
+    console.print(describe_scores(summary))
+
+
+@contextlib.contextmanager
+def _generation_bar(total: int) -> Iterator[Callable[[api.GenerationProgress], None]]:
+    """A rich bar with images/s on a terminal; plain lines at most every LOG_EVERY_S otherwise."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("generate", total=total, rate="")
+        printed = [-float("inf")]
+
+        def show(report: api.GenerationProgress) -> None:
+            rate = f"{report.images_per_s:.2f} img/s" if report.rendered else "skipping existing"
+            bar.update(task, completed=report.done, rate=rate)
+            if not console.is_terminal and (report.done == total or time.monotonic() - printed[0] >= LOG_EVERY_S):
+                printed[0] = time.monotonic()
+                console.print(f"progress {report.done}/{total} seeds, {report.rendered} rendered now, {rate}")
+
+        yield show
+
+
+def _report_mix(plan: api.Mix) -> None:
+    missed = [q for q in plan.quotas if not q.met]
+    console.print(f"mix: {plan.total} faces over {len(plan.cells)} label cells ({plan.status}); "
+                  + ("every quota met" if not missed else "outside their bands: "
+                     + ", ".join(f"{q.key} {q.allocated} (want {q.low}..{q.high})" for q in missed)),
+                  markup=False, highlight=False)
 
 
 def _export(wb: Workbench, ids: list[int], folder: Path) -> ExportResult:

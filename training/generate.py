@@ -9,7 +9,11 @@ run can generate (their data passed the consent gate), and never one marked tain
 One call takes at most MAX_SEEDS_PER_CALL seeds and works through them in batches of
 GENERATE_BATCH: each batch is rendered, stored and committed before the next is read, so memory
 stays flat however many seeds are asked for (a checkpoint tainted meanwhile stops the call at
-the next batch; the batches already committed stay).
+the next batch; the batches already committed stay). A call killed part way therefore resumes
+when it is asked again: each batch first reads which of its seeds the recipe has already (one
+column query), skips those without rendering, and renders only the rest. `progress` hears
+after every batch how far the call is and how fast it renders; `after_batch` gets the ids of
+each batch's new images, once committed (to score them as they come).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from likeness.blobstore import BlobStore, sha256_file
@@ -47,6 +52,24 @@ MAX_SEED = 2**31 - 1
 MAX_SEEDS_PER_CALL = 100_000    # seeds one generate call (and one `likeness generate`) takes at most
 GENERATE_BATCH = 256            # seeds rendered and committed together
 Label = int | Sequence[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationProgress:
+    """How far one generate call is, after a batch."""
+
+    done: int                            # seeds of the call handled (rendered or found)
+    total: int                           # seeds of the call
+    rendered: int                        # images rendered by this call so far (the rest existed)
+    render_s: float                      # seconds spent rendering and storing them
+
+    @property
+    def images_per_s(self) -> float:
+        return self.rendered / self.render_s if self.render_s > 0 else 0.0
+
+
+ProgressFn = Callable[[GenerationProgress], None]
+BatchFn = Callable[[list[int]], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +105,8 @@ def generate(
     noise_mode: str = "const",           # "const" (the trained noise buffers), "random" (seeded) or "none"
     queue_for_review: bool = True,       # put every image in the thumbs-down review queue
     device: str = "cpu",                 # CPU keeps the bytes identical across machines
+    progress: ProgressFn | None = None,  # after each batch
+    after_batch: BatchFn | None = None,  # the ids of each batch's newly rendered images, once committed
 ) -> list[int]:
     """Render one PNG per seed into the blob store; returns the GeneratedImage ids, in seed order."""
     seeds = _check_seeds(seeds)
@@ -95,25 +120,38 @@ def generate(
     recipe = dict(checkpoint_id=loaded.checkpoint_id, psi=float(psi), label_key=key, noise_mode=noise_mode)
 
     ids_by_seed: dict[int, int] = {}
-    new = 0
+    rendered, render_s = 0, 0.0
     for start in range(0, len(seeds), GENERATE_BATCH):
         batch = [s for s in dict.fromkeys(seeds[start:start + GENERATE_BATCH]) if s not in ids_by_seed]
         if batch:
-            ids_by_seed.update(_generate_batch(workbench, loaded, batch, recipe=recipe, label=label, c=c,
-                                               psi=psi, noise_mode=noise_mode, queue_for_review=queue_for_review))
-            new += len(batch)
+            started = time.perf_counter()
+            found, fresh = _generate_batch(workbench, loaded, batch, recipe=recipe, label=label, c=c, psi=psi,
+                                           noise_mode=noise_mode, queue_for_review=queue_for_review)
+            ids_by_seed.update(found)
+            if fresh:
+                rendered += len(fresh)
+                render_s += time.perf_counter() - started
+                if after_batch is not None:
+                    after_batch(fresh)
+        if progress is not None:
+            progress(GenerationProgress(done=min(start + GENERATE_BATCH, len(seeds)), total=len(seeds),
+                                        rendered=rendered, render_s=render_s))
     ids = [ids_by_seed[seed] for seed in seeds]
-    log.info("checkpoint #%d: %d images (%d seeds rendered or found) at psi %g",
-             loaded.checkpoint_id, len(ids), new, psi)
+    log.info("checkpoint #%d: %d images (%d rendered now) at psi %g", loaded.checkpoint_id, len(ids), rendered, psi)
     return ids
 
 
 def _generate_batch(workbench: Workbench, loaded: LoadedGenerator, seeds: list[int], *, recipe: dict[str, object],
                     label: Label | None, c: torch.Tensor | None, psi: float, noise_mode: str,
-                    queue_for_review: bool) -> dict[int, int]:
-    """Render, store and record one batch of distinct seeds; their GeneratedImage ids by seed."""
+                    queue_for_review: bool) -> tuple[dict[int, int], list[int]]:
+    """Render, store and record one batch of distinct seeds: (GeneratedImage ids by seed, the
+    ids of the images this batch rendered). A batch the recipe has whole costs one or two
+    column queries and no rendering (that is how a killed call resumes quickly)."""
     with workbench.db.unit_of_work() as session:
-        known = _existing(recipe, seeds, session=session)
+        known = _existing_ids(recipe, seeds, session=session)
+        if len(known) == len(seeds):
+            if not queue_for_review or _all_queued(list(known.values()), session=session):
+                return {seed: image_id for seed, (image_id, _) in known.items()}, []
     images = {seed: workbench.blobs.put_bytes(_png(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
               for seed in seeds if seed not in known}
 
@@ -132,7 +170,7 @@ def _generate_batch(workbench: Workbench, loaded: LoadedGenerator, seeds: list[i
             queued = set(session.scalars(select(ReviewItem.image_sha256).where(ReviewItem.image_sha256.in_(shas))))
             for sha in sorted(shas - queued):
                 enqueue(session=session, image_sha256=sha, source=REVIEW_SOURCE)
-        return {seed: row.id for seed, row in rows.items()}
+        return {seed: row.id for seed, row in rows.items()}, [rows[seed].id for seed in images if seed not in known]
 
 
 def render(
@@ -210,6 +248,11 @@ def image_blobs(ids: Sequence[int], *, session: Session) -> list[tuple[int, str]
 
 
 # ---- Checkpoints and consent. ------------------------------------------------------------------
+
+def checkpoint_id(session: Session, checkpoint: int | Path) -> int:
+    """The id of a checkpoint given by id or snapshot file; refuses tainted or unrecorded ones."""
+    return _checkpoint(checkpoint, session=session).id
+
 
 def _checkpoint(checkpoint: int | Path, *, session: Session) -> Checkpoint:
     if isinstance(checkpoint, int):
@@ -307,6 +350,20 @@ def _label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor 
             raise InvalidInput(f"{ref} takes {c_dim} label values, got {len(values)}")
         c = torch.tensor([values], dtype=torch.float32)
     return c.to(loaded.device)
+
+
+def _existing_ids(recipe: dict[str, object], seeds: Sequence[int], *,
+                  session: Session) -> dict[int, tuple[int, str]]:
+    """(id, image SHA-256) by seed of the recipe's rows among `seeds`: columns only, no ORM rows."""
+    query = select(GeneratedImage.seed, GeneratedImage.id, GeneratedImage.image_sha256).where(
+        GeneratedImage.seed.in_(set(seeds)), *(getattr(GeneratedImage, k) == v for k, v in recipe.items()))
+    return {seed: (image_id, sha) for seed, image_id, sha in session.execute(query)}
+
+
+def _all_queued(known: list[tuple[int, str]], *, session: Session) -> bool:
+    shas = {sha for _, sha in known}
+    queued = session.scalar(select(func.count(func.distinct(ReviewItem.image_sha256))).where(ReviewItem.image_sha256.in_(shas)))
+    return queued == len(shas)
 
 
 def _existing(recipe: dict[str, object], seeds: Sequence[int], *, session: Session) -> dict[int, GeneratedImage]:

@@ -1,0 +1,223 @@
+"""Generation at scale: resumes exactly after a kill, fills a mix of labels, scores every face."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import func, select, update
+
+from likeness.errors import ConsentViolation, InvalidInput
+from likeness.models import Checkpoint, GeneratedImage
+from likeness.workbench import Workbench
+from tests.cli_runner import process_env, run_cli
+from tests.training.conftest import tiny_config
+from training import generate as gen
+from training import generated_scores as scores
+from training.dataset import ImageFolderDataset
+from training.generation_mix import allocate
+from training.metrics.features import RandomConvFeatures
+from training.runs import start_run
+from training.snapshots.encoding import label_encoding
+from training.snapshots.spec import parse_spec
+
+
+@pytest.fixture
+def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
+    """The trained snapshot recorded as a checkpoint (resuming a finished run records it, no steps)."""
+    data, run = tiny_trained_run
+    shutil.copytree(run, tmp_path / "run")
+    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
+    with workbench.db.unit_of_work() as session:
+        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
+        assert found is not None
+        return found
+
+
+# Batches of 3; the 8th render (inside the third batch, its PNG stored, its rows not committed) kills us.
+KILLED_GENERATE = textwrap.dedent("""
+    import os, signal, sys
+    from likeness.workbench import Workbench
+    from training import generate as gen
+    gen.GENERATE_BATCH = 3
+    real_png, rendered = gen._png, []
+    def png(image):
+        rendered.append(1)
+        data = real_png(image)
+        if len(rendered) == 8:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return data
+    gen._png = png
+    with Workbench.open() as wb:
+        gen.generate(wb, int(sys.argv[1]), seeds=range(12), queue_for_review=False)
+""")
+
+
+def rows(workbench: Workbench) -> list[tuple[int, str]]:
+    with workbench.db.unit_of_work() as session:
+        return list(session.execute(select(GeneratedImage.seed, GeneratedImage.image_sha256).order_by(GeneratedImage.seed)))
+
+
+def test_a_generation_killed_mid_batch_resumes_with_every_seed_once_and_the_same_bytes(
+        env_workbench: Workbench, checkpoint_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_GENERATE, str(checkpoint_id)], env=process_env(env_workbench),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert [seed for seed, _ in rows(env_workbench)] == list(range(6))   # two whole batches, nothing of the third
+
+    monkeypatch.setattr(gen, "GENERATE_BATCH", 3)
+    fresh: list[int] = []
+    ids = gen.generate(env_workbench, checkpoint_id, seeds=range(12), queue_for_review=False, after_batch=fresh.extend)
+    assert len(fresh) == 6 and set(fresh) <= set(ids)                    # only the missing seeds were rendered
+    stored = rows(env_workbench)
+    assert [seed for seed, _ in stored] == list(range(12))
+    gen._generator_from_blob.cache_clear()
+    loaded = gen.load_generator(env_workbench, checkpoint_id)
+    for seed, sha in stored:                                             # as an uninterrupted run renders them
+        assert env_workbench.blobs.read_bytes(sha) == gen._png(gen.render(loaded, [seed], psi=0.7)[0])
+    assert gen.generate(env_workbench, checkpoint_id, seeds=range(12), queue_for_review=False) == ids
+
+
+def test_progress_reports_every_batch_and_skips_existing_fast(workbench: Workbench, checkpoint_id: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gen, "GENERATE_BATCH", 4)
+    reports: list[gen.GenerationProgress] = []
+    gen.generate(workbench, checkpoint_id, seeds=range(10), progress=reports.append)
+    assert [(r.done, r.total, r.rendered) for r in reports] == [(4, 10, 4), (8, 10, 8), (10, 10, 10)]
+    assert reports[-1].images_per_s > 0
+
+    def no_rendering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a known recipe was rendered again")
+
+    monkeypatch.setattr(gen, "render", no_rendering)
+    again: list[gen.GenerationProgress] = []
+    gen.generate(workbench, checkpoint_id, seeds=range(10), progress=again.append)
+    assert [(r.done, r.rendered) for r in again] == [(4, 0), (8, 0), (10, 0)]
+
+
+MIX = """
+size = 40
+[quotas.age_band]
+adult = 0.5
+child = 0.25
+senior = 0.25
+[quotas.expression]
+smile = 0.5
+"*" = 0.5
+[[joint]]
+where = { age_band = "senior", expression = "smile" }
+share = 0.2
+"""
+
+
+def test_a_mix_meets_every_quota_with_distinct_deterministic_seeds() -> None:
+    slots = label_encoding(["age_band", "expression"])
+    mix = allocate(parse_spec(MIX), slots)
+    assert mix.status == "Optimal" and mix.total == 40 and all(q.met for q in mix.quotas)
+
+    def count(**where: set[str]) -> int:
+        return sum(c.count for c in mix.cells if all(dict(c.values)[a] in v for a, v in where.items()))
+
+    assert (count(age_band={"adult"}), count(age_band={"child"}), count(age_band={"senior"})) == (20, 10, 10)
+    assert count(expression={"smile"}) == 20 and count(age_band={"senior"}, expression={"smile"}) == 8
+    assert count(age_band={"teen", "young_adult"}) == 0                   # no share, no faces
+    assert {dict(c.values)["age_band"] for c in mix.cells} == {"adult", "child", "senior"}
+    assert all(len(c.seeds) == c.count for c in mix.cells)
+    assert len({c.seeds.start for c in mix.cells}) == len(mix.cells)     # each label its own latents
+    again = allocate(parse_spec(MIX), slots)
+    assert [(c.values, c.count, c.seeds) for c in again.cells] == [(c.values, c.count, c.seeds) for c in mix.cells]
+    bigger = allocate(parse_spec(MIX), slots, n=400)
+    assert bigger.total == 400 and all(q.met for q in bigger.quotas)
+    starts = {c.values: c.seeds.start for c in mix.cells}
+    assert all(c.seeds.start == starts[c.values] for c in bigger.cells if c.values in starts)  # a larger n extends
+
+    with pytest.raises(InvalidInput, match="skin_tone is not part of this model's label"):
+        allocate(parse_spec('size = 4\n[quotas.skin_tone]\n"1-5" = 0.5\n"*" = 0.5\n'), slots)
+
+
+def test_a_mix_needs_a_labelled_checkpoint(env_workbench: Workbench, checkpoint_id: int, tmp_path: Path) -> None:
+    spec = tmp_path / "mix.toml"
+    spec.write_text(MIX, encoding="utf-8")
+    refused = run_cli("generate", str(checkpoint_id), "--mix", str(spec))
+    assert refused.exit_code == 1 and "has no attribute labels" in refused.output
+
+
+def test_scores_are_merged_into_the_checks(env_workbench: Workbench, checkpoint_id: int) -> None:
+    wb = env_workbench
+    result = run_cli("generate", str(checkpoint_id), "--n", "6", "--no-score")
+    assert result.exit_code == 0, result.output
+    with wb.db.unit_of_work() as session:
+        ids = list(session.scalars(select(GeneratedImage.id).order_by(GeneratedImage.id)))
+        other = {"value": 0.2, "threshold": 0.5, "flagged": False, "note": "another check"}
+        session.execute(update(GeneratedImage).where(GeneratedImage.id == ids[0]).values(checks={"blotches": other}))
+    assert scores.unscored_images(wb) == ids
+
+    scored = run_cli("generate", "score", "--checkpoint", str(checkpoint_id))
+    assert scored.exit_code == 0, scored.output
+    assert "scored 6 images" in scored.output
+    with wb.db.unit_of_work() as session:
+        checks: dict[int, Any] = dict(session.execute(select(GeneratedImage.id, GeneratedImage.checks)).all())
+    assert checks[ids[0]]["blotches"] == other
+    for entry in checks.values():
+        for name in (scores.DISCRIMINATOR, scores.REALISM):
+            value, threshold = entry[name]["value"], entry[name]["threshold"]
+            assert np.isfinite(value) and entry[name]["flagged"] == (value < threshold) and entry[name]["note"]
+    assert "randconv" in checks[ids[0]][scores.REALISM]["note"]         # no Inception here: our extractor, named
+    assert scores.unscored_images(wb) == []
+    assert "every generated image has both scores" in run_cli("generate", "score").output
+
+    # Generating with scores (the default) scores the new faces as they come, and only those.
+    with_scores = run_cli("generate", str(checkpoint_id), "--seeds", "6-8")
+    assert with_scores.exit_code == 0 and "scored 3 images" in " ".join(with_scores.output.split())
+    assert scores.unscored_images(wb) == []
+
+    # A score is D's, in a fixed group: the same image scores the same whatever it is batched with.
+    scorer = scores.load_scorer(wb, checkpoint_id)
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    assert np.allclose(scorer.discriminator(images, None)[:2], scorer.discriminator(images[:2], None), atol=1e-5)
+
+
+def test_real_images_are_realistic_and_noise_is_not(faces16: Path) -> None:
+    """The realism score on real face photographs against themselves, and on pure noise."""
+    dataset = ImageFolderDataset(faces16)
+    real = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    dataset.close()
+    extractor = RandomConvFeatures()
+    features = extractor(real)
+    kept, radii = scores.prune(features, scores.knn_radii(features))
+    assert len(features) / 2 <= len(kept) < len(features)              # the larger radii are dropped
+    own = scores.realism_scores(features, kept, radii)
+    noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (8, 3, 16, 16), dtype=np.uint8))
+    noisy = scores.realism_scores(extractor(noise), kept, radii)
+    assert (own >= 1).mean() >= 0.6, own
+    assert (noisy < 1).all() and noisy.max() < np.median(own), noisy
+
+
+def test_tainted_checkpoints_are_neither_scored_nor_generated(workbench: Workbench, checkpoint_id: int) -> None:
+    ids = gen.generate(workbench, checkpoint_id, seeds=[0, 1], queue_for_review=False)
+    with workbench.db.unit_of_work() as session:
+        session.execute(update(Checkpoint).where(Checkpoint.id == checkpoint_id).values(tainted=True))
+    with pytest.raises(ConsentViolation, match="tainted"):
+        scores.score_images(workbench, ids)
+    with pytest.raises(ConsentViolation, match="tainted"):
+        gen.generate(workbench, checkpoint_id, seeds=range(5))
+    assert scores.unscored_images(workbench) == []                       # tainted images are not offered
+    with workbench.db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(GeneratedImage)) == 2
+        assert all(not checks for checks in session.scalars(select(GeneratedImage.checks)))
+
+
+def test_a_rerun_scores_faces_an_earlier_run_left_unscored(env_workbench: Workbench, checkpoint_id: int) -> None:
+    assert run_cli("generate", str(checkpoint_id), "--n", "3", "--no-score").exit_code == 0
+    assert len(scores.unscored_images(env_workbench)) == 3        # as a run killed between commit and scoring leaves them
+    again = run_cli("generate", str(checkpoint_id), "--n", "4")
+    assert again.exit_code == 0, again.output
+    assert "scored 4 images" in " ".join(again.output.split())
+    assert scores.unscored_images(env_workbench) == []

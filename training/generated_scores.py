@@ -1,0 +1,319 @@
+"""Two automatic checks of a generated face that come from its own checkpoint, stored on its row.
+
+- `discriminator`: the checkpoint's D scores the image as training does (D(img, c), the PNG's
+  pixels scaled to [-1, 1]). D's minibatch-std layer looks at a group of images, so each image
+  is scored in a group with the same fixed mates, the first images of a reference batch of
+  REFERENCE_COUNT faces of the checkpoint itself (untruncated, seeds from REFERENCE_SEED; for a
+  conditional model with the labels of the first dataset images): an image's score never
+  depends on which images it was scored with. The threshold is the REJECT_QUANTILE quantile of
+  D's scores on that reference batch of *generated* faces, not on the training images: a
+  trained D puts nearly every generated face below nearly every real one, so a quantile of the
+  real scores would flag almost everything, while the generated quantile flags the faces D
+  finds least real among the checkpoint's own (rejection sampling).
+- `realism`: the realism score of Kynkäänniemi et al. 2019 (improved precision and recall,
+  Sec. 5). Every training image of the checkpoint's run is a point in a feature space with a
+  radius, the distance to its K-th nearest other training image; the half with the largest
+  radii is dropped (outliers would swallow everything). A face's realism is the largest
+  radius_i / distance(face, real_i) over the rest: at least 1 means it lies inside some real
+  image's neighbourhood, and it is flagged below 1. Features come from Inception-v3 when
+  LIKENESS_INCEPTION_WEIGHTS is set, else from our own RandomConvFeatures (the note names it).
+
+What each checkpoint needs (the reference batch and threshold; the real features and radii, per
+dataset fingerprint and extractor) is computed once and cached under <data dir>/generated-scores,
+so scoring 100,000 faces reads it once. `score_images` merges both entries into
+GeneratedImage.checks, a batch per transaction, keeping every other check's entry. A tainted
+checkpoint is refused: scoring reads its run's dataset, the faces behind a revoked release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from sqlalchemy import select
+
+from likeness.blobstore import BlobStore
+from likeness.errors import InvalidInput
+from likeness.files import write_bytes_atomic
+from likeness.models import Checkpoint, GeneratedImage
+from likeness.workbench import Workbench
+from training import generate as gen
+from training import quality
+from training.checkpoint import load_snapshot
+from training.discriminator import Discriminator
+from training.metrics.features import FeatureExtractor, RandomConvFeatures, inception_from_settings
+from training.metrics.fid_kid import _cache_key, real_features
+from training.networks import NetworkConfig, build_networks
+
+__all__ = ["CheckpointScorer", "ScoreSummary", "load_scorer", "realism_scores", "score_images", "unscored_images"]
+
+log = logging.getLogger(__name__)
+
+DISCRIMINATOR, REALISM = "discriminator", "realism"
+REFERENCE_COUNT = 32            # generated faces D's threshold is taken over
+REFERENCE_SEED = 2**31 - 4096   # their seeds: REFERENCE_SEED + 0 .. REFERENCE_COUNT - 1
+REJECT_QUANTILE = 0.1           # faces D scores below this quantile of the reference batch are flagged
+K = 3                           # realism: a real image's radius is the distance to its K-th neighbour
+REALISM_CAP = 1e6               # a face on a real image (distance 0) gets this, not infinity
+BATCH = 32                      # images per forward pass and per transaction
+CACHE_DIR = "generated-scores"
+
+Progress = Callable[[int, int], None]   # (images scored, images in all)
+
+
+@dataclasses.dataclass
+class ScoreSummary:
+    scored: int = 0
+    flagged: dict[str, int] = dataclasses.field(default_factory=lambda: {DISCRIMINATOR: 0, REALISM: 0})
+
+
+@dataclasses.dataclass
+class CheckpointScorer:
+    """Everything one checkpoint's faces are scored with, loaded once."""
+
+    checkpoint_id: int
+    loaded: gen.LoadedGenerator
+    D: Discriminator
+    mates: torch.Tensor                  # D block features of the fixed group mates [g - 1, C, 4, 4]
+    mates_c: torch.Tensor | None         # their labels
+    threshold: float                     # D's REJECT_QUANTILE quantile on the reference batch
+    extractor: FeatureExtractor
+    real: np.ndarray                     # kept real features [M, dim]
+    radii: np.ndarray                    # their K-NN radii [M]
+
+    @torch.no_grad()
+    def discriminator(self, images: torch.Tensor, c: torch.Tensor | None) -> np.ndarray:
+        """D's score of each uint8 image [N, 3, R, R], each in a group with the fixed mates."""
+        return _d_scores(self.D, _d_features(self.D, images), c, self.mates, self.mates_c)
+
+    def realism(self, images: torch.Tensor) -> np.ndarray:
+        return realism_scores(np.asarray(self.extractor(images), dtype=np.float64), self.real, self.radii)
+
+    def checks(self, images: torch.Tensor, c: torch.Tensor | None) -> list[dict[str, dict[str, Any]]]:
+        """The two check entries of each image."""
+        d, r = self.discriminator(images, c), self.realism(images)
+        d_note = (f"D of checkpoint #{self.checkpoint_id}; threshold: the {REJECT_QUANTILE:g} quantile of its scores "
+                  f"on {REFERENCE_COUNT} of its own untruncated faces")
+        r_note = f"Kynkäänniemi et al. 2019 realism, k={K}, {self.extractor.identity} features of the run's images"
+        return [{DISCRIMINATOR: {"value": float(dv), "threshold": self.threshold, "flagged": bool(dv < self.threshold),
+                                 "note": d_note},
+                 REALISM: {"value": float(rv), "threshold": 1.0, "flagged": bool(rv < 1.0), "note": r_note}}
+                for dv, rv in zip(d, r)]
+
+
+# ---- Realism (Kynkäänniemi et al. 2019, Sec. 5). --------------------------------------------------
+
+def knn_radii(features: np.ndarray, k: int = K, *, chunk: int = 1024) -> np.ndarray:
+    """Distance of each row to its k-th nearest other row, in chunks (memory O(chunk * N))."""
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
+    if len(x) <= k:
+        raise InvalidInput(f"realism needs more than {k} real images, the run has {len(x)}")
+    radii = []
+    for start in range(0, len(x), chunk):
+        d = torch.cdist(x[start:start + chunk], x)
+        radii.append(d.kthvalue(k + 1, dim=1).values)   # the 1st is the row itself, at 0
+    return torch.cat(radii).numpy()
+
+
+def prune(features: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The real points whose radius is at most the median (the paper drops the larger half)."""
+    keep = radii <= np.median(radii)
+    return features[keep], radii[keep]
+
+
+def realism_scores(fake: np.ndarray, real: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """max_i radius_i / |fake - real_i| for each fake row, capped at REALISM_CAP."""
+    d = torch.cdist(torch.from_numpy(np.ascontiguousarray(fake, dtype=np.float64)), torch.from_numpy(real))
+    ratio = torch.from_numpy(radii)[None, :] / d.clamp_min(1e-12)
+    return ratio.max(dim=1).values.clamp_max(REALISM_CAP).numpy()
+
+
+# ---- The discriminator. -------------------------------------------------------------------------
+
+def _d_features(D: Discriminator, images: torch.Tensor) -> torch.Tensor:
+    """D's blocks (each image on its own) on uint8 images, scaled as training scales reals."""
+    x = images.to(torch.float32) / 127.5 - 1
+    for block in D.blocks:
+        x = block(x)
+    return x
+
+
+def _d_scores(D: Discriminator, x: torch.Tensor, c: torch.Tensor | None, mates: torch.Tensor,
+              mates_c: torch.Tensor | None) -> np.ndarray:
+    """D's epilogue on groups [image_i, mate_1 .. mate_g-1]: the mbstd layer groups sample j
+    with the samples j + N*m, so the mates are laid out as N copies each after the images."""
+    n = len(x)
+    x_all = torch.cat([x, *(m.expand(n, -1, -1, -1) for m in mates)])
+    cmap = None
+    if D.mapping is not None:
+        if c is None or mates_c is None:
+            raise InvalidInput("a conditional discriminator needs the images' labels")
+        c_all = torch.cat([c.expand(n, -1) if len(c) == 1 else c, *(m.expand(n, -1) for m in mates_c)])
+        cmap = D.mapping(None, c_all)
+    return D.epilogue(x_all, cmap)[:n, 0].double().numpy()
+
+
+@functools.lru_cache(maxsize=2)
+def _discriminator_from_blob(blob_url: str, sha256: str) -> Discriminator:
+    """D rebuilt from a snapshot blob (content-addressed, so caching by hash is safe)."""
+    blobs = BlobStore(blob_url)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = blobs.local_path(sha256) if blobs.is_local else blobs.copy_to(sha256, Path(scratch) / "snapshot.pt")
+        state = load_snapshot(path)
+    with torch.random.fork_rng(devices=[]):     # building draws initial weights from the global RNG
+        _, D = build_networks(NetworkConfig.from_dict(state["network_config"]))
+    try:
+        D.load_state_dict(state["D"])
+    except RuntimeError as exc:
+        raise InvalidInput(f"snapshot blob {sha256[:12]}…: D does not fit its network config ({exc})") from exc
+    return D.eval().requires_grad_(False)
+
+
+# ---- Loading a checkpoint's scorer, with its caches. -----------------------------------------------
+
+def load_scorer(workbench: Workbench, checkpoint_id: int, *, extractor: FeatureExtractor | None = None) -> CheckpointScorer:
+    """The scorer of one checkpoint; ConsentViolation when it is tainted, NotFound when its run's
+    dataset is gone, InvalidInput when that dataset changed since the run read it."""
+    with workbench.db.unit_of_work() as session:
+        file_sha = gen._checkpoint(checkpoint_id, session=session).file_sha256   # refuses a tainted one
+    target = quality._target(workbench, checkpoint_id)
+    if extractor is None:
+        extractor = (inception_from_settings(workbench.settings) if workbench.settings.inception_weights is not None
+                     else RandomConvFeatures())
+    loaded = gen.load_generator(workbench, checkpoint_id)
+    D = _discriminator_from_blob(workbench.blobs.url, file_sha)
+    cache = workbench.settings.data_dir / CACHE_DIR
+    cache.mkdir(parents=True, exist_ok=True)
+    dataset = quality._open_dataset(target)
+    try:
+        real, radii = _real_set(dataset, extractor, cache)
+        reference = _reference(loaded, D, dataset, cache / f"reference-{file_sha[:24]}.npz")
+    finally:
+        dataset.close()
+    return CheckpointScorer(checkpoint_id=checkpoint_id, loaded=loaded, D=D, extractor=extractor, real=real,
+                            radii=radii, **reference)
+
+
+def _real_set(dataset: Any, extractor: FeatureExtractor, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    features = real_features(dataset, extractor, cache_dir=cache)
+    path = cache / f"realism-radii-k{K}-{_cache_key(dataset, extractor)}.npy"
+    radii = None
+    if path.is_file():
+        radii = np.load(path, allow_pickle=False)
+        radii = radii if radii.shape == (len(features),) else None
+    if radii is None:
+        radii = knn_radii(features)
+        buffer = io.BytesIO()
+        np.save(buffer, radii, allow_pickle=False)
+        write_bytes_atomic(path, buffer.getvalue())
+    return prune(features, radii)
+
+
+def _reference(loaded: gen.LoadedGenerator, D: Discriminator, dataset: Any, path: Path) -> dict[str, Any]:
+    """The fixed group mates and the threshold, from REFERENCE_COUNT faces of the checkpoint."""
+    mates_n = D.epilogue.mbstd.group_size - 1
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as saved:
+            images, labels = torch.from_numpy(saved["images"]), saved["labels"]
+            threshold = float(saved["threshold"])
+    else:
+        c_dim = loaded.network.c_dim
+        labels = (np.stack([dataset.get_label(i % len(dataset)).numpy() for i in range(REFERENCE_COUNT)])
+                  if c_dim else np.zeros([REFERENCE_COUNT, 0], dtype=np.float32))
+        rendered = []
+        for i in range(REFERENCE_COUNT):
+            c = torch.from_numpy(labels[i:i + 1]) if c_dim else None
+            rendered += gen.render(loaded, [REFERENCE_SEED + i], psi=1.0, c=c)
+        images = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in rendered])).permute(0, 3, 1, 2)
+        images = images[:, :loaded.network.img_channels].contiguous()
+        threshold = float("nan")
+    mates_c = torch.from_numpy(labels[:mates_n]).float() if loaded.network.c_dim else None
+    with torch.no_grad():
+        mates = _d_features(D, images[:mates_n])
+        if not np.isfinite(threshold):
+            c = torch.from_numpy(labels).float() if loaded.network.c_dim else None
+            scores = _d_scores(D, _d_features(D, images), c, mates, mates_c)
+            threshold = float(np.quantile(scores, REJECT_QUANTILE))
+            buffer = io.BytesIO()
+            np.savez(buffer, images=images.numpy(), labels=labels, threshold=np.float64(threshold))
+            write_bytes_atomic(path, buffer.getvalue())
+    return {"mates": mates, "mates_c": mates_c, "threshold": threshold}
+
+
+# ---- Scoring stored images. ------------------------------------------------------------------------
+
+def score_images(workbench: Workbench, image_ids: Sequence[int], *, progress: Progress | None = None,
+                 extractor: FeatureExtractor | None = None,
+                 scorers: dict[int, CheckpointScorer] | None = None) -> ScoreSummary:
+    """Write checks["discriminator"] and checks["realism"] of each image, keeping other entries.
+    `scorers` (by checkpoint id) is reused and filled, so a caller scoring batch after batch
+    loads each checkpoint's scorer once."""
+    scorers = {} if scorers is None else scorers
+    summary = ScoreSummary()
+    ids = list(dict.fromkeys(image_ids))
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        with workbench.db.unit_of_work() as session:
+            rows = session.execute(select(GeneratedImage.id, GeneratedImage.checkpoint_id, GeneratedImage.label,
+                                          GeneratedImage.image_sha256).where(GeneratedImage.id.in_(chunk))).all()
+        results: dict[int, dict[str, Any]] = {}
+        for checkpoint_id in sorted({row.checkpoint_id for row in rows}):
+            if checkpoint_id not in scorers:
+                scorers[checkpoint_id] = load_scorer(workbench, checkpoint_id, extractor=extractor)
+            scorer = scorers[checkpoint_id]
+            mine = [row for row in rows if row.checkpoint_id == checkpoint_id]
+            images = torch.stack([_decode(workbench.blobs.read_bytes(row.image_sha256), scorer) for row in mine])
+            labels = [gen._label_tensor(scorer.loaded, _label(row.label)) for row in mine]
+            c = torch.cat([t for t in labels if t is not None]) if scorer.loaded.network.c_dim else None
+            results.update(zip((row.id for row in mine), scorer.checks(images, c)))
+        with workbench.db.unit_of_work() as session:
+            for tainted in {row.checkpoint_id for row in rows}:   # tainted meanwhile: nothing is stored
+                gen._checkpoint(tainted, session=session)
+            for image in session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(list(results)))
+                                         .with_for_update()):
+                image.checks = {**dict(image.checks or {}), **results[image.id]}
+        summary.scored += len(results)
+        for entry in results.values():
+            for name in (DISCRIMINATOR, REALISM):
+                summary.flagged[name] += int(entry[name]["flagged"])
+        if progress is not None:
+            progress(min(start + BATCH, len(ids)), len(ids))
+    return summary
+
+
+def unscored_images(workbench: Workbench, *, checkpoint_id: int | None = None) -> list[int]:
+    """Ids of generated images lacking either score (of one checkpoint, or of every untainted one)."""
+    with workbench.db.unit_of_work() as session:
+        query = (select(GeneratedImage.id, GeneratedImage.checks)
+                 .join(Checkpoint, Checkpoint.id == GeneratedImage.checkpoint_id)
+                 .where(Checkpoint.tainted.is_(False)).order_by(GeneratedImage.id))
+        if checkpoint_id is not None:
+            query = query.where(GeneratedImage.checkpoint_id == checkpoint_id)
+        return [image_id for image_id, checks in session.execute(query)
+                if not (checks or {}).keys() >= {DISCRIMINATOR, REALISM}]
+
+
+def _label(value: Any) -> gen.Label | None:
+    return value if value is None or isinstance(value, int) else [float(v) for v in value]
+
+
+def _decode(data: bytes, scorer: CheckpointScorer) -> torch.Tensor:
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image.convert("L" if scorer.loaded.network.img_channels == 1 else "RGB"))
+    pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+
+
+def describe(summary: ScoreSummary) -> str:
+    return (f"scored {summary.scored} images: {summary.flagged[DISCRIMINATOR]} below the discriminator's threshold, "
+            f"{summary.flagged[REALISM]} outside every real neighbourhood (realism < 1)")
+
