@@ -156,7 +156,7 @@ def test_generation_streams_seeds_in_batches(workbench: Workbench, checkpoint_id
     batches: list[list[int]] = []
     real = gen._generate_batch
 
-    def spy(*args: Any, **kwargs: Any) -> dict[int, int]:
+    def spy(*args: Any, **kwargs: Any) -> tuple[dict[int, int], list[int]]:
         batches.append(list(args[2]))
         return real(*args, **kwargs)
 

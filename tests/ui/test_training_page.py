@@ -197,7 +197,8 @@ def test_a_live_run_shows_its_progress_and_stops_from_the_page(
             expect(line).not_to_have_text(first, timeout=120_000)
             expect(page.get_by_text("device: CPU (1 thread)")).to_be_visible(timeout=60_000)   # the log, live
 
-            page.get_by_role("button", name="Stop").click()
+            # In the page, not the header's own "Stop" that Streamlit shows while a script runs.
+            page.get_by_test_id("stMain").get_by_role("button", name="Stop").click()
             expect(page.get_by_text("Asked run live to stop")).to_be_visible(timeout=60_000)
             expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=240_000)
         finally:
