@@ -170,3 +170,22 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     prepared = make_dataset(root)
     train(tiny_config(prepared.dest, root / "run", total_kimg=0.004), resume=None)
     return prepared.dest, root / "run"
+
+
+@pytest.fixture
+def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
+    """The session's tiny trained snapshot recorded as a checkpoint of a run (resuming a finished
+    run records it, no steps)."""
+    from sqlalchemy import select
+
+    from likeness.models import Checkpoint
+    from tests.training.conftest import tiny_config
+    from training.runs import start_run
+
+    data, run = tiny_trained_run
+    shutil.copytree(run, tmp_path / "run")
+    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
+    with workbench.db.unit_of_work() as session:
+        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
+        assert found is not None
+        return found

@@ -24,13 +24,12 @@ import math
 from collections.abc import Sequence
 
 import pulp
-from sqlalchemy import select
 
-from likeness.errors import InvalidInput, NotFound
-from likeness.models import Checkpoint, DatasetSnapshot, TrainingRun
+from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, _label_key
-from training.snapshots.encoding import Slot, encode, encoding_from_json
+from training.snapshots.api import checkpoint_encoding
+from training.snapshots.encoding import Slot, encode
 from training.snapshots.select import OFF_TARGET, OUTSIDE_BAND, band
 from training.snapshots.spec import SELF_PREFIX, Quota, Spec
 
@@ -80,19 +79,11 @@ class Mix:
 
 def checkpoint_slots(workbench: Workbench, checkpoint_id: int) -> list[Slot]:
     """The label encoding of the snapshot the checkpoint was trained on."""
-    with workbench.db.unit_of_work() as session:
-        found = session.execute(
-            select(DatasetSnapshot.label_encoding, TrainingRun.name)
-            .select_from(Checkpoint).join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
-            .outerjoin(DatasetSnapshot, DatasetSnapshot.id == TrainingRun.snapshot_id)
-            .where(Checkpoint.id == checkpoint_id)).first()
-    if found is None:
-        raise NotFound(f"no checkpoint #{checkpoint_id}", hint="`likeness train checkpoints` lists them")
-    encoding, run_name = found
-    if not encoding:
+    slots, run_name = checkpoint_encoding(workbench, checkpoint_id)
+    if slots is None:
         raise InvalidInput(f"checkpoint #{checkpoint_id} (run {run_name}) has no attribute labels: a mix of labels "
                            "needs a checkpoint trained on a labelled dataset snapshot")
-    return encoding_from_json(encoding)
+    return slots
 
 
 def allocate(spec: Spec, slots: Sequence[Slot], *, n: int | None = None) -> Mix:

@@ -4,7 +4,6 @@ tainted faces withheld, an unusable signing certificate refused before anything 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,22 +16,8 @@ from model_registry import signing
 from model_registry.export import export_file_name, export_generated, withheld_images
 from model_registry.provenance import DIGITAL_SOURCE_TYPE, verify
 from tests.cli_runner import run_cli
-from tests.training.conftest import tiny_config
 from training import api
 from training import generate as gen
-from training.runs import start_run
-
-
-@pytest.fixture
-def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
-    """The session's tiny trained snapshot recorded as a checkpoint of a run."""
-    data, run = tiny_trained_run
-    shutil.copytree(run, tmp_path / "run")
-    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
-    with workbench.db.unit_of_work() as session:
-        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
-        assert found is not None
-        return found
 
 
 def recorded(workbench: Workbench, image_id: int) -> tuple[GeneratedImage, str, str | None]:

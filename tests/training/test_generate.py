@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,8 @@ from likeness.errors import ConsentViolation, InvalidInput
 from likeness.models import Checkpoint, GeneratedImage, ReviewItem
 from likeness.workbench import Workbench
 from tests.cli_runner import run_cli
-from tests.training.conftest import tiny_config
 from training import generate as gen
 from training.generate import MAX_SEEDS_PER_CALL
-from training.runs import start_run
-
-
-@pytest.fixture
-def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
-    """The trained snapshot recorded as a checkpoint (resuming a finished run records it, no steps)."""
-    data, run = tiny_trained_run
-    shutil.copytree(run, tmp_path / "run")
-    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
-    with workbench.db.unit_of_work() as session:
-        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
-        assert found is not None
-        return found
 
 
 def count(workbench: Workbench, model: type) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,28 +17,13 @@ from likeness.errors import ConsentViolation, InvalidInput
 from likeness.models import Checkpoint, GeneratedImage
 from likeness.workbench import Workbench
 from tests.cli_runner import process_env, run_cli
-from tests.training.conftest import tiny_config
 from training import generate as gen
 from training import generated_scores as scores
 from training.dataset import ImageFolderDataset
 from training.generation_mix import allocate
 from training.metrics.features import RandomConvFeatures
-from training.runs import start_run
 from training.snapshots.encoding import label_encoding
 from training.snapshots.spec import parse_spec
-
-
-@pytest.fixture
-def checkpoint_id(workbench: Workbench, tiny_trained_run: tuple[Path, Path], tmp_path: Path) -> int:
-    """The trained snapshot recorded as a checkpoint (resuming a finished run records it, no steps)."""
-    data, run = tiny_trained_run
-    shutil.copytree(run, tmp_path / "run")
-    run_id = start_run(workbench, tiny_config(data, tmp_path / "run", total_kimg=0.004), resume="auto", external=True)
-    with workbench.db.unit_of_work() as session:
-        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id))
-        assert found is not None
-        return found
-
 
 # Batches of 3; the 8th render (inside the third batch, its PNG stored, its rows not committed) kills us.
 KILLED_GENERATE = textwrap.dedent("""

@@ -198,8 +198,9 @@ def _run_name(name: str | None, snapshot_id: int) -> str:
     return base or f"snapshot-{snapshot_id}"
 
 
-def label_for_checkpoint(workbench: Workbench, checkpoint_id: int, text: str) -> list[float]:
-    """`age_band=senior,expression=smile` as the label vector of the snapshot the checkpoint learned from."""
+def checkpoint_encoding(workbench: Workbench, checkpoint_id: int) -> tuple[list[Slot] | None, str]:
+    """The label encoding of the snapshot the checkpoint learned from (None when its run had no
+    labelled snapshot) and the run's name. NotFound for an unknown checkpoint."""
     with workbench.db.unit_of_work() as session:
         found = session.execute(
             select(DatasetSnapshot.label_encoding, TrainingRun.name)
@@ -209,7 +210,13 @@ def label_for_checkpoint(workbench: Workbench, checkpoint_id: int, text: str) ->
     if found is None:
         raise NotFound(f"no checkpoint #{checkpoint_id}", hint="`likeness train checkpoints` lists them")
     encoding, run_name = found
-    if not encoding:
+    return (encoding_from_json(encoding) if encoding else None), run_name
+
+
+def label_for_checkpoint(workbench: Workbench, checkpoint_id: int, text: str) -> list[float]:
+    """`age_band=senior,expression=smile` as the label vector of the snapshot the checkpoint learned from."""
+    slots, run_name = checkpoint_encoding(workbench, checkpoint_id)
+    if slots is None:
         raise InvalidInput(f"checkpoint #{checkpoint_id} (run {run_name}) has no attribute label encoding: it was not "
                            "trained on a labelled dataset snapshot", hint="give the label as a JSON list or class index")
-    return parse_label(text, encoding_from_json(encoding))
+    return parse_label(text, slots)
