@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pulp
 
@@ -30,7 +31,7 @@ from likeness.workbench import Workbench
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, _label_key
 from training.snapshots.api import checkpoint_encoding
 from training.snapshots.encoding import Slot, encode
-from training.snapshots.select import OFF_TARGET, OUTSIDE_BAND, band
+from training.snapshots.select import quota_terms
 from training.snapshots.spec import SELF_PREFIX, Quota, Spec
 
 SPREAD = 0.01                 # per face away from a cell's share under independence (below OFF_TARGET)
@@ -103,20 +104,11 @@ def allocate(spec: Spec, slots: Sequence[Slot], *, n: int | None = None) -> Mix:
     problem = pulp.LpProblem("mix", pulp.LpMinimize)
     take = [problem.add_variable(f"n{i}", 0, total, cat="Integer") for i in range(len(combos))]
     problem += pulp.lpSum(take) == total
-    objective = []
+    objective: list[Any] = []
     bands = []
     for i, quota in enumerate(spec.quotas):
         members = [take[k] for k, combo in enumerate(combos) if _in(quota, dict(zip(attributes, combo)))]
-        count = pulp.lpSum(members)
-        target = quota.share * total
-        low, high = band(target, spec.tolerance * total)
-        bands.append((low, high))
-        under, over = problem.add_variable(f"under{i}", 0), problem.add_variable(f"over{i}", 0)
-        above, below = problem.add_variable(f"above{i}", 0), problem.add_variable(f"below{i}", 0)
-        problem += count + under >= low
-        problem += count - over <= high
-        problem += count - target == above - below
-        objective += [OUTSIDE_BAND * (under + over), OFF_TARGET * (above + below)]
+        bands.append(quota_terms(problem, i, pulp.lpSum(members), quota.share * total, spec.tolerance * total, objective))
     worst = problem.add_variable("worst", 0)   # the largest miss: L1 alone would pile the rest on one cell
     for k, want in enumerate(expected):
         more, less = problem.add_variable(f"more{k}", 0), problem.add_variable(f"less{k}", 0)

@@ -103,6 +103,19 @@ def band(target: float, tolerance_faces: float) -> tuple[int, int]:
     return max(low, 0), high
 
 
+def quota_terms(problem: Any, i: int, count: Any, target: float, tolerance_faces: float, objective: list[Any]) -> tuple[int, int]:
+    """Quota `i`'s constraints on `count`: misses outside its band weigh OUTSIDE_BAND per face,
+    distance from the exact target OFF_TARGET (added to `objective`); returns the band."""
+    low, high = band(target, tolerance_faces)
+    under, over = problem.add_variable(f"under{i}", 0), problem.add_variable(f"over{i}", 0)
+    above, below = problem.add_variable(f"above{i}", 0), problem.add_variable(f"below{i}", 0)
+    problem += count + under >= low
+    problem += count - over <= high
+    problem += count - target == above - below
+    objective += [OUTSIDE_BAND * (under + over), OFF_TARGET * (above + below)]
+    return low, high
+
+
 def _in_cell(attributes: dict[str, str], quota: Quota) -> bool:
     return all(attributes.get(c.attribute) in c.values for c in quota.cells)
 
@@ -140,16 +153,7 @@ def select_faces(candidates: list[Candidate], spec: Spec, *, released_people: di
     bands = []
     for i, quota in enumerate(spec.quotas):
         members = [take[k] for k in keys if _in_cell(groups[k][0].attributes, quota)]
-        count = pulp.lpSum(members)
-        target = quota.share * size
-        low, high = band(target, spec.tolerance * size)
-        bands.append((low, high))
-        under, over = problem.add_variable(f"under{i}", 0), problem.add_variable(f"over{i}", 0)
-        above, below = problem.add_variable(f"above{i}", 0), problem.add_variable(f"below{i}", 0)
-        problem += count + under >= low
-        problem += count - over <= high
-        problem += count - target == above - below
-        objective += [OUTSIDE_BAND * (under + over), OFF_TARGET * (above + below)]
+        bands.append(quota_terms(problem, i, pulp.lpSum(members), quota.share * size, spec.tolerance * size, objective))
 
     per_person: dict[Any, list[Any]] = defaultdict(list)
     for key in keys:
