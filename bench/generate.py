@@ -35,6 +35,7 @@ import numpy as np
 from bench.harness import CpuMeter, alternate, compare, cpu_model, load_line, verdict
 
 RATIO_TARGET = 1.5          # time per face with every automatic check over generation alone
+PSI = 0.7                   # `likeness generate`'s default truncation
 
 
 def build(resolution: int, real_count: int) -> dict[str, Any]:
@@ -58,15 +59,17 @@ def build(resolution: int, real_count: int) -> dict[str, Any]:
     real, radii = scores.prune(features, scores.knn_radii(features))
     mates_n = D.epilogue.mbstd.group_size - 1
     with torch.no_grad():
-        mates = scores._d_features(D, torch.randint(0, 256, (mates_n, 3, resolution, resolution), dtype=torch.uint8))
-    scorer = scores.CheckpointScorer(checkpoint_id=0, loaded=loaded, D=D, mates=mates, mates_c=None, threshold=0.0,
-                                     extractor=extractor, real=real, radii=radii)
+        mates = scores.d_features(D, torch.randint(0, 256, (mates_n, 3, resolution, resolution), dtype=torch.uint8))
+    # The threshold is given: its reference batch is rendered once per checkpoint and psi, not per face.
+    scorer = scores.CheckpointScorer(checkpoint_id=0, loaded=loaded, D=D, mates=mates, mates_c=None,
+                                     reference_labels=np.zeros([scores.REFERENCE_COUNT, 0], dtype=np.float32),
+                                     extractor=extractor, real=real, radii=radii, thresholds={(PSI, "const"): 0.0})
     return {"loaded": loaded, "scorer": scorer}
 
 
 def generate(loaded: Any, seeds: range) -> list[bytes]:
     from training import generate as gen
-    return [gen._png(gen.render(loaded, [seed], psi=0.7)[0]) for seed in seeds]
+    return [gen._png(gen.render(loaded, [seed], psi=PSI)[0]) for seed in seeds]
 
 
 def checked(setup: dict[str, Any], seeds: range, *, image_checks: bool) -> None:
@@ -81,7 +84,7 @@ def checked(setup: dict[str, Any], seeds: range, *, image_checks: bool) -> None:
             arrays.append(np.asarray(image.convert("RGB")))
     for start in range(0, len(arrays), BATCH):
         batch = torch.from_numpy(np.stack(arrays[start:start + BATCH])).permute(0, 3, 1, 2).contiguous()
-        setup["scorer"].checks(batch, None)
+        setup["scorer"].checks(batch, None, psi=PSI)
     if image_checks:
         from qa.generated.checks import check_face
         for array in arrays:

@@ -23,8 +23,7 @@ from model_registry.signing import load_identity
 from training import api
 from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
-from training.generate import MAX_SEEDS_PER_CALL
-from training.generate import checkpoint_id as gen_checkpoint_id
+from training.generate import MAX_SEEDS_PER_CALL, recorded_checkpoint
 from training.generated_scores import describe as describe_scores
 from training.generated_scores import load_scorer
 from training.networks import NetworkConfig
@@ -217,7 +216,7 @@ def generate_faces(
         scored = api.ScoreSummary()
         if score:   # loaded before rendering: a missing dataset or extractor stops us first
             with wb.db.unit_of_work() as session:
-                checkpoint_id = ref if isinstance(ref, int) else gen_checkpoint_id(session, ref)
+                checkpoint_id = recorded_checkpoint(ref, session=session).id
             scorers[checkpoint_id] = load_scorer(wb, checkpoint_id)
 
         def score_batch(ids: list[int]) -> None:

@@ -89,7 +89,7 @@ def load_generator(workbench: Workbench, checkpoint: int | Path, *, device: str 
     reads the file once; the taint check runs on every call.
     """
     with workbench.db.unit_of_work() as session:
-        row = _checkpoint(checkpoint, session=session)
+        row = recorded_checkpoint(checkpoint, session=session)
         checkpoint_id, file_sha = row.id, row.file_sha256
     network, G = _generator_from_blob(workbench.blobs.url, file_sha, device)
     return LoadedGenerator(checkpoint_id=checkpoint_id, network=network, G=G, device=torch.device(device))
@@ -115,8 +115,8 @@ def generate(
     if not math.isfinite(psi):
         raise InvalidInput(f"psi must be a finite number, got {psi}")
     loaded = load_generator(workbench, checkpoint, device=device)
-    c = _label_tensor(loaded, label)
-    key = _label_key(label)
+    c = label_tensor(loaded, label)
+    key = label_key(label)
     recipe = dict(checkpoint_id=loaded.checkpoint_id, psi=float(psi), label_key=key, noise_mode=noise_mode)
 
     ids_by_seed: dict[int, int] = {}
@@ -156,8 +156,7 @@ def _generate_batch(workbench: Workbench, loaded: LoadedGenerator, seeds: list[i
               for seed in seeds if seed not in known}
 
     with workbench.db.unit_of_work() as session:
-        if _checkpoint(loaded.checkpoint_id, session=session).tainted:  # it may have been tainted meanwhile
-            raise _tainted(loaded.checkpoint_id)
+        recorded_checkpoint(loaded.checkpoint_id, session=session)   # refuses one tainted meanwhile
         rows = _existing(recipe, seeds, session=session)
         for seed, sha in images.items():
             if seed not in rows:
@@ -208,7 +207,7 @@ def style_mixing_grid(
 ) -> Image.Image:
     """The StyleGAN style-mixing figure: sources on the top row and left column, mixes inside."""
     loaded = load_generator(workbench, checkpoint)
-    c = _label_tensor(loaded, label)
+    c = label_tensor(loaded, label)
     cut = loaded.G.num_ws // 2 if cutoff is None else cutoff
     if not 0 <= cut <= loaded.G.num_ws:
         raise InvalidInput(f"style cutoff must be in 0..{loaded.G.num_ws}, got {cut}")
@@ -233,7 +232,7 @@ def truncation_sweep(
 ) -> Image.Image:
     """Each seed across truncation values: how far psi trades variety for quality."""
     loaded = load_generator(workbench, checkpoint)
-    c = _label_tensor(loaded, label)
+    c = label_tensor(loaded, label)
     cells: list[Image.Image | None] = []
     for seed in _check_seeds(seeds):
         for psi in psis:
@@ -249,12 +248,9 @@ def image_blobs(ids: Sequence[int], *, session: Session) -> list[tuple[int, str]
 
 # ---- Checkpoints and consent. ------------------------------------------------------------------
 
-def checkpoint_id(session: Session, checkpoint: int | Path) -> int:
-    """The id of a checkpoint given by id or snapshot file; refuses tainted or unrecorded ones."""
-    return _checkpoint(checkpoint, session=session).id
-
-
-def _checkpoint(checkpoint: int | Path, *, session: Session) -> Checkpoint:
+def recorded_checkpoint(checkpoint: int | Path, *, session: Session) -> Checkpoint:
+    """The row of a checkpoint given by id or snapshot file: NotFound for an unknown id,
+    ConsentViolation for a tainted one or a file no recorded run made."""
     if isinstance(checkpoint, int):
         row = session.get(Checkpoint, checkpoint)
         if row is None:
@@ -323,13 +319,14 @@ def _label_json(label: Label | None) -> int | list[float] | None:
     return [float(v) for v in label]
 
 
-def _label_key(label: Label | None) -> str:
+def label_key(label: Label | None) -> str:
+    """The recipe's name for a label: a hash of its JSON ("" for none)."""
     if label is None:
         return ""
     return hashlib.sha256(json.dumps(_label_json(label), separators=(",", ":")).encode()).hexdigest()
 
 
-def _label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor | None:
+def label_tensor(loaded: LoadedGenerator, label: Label | None) -> torch.Tensor | None:
     """The label as the network takes it: a class index becomes a one-hot row."""
     c_dim, ref = loaded.network.c_dim, f"checkpoint #{loaded.checkpoint_id}"
     if c_dim == 0:

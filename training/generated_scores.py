@@ -2,14 +2,16 @@
 
 - `discriminator`: the checkpoint's D scores the image as training does (D(img, c), the PNG's
   pixels scaled to [-1, 1]). D's minibatch-std layer looks at a group of images, so each image
-  is scored in a group with the same fixed mates, the first images of a reference batch of
-  REFERENCE_COUNT faces of the checkpoint itself (untruncated, seeds from REFERENCE_SEED; for a
-  conditional model with the labels of the first dataset images): an image's score never
-  depends on which images it was scored with. The threshold is the REJECT_QUANTILE quantile of
-  D's scores on that reference batch of *generated* faces, not on the training images: a
-  trained D puts nearly every generated face below nearly every real one, so a quantile of the
-  real scores would flag almost everything, while the generated quantile flags the faces D
-  finds least real among the checkpoint's own (rejection sampling).
+  is scored in a group with the same fixed mates, untruncated faces of the checkpoint itself
+  (seeds from REFERENCE_SEED; for a conditional model with the labels of the first dataset
+  images): an image's score never depends on which images it was scored with. The threshold is
+  the REJECT_QUANTILE quantile of D's scores on a reference batch of REFERENCE_COUNT *generated*
+  faces, not on the training images: a trained D puts nearly every generated face below nearly
+  every real one, so a quantile of the real scores would flag almost everything, while the
+  generated quantile flags the faces D finds least real among the checkpoint's own (rejection
+  sampling). The reference batch is rendered at the image's own truncation psi and noise mode:
+  truncated faces sit nearer the mean face and D scores them differently, so a threshold taken
+  at another psi would flag too many or too few.
 - `realism`: the realism score of Kynkäänniemi et al. 2019 (improved precision and recall,
   Sec. 5). Every training image of the checkpoint's run is a point in a feature space with a
   radius, the distance to its K-th nearest other training image; the half with the largest
@@ -18,8 +20,8 @@
   image's neighbourhood, and it is flagged below 1. Features come from Inception-v3 when
   LIKENESS_INCEPTION_WEIGHTS is set, else from our own RandomConvFeatures (the note names it).
 
-What each checkpoint needs (the reference batch and threshold; the real features and radii, per
-dataset fingerprint and extractor) is computed once and cached under <data dir>/generated-scores,
+What each checkpoint needs (the mates, a threshold per psi and noise mode; the real features and
+radii, per dataset fingerprint and extractor) is computed once and cached under <data dir>/generated-scores,
 so scoring 100,000 faces reads it once. `score_images` merges both entries into
 GeneratedImage.checks, a batch per transaction, keeping every other check's entry. A tainted
 checkpoint is refused: scoring reads its run's dataset, the faces behind a revoked release.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -51,15 +54,16 @@ from training import quality
 from training.checkpoint import load_snapshot
 from training.discriminator import Discriminator
 from training.metrics.features import FeatureExtractor, RandomConvFeatures, inception_from_settings
-from training.metrics.fid_kid import _cache_key, real_features
+from training.metrics.fid_kid import feature_cache_key, real_features
 from training.networks import NetworkConfig, build_networks
 
-__all__ = ["CheckpointScorer", "ScoreSummary", "load_scorer", "realism_scores", "score_images", "unscored_images"]
+__all__ = ["CheckpointScorer", "ScoreSummary", "d_features", "load_scorer", "realism_scores", "score_images",
+           "unscored_images"]
 
 log = logging.getLogger(__name__)
 
 DISCRIMINATOR, REALISM = "discriminator", "realism"
-REFERENCE_COUNT = 32            # generated faces D's threshold is taken over
+REFERENCE_COUNT = 32            # generated faces D's threshold is taken over, at each psi
 REFERENCE_SEED = 2**31 - 4096   # their seeds: REFERENCE_SEED + 0 .. REFERENCE_COUNT - 1
 REJECT_QUANTILE = 0.1           # faces D scores below this quantile of the reference batch are flagged
 K = 3                           # realism: a real image's radius is the distance to its K-th neighbour
@@ -85,26 +89,54 @@ class CheckpointScorer:
     D: Discriminator
     mates: torch.Tensor                  # D block features of the fixed group mates [g - 1, C, 4, 4]
     mates_c: torch.Tensor | None         # their labels
-    threshold: float                     # D's REJECT_QUANTILE quantile on the reference batch
+    reference_labels: np.ndarray         # labels of the reference faces [REFERENCE_COUNT, c_dim]
     extractor: FeatureExtractor
     real: np.ndarray                     # kept real features [M, dim]
     radii: np.ndarray                    # their K-NN radii [M]
+    thresholds: dict[tuple[float, str], float] = dataclasses.field(default_factory=dict)  # by (psi, noise mode)
+    cache: Path | None = None            # file name prefix: thresholds are kept in <cache>-threshold-*.json
 
     @torch.no_grad()
     def discriminator(self, images: torch.Tensor, c: torch.Tensor | None) -> np.ndarray:
         """D's score of each uint8 image [N, 3, R, R], each in a group with the fixed mates."""
-        return _d_scores(self.D, _d_features(self.D, images), c, self.mates, self.mates_c)
+        return _d_scores(self.D, d_features(self.D, images), c, self.mates, self.mates_c)
 
     def realism(self, images: torch.Tensor) -> np.ndarray:
         return realism_scores(np.asarray(self.extractor(images), dtype=np.float64), self.real, self.radii)
 
-    def checks(self, images: torch.Tensor, c: torch.Tensor | None) -> list[dict[str, dict[str, Any]]]:
-        """The two check entries of each image."""
+    def threshold(self, psi: float, noise_mode: str = "const") -> float:
+        """D's REJECT_QUANTILE quantile on REFERENCE_COUNT of the checkpoint's faces rendered at
+        this psi and noise mode (computed once, then read from memory or the cache)."""
+        key = (float(psi), noise_mode)
+        if key not in self.thresholds:
+            path = None if self.cache is None else Path(f"{self.cache}-threshold-psi{float(psi)!r}-{noise_mode}.json")
+            if path is not None and path.is_file():
+                self.thresholds[key] = float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+            else:
+                self.thresholds[key] = self._reference_threshold(float(psi), noise_mode)
+                if path is not None:
+                    write_bytes_atomic(path, json.dumps({"threshold": self.thresholds[key]}).encode())
+        return self.thresholds[key]
+
+    def _reference_threshold(self, psi: float, noise_mode: str) -> float:
+        c_dim = self.loaded.network.c_dim
+        rendered = []
+        for i in range(REFERENCE_COUNT):
+            c = torch.from_numpy(self.reference_labels[i:i + 1]).float() if c_dim else None
+            rendered += gen.render(self.loaded, [REFERENCE_SEED + i], psi=psi, c=c, noise_mode=noise_mode)
+        images = _to_tensor(rendered, self.loaded.network.img_channels)
+        c_all = torch.from_numpy(self.reference_labels).float() if c_dim else None
+        return float(np.quantile(self.discriminator(images, c_all), REJECT_QUANTILE))
+
+    def checks(self, images: torch.Tensor, c: torch.Tensor | None, *, psi: float,
+               noise_mode: str = "const") -> list[dict[str, dict[str, Any]]]:
+        """The two check entries of each image, all rendered at `psi` and `noise_mode`."""
         d, r = self.discriminator(images, c), self.realism(images)
+        threshold = self.threshold(psi, noise_mode)
         d_note = (f"D of checkpoint #{self.checkpoint_id}; threshold: the {REJECT_QUANTILE:g} quantile of its scores "
-                  f"on {REFERENCE_COUNT} of its own untruncated faces")
+                  f"on {REFERENCE_COUNT} of its own faces at psi {psi:g}, noise {noise_mode}")
         r_note = f"Kynkäänniemi et al. 2019 realism, k={K}, {self.extractor.identity} features of the run's images"
-        return [{DISCRIMINATOR: {"value": float(dv), "threshold": self.threshold, "flagged": bool(dv < self.threshold),
+        return [{DISCRIMINATOR: {"value": float(dv), "threshold": threshold, "flagged": bool(dv < threshold),
                                  "note": d_note},
                  REALISM: {"value": float(rv), "threshold": 1.0, "flagged": bool(rv < 1.0), "note": r_note}}
                 for dv, rv in zip(d, r)]
@@ -139,8 +171,9 @@ def realism_scores(fake: np.ndarray, real: np.ndarray, radii: np.ndarray) -> np.
 
 # ---- The discriminator. -------------------------------------------------------------------------
 
-def _d_features(D: Discriminator, images: torch.Tensor) -> torch.Tensor:
-    """D's blocks (each image on its own) on uint8 images, scaled as training scales reals."""
+def d_features(D: Discriminator, images: torch.Tensor) -> torch.Tensor:
+    """D's blocks (each image on its own) on uint8 images, scaled as training scales reals: what
+    a group mate is kept as."""
     x = images.to(torch.float32) / 127.5 - 1
     for block in D.blocks:
         x = block(x)
@@ -184,8 +217,8 @@ def load_scorer(workbench: Workbench, checkpoint_id: int, *, extractor: FeatureE
     """The scorer of one checkpoint; ConsentViolation when it is tainted, NotFound when its run's
     dataset is gone, InvalidInput when that dataset changed since the run read it."""
     with workbench.db.unit_of_work() as session:
-        file_sha = gen._checkpoint(checkpoint_id, session=session).file_sha256   # refuses a tainted one
-    target = quality._target(workbench, checkpoint_id)
+        file_sha = gen.recorded_checkpoint(checkpoint_id, session=session).file_sha256   # refuses a tainted one
+    target = quality.run_data(workbench, checkpoint_id)
     if extractor is None:
         extractor = (inception_from_settings(workbench.settings) if workbench.settings.inception_weights is not None
                      else RandomConvFeatures())
@@ -193,19 +226,19 @@ def load_scorer(workbench: Workbench, checkpoint_id: int, *, extractor: FeatureE
     D = _discriminator_from_blob(workbench.blobs.url, file_sha)
     cache = workbench.settings.data_dir / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
-    dataset = quality._open_dataset(target)
+    dataset = quality.open_run_dataset(target)
     try:
         real, radii = _real_set(dataset, extractor, cache)
-        reference = _reference(loaded, D, dataset, cache / f"reference-{file_sha[:24]}.npz")
+        mates = _mates(loaded, D, dataset, cache / f"mates-{file_sha[:24]}.npz")
     finally:
         dataset.close()
     return CheckpointScorer(checkpoint_id=checkpoint_id, loaded=loaded, D=D, extractor=extractor, real=real,
-                            radii=radii, **reference)
+                            radii=radii, cache=cache / file_sha[:24], **mates)
 
 
 def _real_set(dataset: Any, extractor: FeatureExtractor, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     features = real_features(dataset, extractor, cache_dir=cache)
-    path = cache / f"realism-radii-k{K}-{_cache_key(dataset, extractor)}.npy"
+    path = cache / f"realism-radii-k{K}-{feature_cache_key(dataset, extractor)}.npy"
     radii = None
     if path.is_file():
         radii = np.load(path, allow_pickle=False)
@@ -218,35 +251,34 @@ def _real_set(dataset: Any, extractor: FeatureExtractor, cache: Path) -> tuple[n
     return prune(features, radii)
 
 
-def _reference(loaded: gen.LoadedGenerator, D: Discriminator, dataset: Any, path: Path) -> dict[str, Any]:
-    """The fixed group mates and the threshold, from REFERENCE_COUNT faces of the checkpoint."""
+def _mates(loaded: gen.LoadedGenerator, D: Discriminator, dataset: Any, path: Path) -> dict[str, Any]:
+    """The fixed group mates (the first reference faces, untruncated) and the reference labels."""
     mates_n = D.epilogue.mbstd.group_size - 1
+    c_dim = loaded.network.c_dim
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             images, labels = torch.from_numpy(saved["images"]), saved["labels"]
-            threshold = float(saved["threshold"])
     else:
-        c_dim = loaded.network.c_dim
         labels = (np.stack([dataset.get_label(i % len(dataset)).numpy() for i in range(REFERENCE_COUNT)])
                   if c_dim else np.zeros([REFERENCE_COUNT, 0], dtype=np.float32))
         rendered = []
-        for i in range(REFERENCE_COUNT):
-            c = torch.from_numpy(labels[i:i + 1]) if c_dim else None
+        for i in range(mates_n):
+            c = torch.from_numpy(labels[i:i + 1]).float() if c_dim else None
             rendered += gen.render(loaded, [REFERENCE_SEED + i], psi=1.0, c=c)
-        images = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in rendered])).permute(0, 3, 1, 2)
-        images = images[:, :loaded.network.img_channels].contiguous()
-        threshold = float("nan")
-    mates_c = torch.from_numpy(labels[:mates_n]).float() if loaded.network.c_dim else None
+        images = _to_tensor(rendered, loaded.network.img_channels)
+        buffer = io.BytesIO()
+        np.savez(buffer, images=images.numpy(), labels=labels)
+        write_bytes_atomic(path, buffer.getvalue())
     with torch.no_grad():
-        mates = _d_features(D, images[:mates_n])
-        if not np.isfinite(threshold):
-            c = torch.from_numpy(labels).float() if loaded.network.c_dim else None
-            scores = _d_scores(D, _d_features(D, images), c, mates, mates_c)
-            threshold = float(np.quantile(scores, REJECT_QUANTILE))
-            buffer = io.BytesIO()
-            np.savez(buffer, images=images.numpy(), labels=labels, threshold=np.float64(threshold))
-            write_bytes_atomic(path, buffer.getvalue())
-    return {"mates": mates, "mates_c": mates_c, "threshold": threshold}
+        mates = d_features(D, images)
+    return {"mates": mates, "mates_c": torch.from_numpy(labels[:mates_n]).float() if c_dim else None,
+            "reference_labels": labels}
+
+
+def _to_tensor(rendered: Sequence[Image.Image], channels: int) -> torch.Tensor:
+    """Rendered images as uint8 [N, C, R, R], as D reads a decoded PNG."""
+    images = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in rendered])).permute(0, 3, 1, 2)
+    return images[:, :channels].contiguous()
 
 
 # ---- Scoring stored images. ------------------------------------------------------------------------
@@ -264,20 +296,21 @@ def score_images(workbench: Workbench, image_ids: Sequence[int], *, progress: Pr
         chunk = ids[start:start + BATCH]
         with workbench.db.unit_of_work() as session:
             rows = session.execute(select(GeneratedImage.id, GeneratedImage.checkpoint_id, GeneratedImage.label,
-                                          GeneratedImage.image_sha256).where(GeneratedImage.id.in_(chunk))).all()
+                                          GeneratedImage.psi, GeneratedImage.noise_mode, GeneratedImage.image_sha256)
+                                   .where(GeneratedImage.id.in_(chunk))).all()
         results: dict[int, dict[str, Any]] = {}
-        for checkpoint_id in sorted({row.checkpoint_id for row in rows}):
+        for checkpoint_id, psi, noise_mode in sorted({(row.checkpoint_id, row.psi, row.noise_mode) for row in rows}):
             if checkpoint_id not in scorers:
                 scorers[checkpoint_id] = load_scorer(workbench, checkpoint_id, extractor=extractor)
             scorer = scorers[checkpoint_id]
-            mine = [row for row in rows if row.checkpoint_id == checkpoint_id]
+            mine = [row for row in rows if (row.checkpoint_id, row.psi, row.noise_mode) == (checkpoint_id, psi, noise_mode)]
             images = torch.stack([_decode(workbench.blobs.read_bytes(row.image_sha256), scorer) for row in mine])
-            labels = [gen._label_tensor(scorer.loaded, _label(row.label)) for row in mine]
+            labels = [gen.label_tensor(scorer.loaded, _label(row.label)) for row in mine]
             c = torch.cat([t for t in labels if t is not None]) if scorer.loaded.network.c_dim else None
-            results.update(zip((row.id for row in mine), scorer.checks(images, c)))
+            results.update(zip((row.id for row in mine), scorer.checks(images, c, psi=psi, noise_mode=noise_mode)))
         with workbench.db.unit_of_work() as session:
             for tainted in {row.checkpoint_id for row in rows}:   # tainted meanwhile: nothing is stored
-                gen._checkpoint(tainted, session=session)
+                gen.recorded_checkpoint(tainted, session=session)
             for image in session.scalars(select(GeneratedImage).where(GeneratedImage.id.in_(list(results)))
                                          .with_for_update()):
                 image.checks = {**dict(image.checks or {}), **results[image.id]}

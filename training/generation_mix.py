@@ -28,7 +28,7 @@ import pulp
 
 from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
-from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, _label_key
+from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, label_key
 from training.snapshots.api import checkpoint_encoding
 from training.snapshots.encoding import Slot, encode
 from training.snapshots.select import quota_terms
@@ -138,7 +138,7 @@ def cell_seeds(label: Sequence[float], count: int) -> range:
     """The seeds of a cell: a fixed offset per label (its hash), so cells draw different latents."""
     if count > MAX_SEEDS_PER_CALL:
         raise InvalidInput(f"{count:,} faces for one label; one call takes at most {MAX_SEEDS_PER_CALL:,}")
-    offset = int(_label_key(list(label))[:12], 16) % (MAX_SEED + 1 - MAX_SEEDS_PER_CALL)
+    offset = int(label_key(list(label))[:12], 16) % (MAX_SEED + 1 - MAX_SEEDS_PER_CALL)
     return range(offset, offset + count)
 
 

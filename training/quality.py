@@ -41,7 +41,7 @@ from training.metrics.fid_kid import DEFAULT_NUM_GEN, DEFAULT_SUBSETS, MAX_SUBSE
 from training.networks import NetworkConfig, build_networks
 from training.runs import checkpoint_file
 
-__all__ = ["CheckpointQuality", "evaluate_checkpoint"]
+__all__ = ["CheckpointQuality", "RunData", "evaluate_checkpoint", "open_run_dataset", "run_data"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ class CheckpointQuality:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Target:
+class RunData:
+    """Where a checkpoint's run read its data, and how (what `open_run_dataset` needs)."""
+
     checkpoint_id: int
     run_id: int
     dataset_path: str
@@ -88,9 +90,9 @@ def evaluate_checkpoint(
     no extractor is passed and the Inception weights are not configured.
     """
     started = time.perf_counter()
-    target = _target(workbench, checkpoint_id)
+    target = run_data(workbench, checkpoint_id)
     features = extractor if extractor is not None else inception_from_settings(workbench.settings, device=device)
-    dataset = _open_dataset(target)
+    dataset = open_run_dataset(target)
     try:
         with tempfile.TemporaryDirectory(prefix="likeness-quality-") as scratch:
             G = _load_generator(checkpoint_file(workbench, checkpoint_id, scratch=Path(scratch)), device)
@@ -127,7 +129,8 @@ def _tainted(checkpoint_id: int) -> ConsentViolation:
         "dataset may not be read to evaluate it", hint="evaluate a checkpoint trained without that data")
 
 
-def _target(workbench: Workbench, checkpoint_id: int) -> _Target:
+def run_data(workbench: Workbench, checkpoint_id: int) -> RunData:
+    """The data behind a checkpoint; NotFound for an unknown one, ConsentViolation for a tainted one."""
     with workbench.db.unit_of_work() as session:
         row = session.execute(
             select(Checkpoint, TrainingRun).join(TrainingRun, Checkpoint.run_id == TrainingRun.id)
@@ -137,13 +140,14 @@ def _target(workbench: Workbench, checkpoint_id: int) -> _Target:
         checkpoint, run = row
         if checkpoint.tainted:
             raise _tainted(checkpoint_id)
-        return _Target(checkpoint_id=checkpoint.id, run_id=run.id, dataset_path=run.dataset_path,
+        return RunData(checkpoint_id=checkpoint.id, run_id=run.id, dataset_path=run.dataset_path,
                        dataset_fingerprint=run.dataset_fingerprint, run_dir=run.run_dir,
                        config=dict(run.config or {}))
 
 
-def _open_dataset(target: _Target) -> ImageFolderDataset:
-    """The run's dataset as the run read it; refuses one that changed since."""
+def open_run_dataset(target: RunData) -> ImageFolderDataset:
+    """The run's dataset as the run read it (the caller closes it); NotFound when it is gone,
+    InvalidInput when it changed since the run read it."""
     path = Path(target.dataset_path)
     if not path.exists():
         raise NotFound(f"the dataset of training run #{target.run_id}, {path}, does not exist",

@@ -205,3 +205,36 @@ def test_a_rerun_scores_faces_an_earlier_run_left_unscored(env_workbench: Workbe
     assert again.exit_code == 0, again.output
     assert "scored 4 images" in " ".join(again.output.split())
     assert scores.unscored_images(env_workbench) == []
+
+
+def test_the_discriminator_threshold_is_taken_at_the_faces_own_psi(workbench: Workbench, checkpoint_id: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    mean_faces = gen.generate(workbench, checkpoint_id, seeds=[0, 1], psi=0.0, queue_for_review=False)
+    untruncated = gen.generate(workbench, checkpoint_id, seeds=[0, 1], psi=1.0, queue_for_review=False)
+    scores.score_images(workbench, mean_faces + untruncated)
+    with workbench.db.unit_of_work() as session:
+        checks = dict(session.execute(select(GeneratedImage.id, GeneratedImage.checks)).all())
+    d = {image_id: checks[image_id][scores.DISCRIMINATOR] for image_id in checks}
+
+    # At psi 0 every reference face is the mean face too, so the threshold is that face's own score
+    # (up to float32 rounding, which differs between batch sizes).
+    for image_id in mean_faces:
+        assert d[image_id]["threshold"] == pytest.approx(d[image_id]["value"], abs=1e-5)
+        assert "psi 0," in d[image_id]["note"]
+    # At psi 1 it is the quantile over untruncated reference faces, not the psi-0 value.
+    scorer = scores.load_scorer(workbench, checkpoint_id)
+    loaded = scorer.loaded
+    reference = gen.render(loaded, [scores.REFERENCE_SEED + i for i in range(scores.REFERENCE_COUNT)], psi=1.0)
+    pixels = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in reference])).permute(0, 3, 1, 2)
+    expected = float(np.quantile(scorer.discriminator(pixels.contiguous(), None), scores.REJECT_QUANTILE))
+    for image_id in untruncated:
+        assert d[image_id]["threshold"] == pytest.approx(expected, abs=1e-5)
+        assert d[image_id]["flagged"] == (d[image_id]["value"] < expected) and "psi 1," in d[image_id]["note"]
+    assert abs(d[untruncated[0]]["threshold"] - d[mean_faces[0]]["threshold"]) > 1e-3
+
+    # A fresh scorer reads each psi's threshold from the cache instead of rendering its reference again.
+    monkeypatch.setattr(gen, "render", lambda *a, **k: pytest.fail("a cached threshold was rendered again"))
+    fresh = scores.load_scorer(workbench, checkpoint_id)
+    assert fresh is not scorer and fresh.thresholds == {}
+    assert fresh.threshold(1.0) == d[untruncated[0]]["threshold"]
+    assert fresh.threshold(0.0) == d[mean_faces[0]]["threshold"]

@@ -57,7 +57,7 @@ from training.metrics.features import FeatureExtractor, RandomConvFeatures, ince
 
 __all__ = [
     "DEFAULT_NUM_GEN", "FidKid", "FidKidMetric", "check_ready", "fid_from_features", "fid_kid",
-    "METRIC_NAMES", "fid_kid_metric", "generated_features", "kid_from_features", "kid_subset_size", "real_features",
+    "METRIC_NAMES", "feature_cache_key", "fid_kid_metric", "generated_features", "kid_from_features", "kid_subset_size", "real_features",
     "register_metrics", "to_uint8",
 ]
 
@@ -163,7 +163,9 @@ def _features_of(extractor: FeatureExtractor, images: torch.Tensor) -> np.ndarra
     return features
 
 
-def _cache_key(dataset: ImageFolderDataset, extractor: FeatureExtractor) -> str:
+def feature_cache_key(dataset: ImageFolderDataset, extractor: FeatureExtractor) -> str:
+    """A name for cached features of `dataset` under `extractor`: its content, flips, size and the
+    extractor's identity (other caches of the same real set, such as the realism radii, use it too)."""
     parts = f"{dataset.fingerprint()}|xflip={int(dataset.xflip)}|n={len(dataset)}|{extractor.identity}"
     return hashlib.sha256(parts.encode()).hexdigest()[:24]
 
@@ -186,7 +188,7 @@ def real_features(dataset: ImageFolderDataset, extractor: FeatureExtractor, *, b
                   procs: Processes | None = None, cache_dir: Path | None = None,
                   progress: Progress | None = None) -> np.ndarray:
     """Features [len(dataset), D] of every dataset image, from `cache_dir` when cached there."""
-    cache = None if cache_dir is None else Path(cache_dir) / f"{CACHE_PREFIX}{_cache_key(dataset, extractor)}.npy"
+    cache = None if cache_dir is None else Path(cache_dir) / f"{CACHE_PREFIX}{feature_cache_key(dataset, extractor)}.npy"
     cached = None if cache is None else _read_cache(cache, (len(dataset), extractor.dim))
     # Every process must take the same path (the computation below is collective).
     missing = cached is None if procs is None else procs.any(cached is None)
