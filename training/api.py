@@ -4,7 +4,9 @@
 (ui/pages/training.py) both go through these functions, so they agree on where runs live, on
 the defaults a run starts with (`RUN_DEFAULTS`), and on what a run or checkpoint summary holds.
 Each function opens its own short unit of work; the reads are column-only selects returning
-frozen dataclasses (training/runs.py, training/generate.py).
+frozen dataclasses (training/runs.py, training/generate.py). New faces get their scores here
+(training.generated_scores) and, through qa's own modules, the image checks (qa.generated) and
+the learned filter's decisions (qa.filter): training sits below qa, so it may call them.
 
 A run started from the page trains in a process of its own (`start_run_process` runs
 `likeness train run`, `resume_run_process` continues one from its latest snapshot), which
@@ -28,9 +30,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from likeness.errors import ConfigError, ConsentViolation, LikenessError, NotFound
+from likeness.models import GeneratedImage
 from likeness.workbench import Workbench
 from model_registry.export import withheld_images
+from qa.filter import store as filter_store
+from qa.filter.store import DecideResult, FilterVersion
+from qa.generated.store import CheckSummary, check_images
 from training import generate as gen
 from training import runs
 from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
@@ -45,15 +53,17 @@ from training.snapshots.api import find_snapshot_id, require_consent
 from training.snapshots.spec import load_spec
 
 __all__ = [
-    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointScorer", "CheckpointSummary",
-    "Estimate", "GenerationProgress", "Label", "Mix", "Resume", "RunDefaults", "RunSummary", "ScoreSummary",
-    "StartedRun", "TrainConfig", "TrainProgress", "checkpoint_file", "checkpoints", "describe_device", "estimate_run",
+    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckSummary", "CheckpointScorer",
+    "CheckpointSummary", "DecideResult", "Estimate", "FilterVersion", "GenerationProgress", "Label", "Mix", "Resume",
+    "RunDefaults", "RunSummary", "ScoreSummary", "StartedRun", "TrainConfig", "TrainProgress", "active_filter",
+    "check_generated", "checkpoint_file", "checkpoints", "decide_generated", "describe_device", "estimate_run",
     "format_duration", "generate", "generate_mix", "generated_images", "plan_mix", "read_log", "request_stop",
-    "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "score_generated",
-    "start_run", "start_run_process", "unscored_generated", "write_generated",
+    "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "score_generated", "start_run",
+    "start_run_process", "unchecked_generated", "unscored_generated", "write_generated",
 ]
 
 LOG_FILE = "train.log"
+FACE_FOUND = "face_found"   # the image check every checked face has (qa.generated.checks)
 
 
 # ---- Runs: where they live, what they are. -----------------------------------------------------
@@ -295,6 +305,37 @@ def score_generated(workbench: Workbench, ids: Sequence[int], *,
 def unscored_generated(workbench: Workbench, *, checkpoint_id: int | None = None) -> list[int]:
     """Generated images of untainted checkpoints that lack either of those two checks."""
     return unscored_images(workbench, checkpoint_id=checkpoint_id)
+
+
+# ---- The image checks and the learned filter on new faces (qa). -------------------------------
+
+def active_filter(workbench: Workbench) -> FilterVersion | None:
+    """The filter version that decides new faces (qa.filter), or None before one is trained."""
+    return next((version for version in filter_store.filters(workbench) if version.active), None)
+
+
+def check_generated(workbench: Workbench, ids: Sequence[int]) -> CheckSummary:
+    """The image checks of generated faces, stored on their rows (qa.generated)."""
+    return check_images(workbench, ids)
+
+
+def decide_generated(workbench: Workbench, ids: Sequence[int], *, version: int) -> DecideResult:
+    """A filter version's decisions on generated faces nobody voted on (qa.filter): those it is
+    sure of leave the review queue with the reason, the rest wait for reviewers, the most
+    uncertain first. It reads the scores and image checks, so run those first."""
+    return filter_store.decide(workbench, image_ids=ids, version=version)
+
+
+def unchecked_generated(workbench: Workbench, checkpoint_id: int, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Of `ids` (one checkpoint's): those without the image checks, and those no filter has
+    looked at, as a run killed between committing faces and checking them leaves them."""
+    wanted = set(ids)
+    with workbench.db.unit_of_work() as session:
+        rows = [row for row in session.execute(
+            select(GeneratedImage.id, GeneratedImage.checks, GeneratedImage.filter_id)
+            .where(GeneratedImage.checkpoint_id == checkpoint_id).order_by(GeneratedImage.id)) if row.id in wanted]
+    return ([row.id for row in rows if FACE_FOUND not in (row.checks or {})],
+            [row.id for row in rows if row.filter_id is None])
 
 
 def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int, str]]:

@@ -80,3 +80,43 @@ def make_crops(folder: Path, count: int = 6) -> Path:
 
 def make_dataset(root: Path) -> PreparedDataset:
     return prepare_dataset(make_crops(root / "crops"), root / "data", resolution=16)
+
+
+LABELLED_SPEC = """
+name = "tiny labelled faces"
+size = 24
+resolution = 16
+tolerance = 0.1
+validation_share = 0.25
+label_attributes = ["age_band", "expression"]
+[quotas.age_band]
+adult = 0.5
+senior = 0.5
+"""
+
+
+@pytest.fixture
+def labelled_checkpoint(env_workbench: Any, tmp_path: Path) -> int:
+    """A checkpoint of one tiny step on a labelled dataset snapshot (age band and expression), so
+    that it knows its label encoding; adults and seniors with neutral and smiling faces."""
+    from sqlalchemy import select
+
+    from likeness.models import Checkpoint
+    from samples.labelled_pool import SitterPlan, add_pool
+    from training.runs import start_run
+    from training.snapshots import api as snapshots_api
+    from training.snapshots.encoding import label_encoding
+
+    sitters = [SitterPlan(code=f"P{i:04d}", faces=8, person={"age_band": ("adult", "senior")[i % 2]},
+                          frames={"expression": ["neutral", "smile"]}) for i in range(6)]
+    with env_workbench.db.unit_of_work() as session:
+        add_pool(session, env_workbench.blobs, sitters)
+    built = snapshots_api.build(env_workbench, LABELLED_SPEC, actor="test", admin=True)
+    export = snapshots_api.training_export(env_workbench, built.snapshot_id)
+    c_dim = sum(slot.width for slot in label_encoding(["age_band", "expression"]))
+    config = tiny_config(export.path, tmp_path / "labelled-run", network=tiny_network(c_dim=c_dim), total_kimg=0.004)
+    run_id = start_run(env_workbench, config, name="tiny-labelled", snapshot_id=built.snapshot_id)
+    with env_workbench.db.unit_of_work() as session:
+        found = session.scalar(select(Checkpoint.id).where(Checkpoint.run_id == run_id).order_by(Checkpoint.id.desc()))
+        assert found is not None
+        return int(found)

@@ -1,28 +1,34 @@
-"""Generation at scale: resumes exactly after a kill, fills a mix of labels, scores every face."""
+"""Generation at scale: resumes exactly after a kill, fills a mix of labels, scores and checks every
+face, and lets the learned filter decide the faces it is sure of."""
 
 from __future__ import annotations
 
+import io
+import itertools
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 from sqlalchemy import func, select, update
 
 from likeness.errors import ConsentViolation, InvalidInput
-from likeness.models import Checkpoint, GeneratedImage
+from likeness.models import Checkpoint, FaceFilter, GeneratedImage, ReviewItem
 from likeness.workbench import Workbench
+from qa.review import reviewable
 from tests.cli_runner import process_env, run_cli
 from training import generate as gen
 from training import generated_scores as scores
 from training.dataset import ImageFolderDataset
 from training.generation_mix import allocate
 from training.metrics.features import RandomConvFeatures
-from training.snapshots.encoding import label_encoding
+from training.snapshots.encoding import encode, label_encoding
 from training.snapshots.spec import parse_spec
 
 # Batches of 3; the 8th render (inside the third batch, its PNG stored, its rows not committed) kills us.
@@ -213,7 +219,7 @@ def test_the_discriminator_threshold_is_taken_at_the_faces_own_psi(workbench: Wo
     untruncated = gen.generate(workbench, checkpoint_id, seeds=[0, 1], psi=1.0, queue_for_review=False)
     scores.score_images(workbench, mean_faces + untruncated)
     with workbench.db.unit_of_work() as session:
-        checks = dict(session.execute(select(GeneratedImage.id, GeneratedImage.checks)).all())
+        checks: dict[int, Any] = dict(session.execute(select(GeneratedImage.id, GeneratedImage.checks)).all())
     d = {image_id: checks[image_id][scores.DISCRIMINATOR] for image_id in checks}
 
     # At psi 0 every reference face is the mean face too, so the threshold is that face's own score
@@ -238,3 +244,87 @@ def test_the_discriminator_threshold_is_taken_at_the_faces_own_psi(workbench: Wo
     assert fresh is not scorer and fresh.thresholds == {}
     assert fresh.threshold(1.0) == d[untruncated[0]]["threshold"]
     assert fresh.threshold(0.0) == d[mean_faces[0]]["threshold"]
+
+
+def test_a_mix_from_a_labelled_checkpoint_generates_each_quota(env_workbench: Workbench, labelled_checkpoint: int,
+                                                               tmp_path: Path) -> None:
+    spec_path = tmp_path / "mix.toml"
+    spec_path.write_text(MIX, encoding="utf-8")
+    made = run_cli("generate", str(labelled_checkpoint), "--mix", str(spec_path), "--no-review")
+    assert made.exit_code == 0, made.output
+    assert "mix: 40 faces" in made.output and "every quota met" in made.output
+
+    slots = label_encoding(["age_band", "expression"])
+    attributes = [slot.attribute for slot in slots]
+    named = {tuple(encode(dict(zip(attributes, combo)), slots)): dict(zip(attributes, combo))
+             for combo in itertools.product(*(slot.values for slot in slots))}
+    with env_workbench.db.unit_of_work() as session:
+        stored = session.execute(select(GeneratedImage.label, GeneratedImage.seed)).all()
+    faces = [named[tuple(label)] for label, _ in stored]                # each a label the model was conditioned on
+    assert len(faces) == 40 and len({(tuple(label), seed) for label, seed in stored}) == 40
+
+    spec = parse_spec(MIX)
+    for quota in spec.quotas:                                             # every share, within the spec's band
+        count = sum(all(face[c.attribute] in c.values for c in quota.cells) for face in faces)
+        assert abs(count - quota.share * spec.size) <= spec.tolerance * spec.size, (quota.key, count)
+    ages = [face["age_band"] for face in faces]
+    assert (ages.count("adult"), ages.count("child"), ages.count("senior")) == (20, 10, 10)
+    assert sum(face == {"age_band": "senior", "expression": "smile"} for face in faces) == 8
+
+    again = run_cli("generate", str(labelled_checkpoint), "--mix", str(spec_path), "--no-review")
+    assert again.exit_code == 0, again.output
+    with env_workbench.db.unit_of_work() as session:                      # the same recipes: nothing added
+        assert session.scalar(select(func.count()).select_from(GeneratedImage)) == 40
+
+
+def decisions(workbench: Workbench) -> dict[int, tuple[Any, ...]]:
+    with workbench.db.unit_of_work() as session:
+        return {row.seed: tuple(row[1:]) for row in session.execute(
+            select(GeneratedImage.seed, GeneratedImage.checks, GeneratedImage.decision, GeneratedImage.decision_reason,
+                   GeneratedImage.image_sha256).order_by(GeneratedImage.seed))}
+
+
+def test_new_faces_are_checked_and_the_filter_decides_the_sure_ones(env_workbench: Workbench,
+                                                                     checkpoint_id: int) -> None:
+    wb = env_workbench
+    first = run_cli("generate", str(checkpoint_id), "--seeds", "0-5")
+    assert first.exit_code == 0, first.output
+    text = " ".join(first.output.split())
+    assert "checked 6 faces" in text and "no learned filter yet" in text
+    skipped = run_cli("generate", str(checkpoint_id), "--seeds", "6-7", "--no-checks")
+    assert skipped.exit_code == 0 and "checked" not in skipped.output and "filter" not in skipped.output
+    rows = decisions(wb)
+    assert [seed for seed, row in rows.items() if "face_found" in row[0]] == list(range(6))
+    assert all(row[1] is None for row in rows.values())                  # no filter: nothing decided
+
+    # A filter whose p(good) rises with the discriminator's score, sure of the two lowest and highest.
+    d = np.array([[rows[seed][0][scores.DISCRIMINATOR]["value"]] for seed in range(8)])
+    classifier = LogisticRegression(C=1e4).fit(d, (d[:, 0] > np.median(d)).astype(int))
+    p = classifier.predict_proba(d)[:, 1]
+    reject, accept = sorted(p)[1], sorted(p)[-2]
+    buffer = io.BytesIO()
+    joblib.dump(classifier, buffer)
+    with wb.db.unit_of_work() as session:
+        session.add(FaceFilter(version=1, model_sha256=wb.blobs.put_bytes(buffer.getvalue()),
+                               features=[f"{scores.DISCRIMINATOR}.value"], thresholds={"reject": reject, "accept": accept},
+                               metrics={}, active=True, created_by="test"))
+
+    # A rerun checks the faces left unchecked and lets the filter decide every face it has not seen.
+    rerun = run_cli("generate", str(checkpoint_id), "--seeds", "0-7")
+    assert rerun.exit_code == 0, rerun.output
+    text = " ".join(rerun.output.split())
+    assert "checked 2 faces" in text and "filter v1 scored 8 faces: 2 accepted, 2 rejected" in text
+    rows = decisions(wb)
+    for seed, (checks, decision, reason, _sha) in rows.items():
+        assert "face_found" in checks
+        assert decision == ("accept" if p[seed] >= accept else "reject" if p[seed] <= reject else None)
+        assert (reason is not None and reason.startswith("filter v1: p(good)")) == (decision is not None)
+    with wb.db.unit_of_work() as session:                                 # reviewers get only the undecided
+        queued = set(session.scalars(select(ReviewItem.image_sha256).where(reviewable())))
+    assert queued == {sha for _checks, decision, _reason, sha in rows.values() if decision is None}
+    assert len(queued) == 4
+
+    more = run_cli("generate", str(checkpoint_id), "--seeds", "8-10")
+    assert more.exit_code == 0, more.output
+    assert "filter v1 scored 3 faces" in " ".join(more.output.split())
+    assert all(reason is None or reason.startswith("filter v1") for _c, _d, reason, _s in decisions(wb).values())
