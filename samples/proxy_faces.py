@@ -17,6 +17,8 @@ so that each source gives faces that differ the way photographs of one person do
 Items are split by source: the photographs of one person (or one shoot) are all on one side, and
 an artifact's donor (the closed or mismatched eye) comes from the same side as the face it goes
 into. Thresholds are calibrated on the ``train`` side; figures are reported on ``held_out``.
+Each item also names its photograph (crops of one shot share one), so that calibration inside
+the train side can fold by photograph: the train side holds too few people to fold by person.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ SOURCES: dict[str, str] = {
     "none/prairie_falcon.jpg": "prairie_falcon",
 }
 ASTRONAUT = "eileen_collins"  # skimage.data.astronaut(); faces/open holds the same photograph
+# Photographs that are crops of one shot: one photograph for folding.
+SAME_SHOT = {"open/biden_oval_office.jpg": "open/two_people_obama_biden.jpg"}
 HELD_OUT = frozenset({ASTRONAUT, "lin_manuel_miranda", "selfie", "cew_0030", "cew_0267", "cew_0957", "coffee",
                       "horse_silhouette"})
 
@@ -74,6 +78,7 @@ class ProxyItem:
     source: str  # the photograph (or person) it came from
     artifact: str  # "none" for a good item, else one of ARTIFACTS
     split: str  # "train" or "held_out"
+    photo: str = ""  # the photograph it was cropped from (crops of one shot share one)
 
     @property
     def good(self) -> bool:
@@ -83,6 +88,7 @@ class ProxyItem:
 @dataclass(frozen=True, eq=False)
 class _Face:
     source: str
+    photo: str
     rgb: np.ndarray = field(repr=False)
     landmarks: np.ndarray = field(repr=False)  # (478, 3) in rgb pixels
     closed: bool
@@ -103,20 +109,21 @@ def _sources(root: Path) -> tuple[list[_Face], list[tuple[str, np.ndarray]]]:
     try:
         from skimage import data
 
-        images.append((ASTRONAUT, data.astronaut(), False))
+        images.append((ASTRONAUT, ASTRONAUT, data.astronaut(), False))
     except ImportError:  # scikit-image missing: the test data's copy of the portrait stands in
-        images.append((ASTRONAUT, load_upright(root / "faces" / "open" / "astronaut_eileen_collins.png"), False))
+        images.append((ASTRONAUT, ASTRONAUT, load_upright(root / "faces" / "open" / "astronaut_eileen_collins.png"), False))
     for name, source in SOURCES.items():
         path = root / "faces" / name
         if path.is_file():
-            images.append((source, load_upright(path), name.startswith("closed/") or name.startswith("none/")))
-    for source, rgb, flag in images:
+            images.append((source, SAME_SHOT.get(name, name), load_upright(path),
+                           name.startswith("closed/") or name.startswith("none/")))
+    for source, photo, rgb, flag in images:
         if source in {s for n, s in SOURCES.items() if n.startswith("none/")}:
             empty.append((source, rgb))
             continue
         for finding in find_faces(rgb):
             if finding.box[2] - finding.box[0] >= 48:  # faces too small to align at SIZE are left out
-                faces.append(_Face(source, rgb, np.asarray(finding.landmarks, np.float64), closed=flag))
+                faces.append(_Face(source, photo, rgb, np.asarray(finding.landmarks, np.float64), closed=flag))
     return faces, empty
 
 
@@ -337,8 +344,8 @@ def build_proxy_set(*, per_face: int = 8, per_empty: int = 6, seed: int = 0,
         others = [f for f in faces if not f.closed and split_of(f.source) == split and f.source != face.source]
         rng = np.random.default_rng([seed, index])
         for artifact, image in _items_for(rng, face, donors, others, per_face):
-            items.append(ProxyItem(image, face.source, artifact, split))
+            items.append(ProxyItem(image, face.source, artifact, split, face.photo))
     for index, (source, rgb) in enumerate(empty):
         rng = np.random.default_rng([seed, 1000 + index])
-        items += [ProxyItem(crop, source, "no_face", split_of(source)) for crop in _empty_crops(rng, rgb, per_empty)]
+        items += [ProxyItem(crop, source, "no_face", split_of(source), source) for crop in _empty_crops(rng, rgb, per_empty)]
     return items

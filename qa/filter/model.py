@@ -152,14 +152,15 @@ def _model(n: int, seed: int) -> HistGradientBoostingClassifier:
 
 
 def fit(x: np.ndarray, good: np.ndarray, features: list[str], *, groups: Sequence[Any] | None = None,
-        seed: int = 0, target: float = TARGET_PRECISION) -> TrainedFilter:
+        seed: int = 0, target: float = TARGET_PRECISION, test_share: float = TEST_SHARE) -> TrainedFilter:
     """Learn on the learning part, calibrate on its out-of-fold scores, measure on the test part.
-    ValueError when there are too few items or only one class to learn from."""
+    ``test_share`` 0 keeps every item for learning, for a caller that holds its own test items
+    out. ValueError when there are too few items or only one class to learn from."""
     good = np.asarray(good, dtype=np.int64)
     if len(good) < MIN_VOTES:
         raise ValueError(f"{len(good)} labelled faces; the filter needs at least {MIN_VOTES}")
     groups = list(groups) if groups is not None else list(range(len(good)))
-    learn = split_groups(groups, seed, (1 - TEST_SHARE, TEST_SHARE)) == 0
+    learn = split_groups(groups, seed, (1 - test_share, test_share)) == 0 if test_share > 0 else np.ones(len(good), bool)
     if len(set(good[learn].tolist())) < 2:
         raise ValueError("the learning part holds only good or only bad faces: more varied votes are needed")
     # Every learning item is scored by a model that did not see it (cross-fitting), so all of

@@ -186,11 +186,13 @@ def test_decide_skips_tainted_checkpoints_and_needs_a_filter(workbench: Workbenc
         assert session.scalar(select(FaceFilter.active)) is True
 
 
-def test_pixel_features_are_finite_and_checks_are_read_by_name() -> None:
+def test_checks_are_read_by_name_and_pixel_features_only_where_a_version_has_them() -> None:
     rgb = np.zeros((40, 40, 3), dtype=np.uint8)
     rgb[:, :20] = 200
     names = features.feature_names([{"eyes": {}}, {"craters": {}}])
-    assert names[:4] == ["craters.value", "craters.flagged", "eyes.value", "eyes.flagged"]
+    assert names == ["craters.value", "craters.flagged", "eyes.value", "eyes.flagged"]
     values = features.row(names, {"eyes": {"value": 0.3, "flagged": True}}, rgb)
     assert math.isnan(values[0]) and math.isnan(values[1]) and values[2:4] == [0.3, 1.0]
-    assert all(math.isfinite(v) for v in values[4:]) and values[-2] > 0.3   # half bright, half dark: contrast
+    old = features.row([*names, *features.PIXEL_FEATURES], {"eyes": {"value": 0.3, "flagged": True}}, rgb)
+    assert old[2:4] == [0.3, 1.0] and len(old) == len(names) + len(features.PIXEL_FEATURES)
+    assert all(math.isfinite(v) for v in old[4:]) and old[-2] > 0.3   # half bright, half dark: contrast
