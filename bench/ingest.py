@@ -371,7 +371,7 @@ PROFILE_STEPS: tuple[Step, ...] = (
     Step("EXIF: LibRaw fill", "ingest.decode", "fill_from_libraw", "decode_frame"),
     Step("embedded preview: extract + JPEG decode", "ingest.decode", "_embedded_preview", "decode_frame"),
     Step("store original (copy + hash check + fsync)", "likeness.blobstore:BlobStore", "put_file"),
-    Step("preview (resize + JPEG + store)", "ingest.frame", "_store_preview"),
+    Step("preview (resize + JPEG)", "ingest.frame", "preview_of"),
     Step("find_faces", "ingest.frame", "find_faces"),
     Step("MediaPipe import + graph build", "faces.detect", "_graph", "find_faces"),
     Step("align + PNG encode + store crop", "ingest.frame", "_store_face"),

@@ -96,6 +96,13 @@ def fill(slots: list[SlotCoverage], sitter: str | None, pose: str | None, relati
     return None
 
 
+def unfill(slots: list[SlotCoverage], relative: str) -> None:
+    """Take the frame out of whichever slot it filled."""
+    for entry in slots:
+        if relative in entry.frames:
+            entry.frames.remove(relative)
+
+
 def coverage(session: Session, shoot_name: str) -> Coverage:
     shoot = session.scalar(select(Shoot).where(Shoot.name == shoot_name))
     if shoot is None:

@@ -23,6 +23,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from capture.look import first_look
+
 # The batch ingest's own steps: the watcher must take the very path a batch ingest takes.
 from ingest.api import (
     FrameFailure,
@@ -53,6 +55,9 @@ from likeness.models import Person, Shot
 from likeness.workbench import Workbench
 
 CHUNK = 1 << 20
+# The full ingest yields the CPU to the first looks (capture.look): the verdict the photographer
+# waits for comes first, the record catches up between frames.
+INGEST_NICE = 10
 # Names copy tools and browsers give a file while it is being transferred; it is renamed after.
 TRANSFER_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart", "~")
 
@@ -112,7 +117,8 @@ class Feeder:
         self.expected_name = shoot
         self.staging = workbench.settings.data_dir / "capture" / "staging"
         self._clear_leftovers()
-        self.pool: Executor = make_executor(workers)
+        self.pool: Executor = make_executor(workers, nice=INGEST_NICE)
+        self.look_pool: Executor = make_executor(1 if workers else 0)
         self._numbers = itertools.count()
         self.manifest: ShootManifest
         self.rows: dict[str, FrameMapRow] = {}
@@ -129,6 +135,7 @@ class Feeder:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
+        self.look_pool.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     @property
@@ -216,17 +223,23 @@ class Feeder:
     def submit(self, job: FrameJob) -> Future:
         return self.pool.submit(process_frame, job)
 
+    def look(self, job: FrameJob) -> Future:
+        return self.look_pool.submit(first_look, job)
+
     def write(self, staged: Staged, outcome: FrameResult | FrameFailure, summary: IngestSummary) -> None:
         write_frames(workbench=self.workbench, shoot_id=self.shoot_id, summary=summary, actor=self.actor,
                      frames=[FrameFile(staged.copy, staged.relative_path, staged.sitter)], outcomes=[outcome])
 
     def stored_shot(self, session: Session, sha256: str) -> tuple[Shot | None, Person | None]:
         shot = session.scalar(select(Shot).where(Shot.sha256 == sha256).options(selectinload(Shot.faces)))
-        person = None
-        if shot is not None and shot.sitter_code:
-            person = session.scalar(select(Person).where(Person.code == shot.sitter_code)
-                                    .options(selectinload(Person.releases), selectinload(Person.personal)))
-        return shot, person
+        return shot, self.person(session, shot.sitter_code if shot is not None else None)
+
+    def person(self, session: Session, code: str | None) -> Person | None:
+        """The registered sitter with the releases the consent gate reads, or None."""
+        if not code:
+            return None
+        return session.scalar(select(Person).where(Person.code == code)
+                              .options(selectinload(Person.releases), selectinload(Person.personal)))
 
 
 def _alive(pid: int) -> bool:

@@ -1,6 +1,7 @@
-"""The verdict on one frame while the sitter is still in the chair: shot QA measured on the frame
-just stored (against the session so far), its status from consent then QA, the plan slot it
-fills, and what to tell the photographer in plain words.
+"""The verdict on one frame while the sitter is still in the chair: shot QA measured on the
+frame's first look (capture.look) and again on the frame just stored (against the session so
+far), its status from consent then QA, the plan slot it fills, and what to tell the
+photographer in plain words.
 
 The checks and the status rule are shot QA's own (qa.shot_qa, ingest.gate): only the session
 median of sharpness is the one of the frames so far. Closing the session runs shot QA over the
@@ -18,9 +19,10 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from capture.coverage import SlotCoverage, fill, pose_of, usable
+from capture.coverage import SlotCoverage, fill, pose_of, unfill, usable
+from capture.look import Look
 from capture.plan import slots_from_stored
-from ingest.gate import update_status
+from ingest.gate import capture_date, classify, update_status, with_qa
 from likeness.blobstore import BlobStore
 from likeness.models import Person, Shoot, Shot, ShotStatus
 from qa.api import crop_upscale, finding_of
@@ -40,10 +42,14 @@ _CONSENT = {
 
 def _image(blobs: BlobStore, sha256: str) -> np.ndarray:
     with blobs.open(sha256) as handle:
-        return np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+        return _decoded(handle.read())
 
 
-def plain_words(shot: Shot) -> str | None:
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def plain_words(shot: Shot | _Unstored) -> str | None:
     """Why the frame needs attention, as the photographer would say it; None for a good frame."""
     reason, detail = shot.reason, shot.reason_detail or ""
     if reason is None:
@@ -88,11 +94,17 @@ class FrameVerdict:
     status: str
     reason: str | None
     words: str | None  # None: a good frame
-    shot_id: int
+    shot_id: int | None  # None: judged on its first look, not stored yet
     pose: str | None = None
     eyes: str | None = None
     slot: str | None = None  # the plan slot it fills
     notes: list[str] = field(default_factory=list)  # remarks that do not call a reshoot
+    preview_sha256: str | None = None
+    stage: str = "stored"  # "look": the first look's verdict; "stored": the stored shot's
+
+    def same_call(self, other: FrameVerdict) -> bool:
+        """Whether the photographer is told the same thing (status and reason)."""
+        return (self.status, self.reason) == (other.status, other.reason)
 
     def line(self) -> str:
         who = self.sitter or "?"
@@ -106,13 +118,32 @@ class FrameVerdict:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Unstored:
+    """What plain_words reads of a shot, for a frame judged on its first look (not stored yet)."""
+
+    relative_path: str
+    sitter_code: str | None
+    reason: str | None
+    reason_detail: str | None
+    face_count: int
+    qa: dict[str, Any] | None
+
+
 class LiveJudge:
-    """Shot QA frame by frame for one shoot, keeping the session's sharpness and plan state."""
+    """Shot QA frame by frame for one shoot, keeping the session's sharpness and plan state.
+
+    A frame is judged twice: on its first look (capture.look, before it is stored) and once the
+    full ingest has stored it. Both run the same checks and the same consent-then-QA rule; the
+    second is the record, and it takes the first one's place in the plan."""
 
     def __init__(self, session: Session, blobs: BlobStore, shoot_id: int) -> None:
         self.blobs = blobs
         self.shoot_id = shoot_id
-        self.sharpness: dict[int, float] = {}
+        self.sharpness: dict[str, float] = {}  # by content hash
+        # First looks measure sharpness on a half-size decode, which reads lower than the stored
+        # crop (2x2 binning softens): they are compared with first looks only.
+        self.look_sharpness: dict[str, float] = {}
         self.reference: FrameTone | None = None
         shoot = session.get(Shoot, shoot_id)
         assert shoot is not None
@@ -126,10 +157,15 @@ class LiveJudge:
 
     def _remember(self, shot: Shot) -> np.ndarray | None:
         if not shot.faces or not shot.faces[0].crop_sha256:
+            self.sharpness.pop(shot.sha256, None)
             return None
         window = face_window(_image(self.blobs, shot.faces[0].crop_sha256), crop_upscale(shot.faces[0]))
-        self.sharpness[shot.id] = sharpness(window)
+        self.sharpness[shot.sha256] = sharpness(window)
         return window
+
+    @staticmethod
+    def _median(values: dict[str, float]) -> float | None:
+        return float(np.median(list(values.values()))) if len(values) >= MIN_FACES_FOR_MEDIAN else None
 
     def _reference(self, session: Session, shoot: Shoot) -> FrameTone | None:
         if self.reference is None and shoot.reference_frame:
@@ -138,13 +174,43 @@ class LiveJudge:
                 self.reference = FrameTone.of(_image(self.blobs, ref.preview_sha256))
         return self.reference
 
-    def judge(self, session: Session, shot: Shot, person: Person | None, actor: str) -> FrameVerdict:
-        shoot = session.get(Shoot, shot.shoot_id)
+    def _shoot(self, session: Session) -> Shoot:
+        shoot = session.get(Shoot, self.shoot_id)
         assert shoot is not None
+        return shoot
+
+    def first_look(self, session: Session, look: Look, relative: str, sitter: str | None,
+                   person: Person | None) -> FrameVerdict:
+        """The verdict on a frame not stored yet, from its first look."""
+        shoot = self._shoot(session)
+        face = look.faces[0] if look.faces else None
+        eyes = None
+        if face is not None:
+            self.look_sharpness[look.sha256] = sharpness(face.window)
+            eyes = classify_face(face.finding, image_size=look.image_size).to_json()
+        else:
+            self.look_sharpness.pop(look.sha256, None)
+        pose = (face.finding.yaw, face.finding.pitch, face.finding.roll) if face is not None else None
+        qa = summarise(measure_shot(
+            face=face.window if face is not None else None, preview=_decoded(look.preview), pose=pose, eyes=eyes,
+            reference=self._reference(session, shoot), shoot_sharpness=self._median(self.look_sharpness),
+            crop_upscale=face.upscale if face is not None else None,
+        ))
+        decided = with_qa(classify(sitter_code=sitter, person=person, face_count=len(look.faces),
+                                   capture_date=capture_date(look.captured_at, shoot.shoot_date),
+                                   shoot_date=shoot.shoot_date), qa)
+        words = plain_words(_Unstored(relative, sitter, decided.reason, decided.detail, len(look.faces), qa))
+        verdict = FrameVerdict(relative, sitter, str(decided.status.value), decided.reason, words, None,
+                               pose=pose_of(*pose[:2]) if pose else None, eyes=(eyes or {}).get("state"),
+                               preview_sha256=look.preview_sha256, stage="look")
+        return self._place(verdict, eyes, accepted=decided.status is ShotStatus.accepted)
+
+    def judge(self, session: Session, shot: Shot, person: Person | None, actor: str) -> FrameVerdict:
+        """The verdict on a stored shot, written to it: status, reason and shot QA."""
+        shoot = self._shoot(session)
         face = shot.faces[0] if shot.faces else None
         window = self._remember(shot)
-        values = list(self.sharpness.values())
-        median = float(np.median(values)) if len(values) >= MIN_FACES_FOR_MEDIAN else None
+        median = self._median(self.sharpness)
         eyes = None
         if face is not None:
             eyes = classify_face(finding_of(face), image_size=(shot.width, shot.height)).to_json()
@@ -158,16 +224,22 @@ class LiveJudge:
             )
             shot.qa = summarise(checks)
             update_status(session=session, shot=shot, person=person, shoot_date=shoot.shoot_date, actor=actor)
+        unfill(self.slots, shot.relative_path)  # its first look's place, if it had one
         pose = pose_of(face.yaw, face.pitch) if face is not None else None
         verdict = FrameVerdict(shot.relative_path, shot.sitter_code, str(shot.status.value), shot.reason,
-                               plain_words(shot), shot.id, pose=pose, eyes=(eyes or {}).get("state"))
+                               plain_words(shot), shot.id, pose=pose, eyes=(eyes or {}).get("state"),
+                               preview_sha256=shot.preview_sha256)
+        return self._place(verdict, eyes, accepted=shot.status is ShotStatus.accepted)
+
+    def _place(self, verdict: FrameVerdict, eyes: dict[str, Any] | None, *, accepted: bool) -> FrameVerdict:
+        """Notes that call no reshoot, and the plan slot an accepted frame fills."""
         if eyes and eyes.get("state") == "looking_away":
             verdict.notes.append("looking away from the camera")
-        if shot.status is ShotStatus.accepted:
-            slot = fill(self.slots, shot.sitter_code, pose, shot.relative_path)
+        if accepted:
+            slot = fill(self.slots, verdict.sitter, verdict.pose, verdict.relative_path)
             if slot is not None:
                 verdict.slot = f"{slot.slot.describe()} ({len(slot.frames)}/{slot.slot.count})"
-            elif any(s.slot.sitter == shot.sitter_code and not s.done for s in self.slots):
-                wanted = sorted({s.slot.pose for s in self.slots if s.slot.sitter == shot.sitter_code and not s.done})
-                verdict.notes.append(f"pose {pose or 'unknown'} fills no open slot; the plan wants {', '.join(wanted)}")
+            elif any(s.slot.sitter == verdict.sitter and not s.done for s in self.slots):
+                wanted = sorted({s.slot.pose for s in self.slots if s.slot.sitter == verdict.sitter and not s.done})
+                verdict.notes.append(f"pose {verdict.pose or 'unknown'} fills no open slot; the plan wants {', '.join(wanted)}")
         return verdict

@@ -1,6 +1,9 @@
 """The live hot folder: watchdog's observer (inotify on Linux, polling for network shares) feeds
-the completeness rules (capture.tracker); each complete frame is staged, ingested on the warm
-worker pool, judged (capture.verdict) and reported in order of arrival.
+the completeness rules (capture.tracker); each complete frame is staged, then both looked at
+(capture.look, a warm worker of its own) and ingested (the warm ingest pool, at a lower CPU
+priority), and judged (capture.verdict) in order of arrival. The first look's verdict is
+reported at once; the stored shot's verdict confirms it (an info line) or revises it (an alert
+and a new verdict).
 
 Every fault is an alert and the watcher goes on: the folder vanishing (it waits for it to come
 back), a full disk (the frame is tried again), a file deleted or renamed while it is read, a
@@ -39,6 +42,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from capture.feed import Feeder, Staged, StageError, not_a_frame
+from capture.look import Look
 from capture.tracker import Pending, Tracker
 from capture.verdict import FrameVerdict, LiveJudge
 from ingest.coordinator import IngestSummary
@@ -121,15 +125,16 @@ class _InFlight:
     entry: Pending
     staged: Staged
     job: FrameJob
-    future: Future
+    future: Future  # the full ingest
     summary: IngestSummary
+    look: Future | None  # the first look; None once it is taken (or when it was reported before)
 
 
 @dataclass
 class WatchStats:
     verdicts: int = 0
     alerts: int = 0
-    stored: list[str] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)  # relative paths, in the order of their first verdict
 
 
 class Watcher:
@@ -144,6 +149,9 @@ class Watcher:
                                close_events=not options.poll)
         self.events: queue.Queue[FileSystemEvent] = queue.Queue()
         self.inflight: deque[_InFlight] = deque()
+        # First-look verdicts reported whose frame is not stored yet (by content hash): a frame
+        # tried again after a passing fault is not looked at, nor announced, twice.
+        self.first: dict[str, FrameVerdict] = {}
         self.stats = WatchStats()
         self.stop_event = threading.Event()
         self._observer: Any = None
@@ -262,11 +270,13 @@ class Watcher:
             self._next_scan = now + RESCAN_S
         for entry in self.tracker.ready(now):
             self._start(entry, now)
+        self._first_looks()
         self._finish()
 
     def drain(self) -> None:
         while self.inflight:
             self.inflight[0].future.exception()
+            self._first_looks()
             self._finish()
 
     def _check_folder(self, now: float) -> bool:
@@ -330,7 +340,8 @@ class Watcher:
             self._not_decoded(entry, staged, summary)
             return
         self.tracker.busy.add(entry.path)
-        self.inflight.append(_InFlight(entry, staged, job, self.feeder.submit(job), summary))
+        look = None if staged.sha256 in self.first else self.feeder.look(job)
+        self.inflight.append(_InFlight(entry, staged, job, self.feeder.submit(job), summary, look))
 
     def _stage_failed(self, entry: Pending, error: StageError, now: float) -> None:
         relative = self._relative(entry.path)
@@ -359,9 +370,43 @@ class Watcher:
         for relative, kind, reason in summary.failed:
             self.alert(entry, f"{relative}: {_FAILURE_WORDS.get(kind, reason)} ({reason})", kind=kind, path=relative)
 
+    def _first_looks(self) -> None:
+        """Report first looks in order of arrival, each as soon as it and those before it are in."""
+        for flight in self.inflight:
+            if flight.look is None:
+                continue
+            if not flight.look.done():
+                return
+            self._first_look(flight)
+
+    def _first_look(self, flight: _InFlight) -> None:
+        look, flight.look = flight.look, None
+        assert look is not None
+        try:
+            outcome = look.result()
+        except Exception as exc:  # noqa: BLE001 - the full ingest still judges the frame
+            log.warning("%s: first look failed: %s", flight.staged.relative_path, exc)
+            return
+        if not isinstance(outcome, Look):  # a file that does not decode: the full ingest reports it
+            return
+        staged = flight.staged
+        try:
+            with self.workbench.db.unit_of_work() as session:
+                person = self.feeder.person(session, staged.sitter)
+                verdict = self.judge.first_look(session, outcome, staged.relative_path, staged.sitter, person)
+        except Exception as exc:  # noqa: BLE001 - the database away for a moment: the stored verdict follows
+            log.warning("%s: first look not judged: %s", staged.relative_path, exc)
+            return
+        self.first[staged.sha256] = verdict
+        self._report(verdict)
+
     def _finish(self) -> None:
         while self.inflight and self.inflight[0].future.done():
             flight = self.inflight.popleft()
+            if flight.look is not None and flight.look.done():
+                self._first_look(flight)
+            elif flight.look is not None:  # the full ingest came first: its verdict is the one
+                flight.look.cancel()
             self.tracker.busy.discard(flight.entry.path)
             try:
                 self._complete(flight)
@@ -396,6 +441,7 @@ class Watcher:
             self.tracker.again(entry, now, RETRY_S)
             return
         self.tracker.done[entry.path] = staged.signature
+        first = self.first.pop(staged.sha256, None)
         if isinstance(outcome, FrameFailure):
             self.alert(entry, f"{relative}: {_FAILURE_WORDS.get(outcome.kind, outcome.reason)} ({outcome.reason})",
                        kind=outcome.kind, path=relative)
@@ -403,7 +449,15 @@ class Watcher:
         if verdict is None:  # another ingest stored the same content meanwhile
             self.log.write("info", f"{relative}: already stored (same content)", path=relative)
             return
-        self._report(verdict)
+        if first is None:
+            self._report(verdict)
+        elif first.same_call(verdict):
+            self.log.write("info", f"{relative}: stored; verdict confirmed", path=relative, phase="stored",
+                           shot_id=verdict.shot_id)
+        else:
+            self.alert(None, f"{relative}: verdict revised once stored — {verdict.line()}", kind="revised",
+                       path=relative, sitter=verdict.sitter)
+            self._report(verdict, revised=True)
 
     def _judge(self, staged: Staged) -> FrameVerdict | None:
         with self.workbench.db.unit_of_work() as session:
@@ -412,12 +466,14 @@ class Watcher:
                 return None
             return self.judge.judge(session, shot, person, ACTOR)
 
-    def _report(self, verdict: FrameVerdict) -> None:
-        self.stats.verdicts += 1
-        self.stats.stored.append(verdict.relative_path)
+    def _report(self, verdict: FrameVerdict, *, revised: bool = False) -> None:
+        if not revised:
+            self.stats.verdicts += 1
+            self.stats.judged.append(verdict.relative_path)
         fields = verdict.as_dict()
-        self.log.write("verdict", verdict.line(), path=verdict.relative_path, **{k: v for k, v in fields.items() if k != "relative_path"})
-        if verdict.words:
+        self.log.write("verdict", verdict.line(), path=verdict.relative_path, revised=revised,
+                       **{k: v for k, v in fields.items() if k != "relative_path"})
+        if verdict.words and not revised:
             self.alert(None, verdict.line(), kind="reshoot" if "reshoot" in verdict.words else "consent",
                        path=verdict.relative_path, sitter=verdict.sitter)
 

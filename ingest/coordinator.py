@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -67,21 +68,25 @@ class _InlineExecutor(Executor):
         return future
 
 
-def make_executor(workers: int) -> Executor:
+def make_executor(workers: int, *, nice: int = 0) -> Executor:
+    """``workers`` processes (0: inline, in this process); ``nice`` lowers their CPU priority."""
     if workers == 0:
         return _InlineExecutor()
     # spawn: workers start clean (no inherited database connections or threads).
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+        initargs=(nice,),
     )
 
 
-def _worker_init() -> None:
+def _worker_init(nice: int = 0) -> None:
     # Parallelism comes from the pool: OpenCV's own thread pool in every worker would only
     # oversubscribe the cores that the other workers are decoding on.
     import cv2
 
     cv2.setNumThreads(1)
+    if nice:
+        os.nice(nice)
 
 
 def _hash(path: Path) -> tuple[str | None, str | None]:

@@ -35,6 +35,9 @@ RASTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 # LibRaw's default AHD demosaic.
 RAW_POSTPROCESS: dict[str, Any] = {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 8}
 PREVIEW_QUALITY = 85
+# A half-size decode is taken only from frames this large: its image (a quarter of the pixels,
+# 2 MP and more) still shows a face at a resolution the face mesh and shot QA measure as well.
+HALF_SIZE_MIN_PIXELS = 8_000_000
 EMPTY_REASON = "the file is empty (0 bytes)"
 
 # LibRaw's flip codes -> the PIL transpose that makes the picture upright.
@@ -60,6 +63,7 @@ class DecodedFrame:
     white_balance: list[float] | None
     preview: Image.Image | None  # embedded preview, upright, or None
     preview_source: str | None
+    scale: int = 1  # frame pixels per pixel of ``rgb``: 2 for a RAW decoded at half size
 
 
 class _LibRaw:
@@ -120,13 +124,16 @@ def read_exif(path: Path) -> CameraMetadata:
             log.info("%s: no EXIF read (exifread: %s)", path, message)
 
 
-def decode_frame(path: Path, *, max_pixels: int) -> DecodedFrame:
-    """Decode `path` fully; raises FrameError with a clear reason for anything unusable."""
+def decode_frame(path: Path, *, max_pixels: int, half_size: bool = False) -> DecodedFrame:
+    """Decode `path` fully; raises FrameError with a clear reason for anything unusable.
+    ``half_size``: a RAW of HALF_SIZE_MIN_PIXELS or more is decoded at half its width and height
+    (each 2x2 block of sensor pixels becomes one, no demosaic: about five times faster), with
+    every check a full decode makes; smaller RAWs and rasters are decoded as they are."""
     size = _checked_size(path)
     if path.suffix.lower() in RASTER_EXTENSIONS:
         return _decode_raster(path, max_pixels=max_pixels)
     try:
-        return _decode_raw(path, max_pixels=max_pixels, file_size=size)
+        return _decode_raw(path, max_pixels=max_pixels, file_size=size, half_size=half_size)
     except FrameError:
         # A RAW container that LibRaw refuses stays refused (Pillow would read only its preview);
         # anything else may be a misnamed JPEG or PNG and deserves a try.
@@ -192,7 +199,7 @@ def _subifd_pages(tif: tifffile.TiffFile, page: tifffile.TiffPage | tifffile.Tif
     return result
 
 
-def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
+def _decode_raw(path: Path, *, max_pixels: int, file_size: int, half_size: bool = False) -> DecodedFrame:
     _check_tiff_extent(path, file_size)
     libraw = _LibRaw(path)
     try:
@@ -219,7 +226,8 @@ def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
             with libraw.calls():
                 metadata = fill_from_libraw(metadata, path, raw)
                 preview = _embedded_preview(raw, sizes.flip, (sizes.width, sizes.height))
-                rgb = raw.postprocess(**RAW_POSTPROCESS)
+                half_size = half_size and pixels >= HALF_SIZE_MIN_PIXELS
+                rgb = raw.postprocess(half_size=half_size, **RAW_POSTPROCESS)
         except rawpy.LibRawError as exc:
             kind = "truncated" if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError)) else "corrupt"
             raise FrameError(kind, libraw.reason(f"decoding failed: {_libraw_message(exc)}")) from None
@@ -227,7 +235,8 @@ def _decode_raw(path: Path, *, max_pixels: int, file_size: int) -> DecodedFrame:
         fmt = path.suffix.lstrip(".").upper() or "RAW"
         metadata.orientation = _FLIP_TO_ORIENTATION.get(int(sizes.flip), metadata.orientation)
     libraw.warn()
-    return DecodedFrame(rgb, fmt, metadata.orientation, metadata, wb, preview, "embedded" if preview else None)
+    return DecodedFrame(rgb, fmt, metadata.orientation, metadata, wb, preview, "embedded" if preview else None,
+                        scale=2 if half_size else 1)
 
 
 def _embedded_preview(raw: rawpy.RawPy, flip: int, size: tuple[int, int]) -> Image.Image | None:

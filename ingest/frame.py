@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from faces.align import align_face, ffhq_quad
-from faces.detect import find_faces
+from faces.detect import FaceFinding, find_faces
 from faces.plausibility import check_face
 from ingest.decode import DecodedFrame, FrameError, decode_frame, make_preview, pixel_limit
 from ingest.exif import CameraMetadata
@@ -78,7 +78,8 @@ class FrameFailure:
 
 
 @lru_cache(maxsize=4)
-def _store(url: str) -> BlobStore:
+def worker_blobs(url: str) -> BlobStore:
+    """The blob store at ``url``, opened once per worker process."""
     return BlobStore(url)
 
 
@@ -98,38 +99,52 @@ def process_frame(job: FrameJob) -> FrameResult | FrameFailure:
 
 
 def _process(job: FrameJob) -> FrameResult:
-    blobs = _store(job.blob_url)
+    blobs = worker_blobs(job.blob_url)
     decoded = decode_frame(job.path, max_pixels=job.max_pixels)
     # The original is stored only once it is known to decode: a failed file leaves no blob.
     blobs.put_file(job.path, job.sha256)
-    preview_sha, preview_source = _store_preview(blobs, decoded, job.preview_size)
-    faces, not_human = [], []
-    for index, finding in enumerate(find_faces(decoded.rgb)):
-        plausibility = check_face(decoded.rgb, finding.landmarks)
-        if not plausibility.passed:
-            not_human.append(f"detection {index + 1} is not a human face: {plausibility.describe()}")
-            continue
-        faces.append(_store_face(blobs, decoded.rgb, finding.to_json(), finding.landmarks, job.align_size))
+    preview, preview_source = preview_of(decoded, job.preview_size)
+    findings, not_human = human_faces(decoded.rgb)
+    faces = [_store_face(blobs, decoded.rgb, finding, job.align_size) for finding in findings]
     height, width = decoded.rgb.shape[:2]
     return FrameResult(
         job=job, file_format=decoded.file_format, file_size=job.path.stat().st_size, width=width, height=height,
         orientation=decoded.orientation, metadata=decoded.metadata, white_balance=decoded.white_balance,
-        preview_sha256=preview_sha, preview_source=preview_source, faces=faces, peak_rss_mb=peak_rss_mb(),
+        preview_sha256=blobs.put_bytes(preview), preview_source=preview_source, faces=faces, peak_rss_mb=peak_rss_mb(),
         not_human_detail="; ".join(not_human) or None,
     )
 
 
-def _store_preview(blobs: BlobStore, decoded: DecodedFrame, long_edge: int) -> tuple[str, str]:
+def preview_of(decoded: DecodedFrame, long_edge: int) -> tuple[bytes, str]:
+    """The frame's JPEG preview and where it came from: the camera's embedded one, else the decode."""
     if decoded.preview is not None:
-        return blobs.put_bytes(make_preview(decoded.preview, long_edge)), decoded.preview_source or "embedded"
-    return blobs.put_bytes(make_preview(Image.fromarray(decoded.rgb), long_edge)), "decoded"
+        return make_preview(decoded.preview, long_edge), decoded.preview_source or "embedded"
+    return make_preview(Image.fromarray(decoded.rgb), long_edge), "decoded"
 
 
-def _store_face(blobs: BlobStore, rgb: np.ndarray, finding: dict[str, Any], landmarks: np.ndarray, size: int) -> FaceRecord:
+def human_faces(rgb: np.ndarray) -> tuple[list[FaceFinding], list[str]]:
+    """The detections that pass the human-face plausibility check, and why each other one failed."""
+    faces, not_human = [], []
+    for index, finding in enumerate(find_faces(rgb)):
+        plausibility = check_face(rgb, finding.landmarks)
+        if plausibility.passed:
+            faces.append(finding)
+        else:
+            not_human.append(f"detection {index + 1} is not a human face: {plausibility.describe()}")
+    return faces, not_human
+
+
+def aligned_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The FFHQ quad of a face and its aligned crop of side ``size``."""
     quad = ffhq_quad(landmarks)
-    crop = align_face(rgb, quad, size)
+    return quad, align_face(rgb, quad, size)
+
+
+def _store_face(blobs: BlobStore, rgb: np.ndarray, finding: FaceFinding, size: int) -> FaceRecord:
+    quad, crop = aligned_crop(rgb, finding.landmarks, size)
     buffer = io.BytesIO()
     Image.fromarray(crop).save(buffer, format="PNG", compress_level=CROP_PNG_COMPRESSION)
     return FaceRecord(
-        finding=finding, quad=np.round(quad, 2).tolist(), crop_sha256=blobs.put_bytes(buffer.getvalue()), crop_size=size
+        finding=finding.to_json(), quad=np.round(quad, 2).tolist(), crop_sha256=blobs.put_bytes(buffer.getvalue()),
+        crop_size=size,
     )

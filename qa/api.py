@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -115,9 +116,14 @@ MIN_FACES_FOR_MEDIAN = 3
 
 def crop_upscale(face: Face) -> float:
     """How much the aligned crop enlarged the face: crop side over the quad's side in the frame."""
-    quad = np.asarray(face.quad, dtype=np.float64)
-    side = float(np.linalg.norm(quad[3] - quad[0]))
-    return face.crop_size / side if side > 0 else 1.0
+    return upscale_of(face.crop_size, face.quad)
+
+
+def upscale_of(crop_size: int, quad: Any) -> float:
+    """Crop side over the side of the face quad it was aligned from (both in the same pixels)."""
+    corners = np.asarray(quad, dtype=np.float64)
+    side = float(np.linalg.norm(corners[3] - corners[0]))
+    return crop_size / side if side > 0 else 1.0
 
 
 def _shoot_sharpness(windows: list[np.ndarray]) -> float | None:

@@ -95,3 +95,37 @@ def test_a_dropped_frame_shows_with_its_verdict_without_a_reload(
                 browser.close()
     finally:
         running.stop()
+
+
+def test_a_frame_judged_on_its_first_look_shows_before_it_is_stored(
+    env_workbench: Workbench, tmp_path: Path, frames: dict[str, Path],  # noqa: F811
+) -> None:
+    from capture.look import first_look
+    from capture.watch import Watcher
+    from ingest.coordinator import IngestSummary
+
+    folder = make_hot_folder(env_workbench, tmp_path)
+    (folder / "P0099").mkdir()  # a folder the shoot does not list: no release covers its frames
+    shutil.copy(frames["closed"], folder / "P0001" / "closed.jpg")
+    shutil.copy(frames["open_a"], folder / "P0099" / "x.png")
+    watcher = Watcher(env_workbench, folder, SHOOT, options=FAST)
+    try:
+        for frame in (folder / "P0001" / "closed.jpg", folder / "P0099" / "x.png"):
+            staged = watcher.feeder.stage(frame)
+            job = watcher.feeder.plan(staged, IngestSummary(shoot=SHOOT, shoot_id=watcher.feeder.shoot_id))
+            assert job is not None
+            look = first_look(job)
+            with env_workbench.db.unit_of_work() as session:
+                person = watcher.feeder.person(session, staged.sitter)
+                verdict = watcher.judge.first_look(session, look, staged.relative_path, staged.sitter, person)
+            watcher._report(verdict)  # what the watcher reports the moment the look is in
+    finally:
+        watcher.feeder.close()
+
+    at = open_page(env_workbench, Role.photographer)
+    shown = texts(at)
+    assert "2 frames judged" in shown and "P0001: eyes closed — reshoot" in shown
+    assert "preview withheld" in shown  # the unlisted sitter's frame, to a photographer
+    assert len(at.image) == 1  # the closed-eye frame's preview, from its first look: nothing is stored yet
+    admin_view = app.open_page(env_workbench, PAGE, Role.admin, username="ada")
+    assert len(admin_view.image) == 2 and "preview withheld" not in texts(admin_view)

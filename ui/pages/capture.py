@@ -13,6 +13,7 @@ withheld from photographers, as on the Shoots page.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import pandas as pd
@@ -58,6 +59,11 @@ def latest_verdicts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(reversed(newest.values()))
 
 
+def frame_key(verdict: dict[str, Any]) -> str:
+    """A frame's card key, the same before and after it is stored (its path, made key-safe)."""
+    return "capture_frame_" + hashlib.sha1(verdict["path"].encode()).hexdigest()[:12]
+
+
 def colour_of(verdict: dict[str, Any]) -> str:
     if not verdict.get("words"):
         return "green"
@@ -73,11 +79,22 @@ def headline(verdict: dict[str, Any]) -> str:
     return f"{who}: ok{fills}"
 
 
+def preview_of(verdict: dict[str, Any], card: ingest_api.ShotCard | None) -> str | None:
+    """The frame's preview: the stored shot's, else (judged on its first look, not stored yet)
+    the look's, withheld on the same rule (no valid release covers it: admins only)."""
+    if card is not None:
+        return card.preview_sha256
+    if verdict.get("reason") in CONSENT_REASONS and not admin:
+        return None
+    return verdict.get("preview_sha256")
+
+
 def show_frame(verdict: dict[str, Any], card: ingest_api.ShotCard | None, size: tuple[int, int]) -> None:
-    if card is not None and card.preview_sha256:
+    preview = preview_of(verdict, card)
+    if preview:
         with guard():
-            st.image(thumbnail(blob_url, card.preview_sha256, size, pad=True), width="stretch")
-    elif card is not None and card.withheld:
+            st.image(thumbnail(blob_url, preview, size, pad=True), width="stretch")
+    elif (card is not None and card.withheld) or (card is None and verdict.get("reason") in CONSENT_REASONS):
         st.caption("preview withheld: no valid release covers this frame (an admin can resolve it)")
     colour = colour_of(verdict)
     st.markdown(f":{colour}[**{plain(headline(verdict))}**]")
@@ -186,12 +203,12 @@ def live() -> None:
     if verdicts:
         st.subheader("Latest frames")
         for column, verdict in zip(st.columns(LARGE), verdicts[:LARGE]):
-            with column.container(border=True, key=f"capture_frame_{verdict['shot_id']}"):
+            with column.container(border=True, key=frame_key(verdict)):
                 show_frame(verdict, cards.get(verdict["path"]), LARGE_SIZE)
         older = verdicts[LARGE : LARGE + SMALL]
         if older:
             for column, verdict in zip(st.columns(max(4, len(older))), older):
-                with column.container(border=True, key=f"capture_frame_{verdict['shot_id']}"):
+                with column.container(border=True, key=frame_key(verdict)):
                     show_frame(verdict, cards.get(verdict["path"]), SMALL_SIZE)
 
     show_coverage(cov, {v["path"]: v["words"] for v in verdicts if v.get("words")})
