@@ -100,7 +100,7 @@ def test_a_dropped_frame_shows_with_its_verdict_without_a_reload(
 def test_a_frame_judged_on_its_first_look_shows_before_it_is_stored(
     env_workbench: Workbench, tmp_path: Path, frames: dict[str, Path],  # noqa: F811
 ) -> None:
-    from capture.look import first_look
+    from capture.look import Look, first_look
     from capture.watch import Watcher
     from ingest.coordinator import IngestSummary
 
@@ -115,6 +115,7 @@ def test_a_frame_judged_on_its_first_look_shows_before_it_is_stored(
             job = watcher.feeder.plan(staged, IngestSummary(shoot=SHOOT, shoot_id=watcher.feeder.shoot_id))
             assert job is not None
             look = first_look(job)
+            assert isinstance(look, Look), look
             with env_workbench.db.unit_of_work() as session:
                 person = watcher.feeder.person(session, staged.sitter)
                 verdict = watcher.judge.first_look(session, look, staged.relative_path, staged.sitter, person)
