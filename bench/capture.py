@@ -13,7 +13,9 @@ What it does, in one run:
 2. Starts the watcher the CLI's ``likeness capture watch FOLDER --shoot NAME`` runs
    (``capture.watch.Watcher`` with the CLI's options: inotify, a warm pool of ``--workers``
    processes) on its own thread, on an empty copy of the shoot folder (shoot.toml and the sitter
-   folders). The verdict time of a frame is the ``at`` of the watcher's own ``verdict`` event;
+   folders). The verdict time of a frame is the ``at`` of the watcher's first ``verdict`` event
+   on it (its first look's, ``capture.look``; a revision once stored is counted apart, as is the
+   time until the full ingest stored the frame, which runs behind at a lower CPU priority);
    the complete time is when the writer closed the file (close after write) or renamed it from
    its temporary ``.part`` name (rename), both ``time.time()`` on the same machine.
 3. One warm-up frame (the pool worker's start, imports and model load: reported, not counted).
@@ -115,7 +117,9 @@ class Recorder:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.events: list[dict[str, Any]] = []
-        self.verdicts: dict[str, list[dict[str, Any]]] = {}
+        self.verdicts: dict[str, list[dict[str, Any]]] = {}  # first verdicts (a revision is not one)
+        self.revised: dict[str, list[dict[str, Any]]] = {}  # verdicts the stored shot revised
+        self.stored: dict[str, float] = {}  # when the full ingest stored the frame (confirmed or revised)
         self.starts: dict[str, float] = {}
         self.last_event = time.monotonic()
 
@@ -125,7 +129,11 @@ class Recorder:
             self.last_event = time.monotonic()
             path = event.get("path")
             if event["kind"] == "verdict" and path:
-                self.verdicts.setdefault(path, []).append(event)
+                (self.revised if event.get("revised") else self.verdicts).setdefault(path, []).append(event)
+                if event.get("stage") == "stored":  # judged on the stored shot: no first look came before
+                    self.stored.setdefault(path, event["at"])
+            elif event["kind"] == "info" and event.get("phase") == "stored" and path:
+                self.stored.setdefault(path, event["at"])
             elif event["kind"] == "info" and event.get("phase") == "start" and path:
                 self.starts.setdefault(path, event["at"])
             self.changed.notify_all()
@@ -134,12 +142,13 @@ class Recorder:
         with self.lock:
             return path in self.verdicts
 
-    def wait_for(self, paths: list[str], settle_s: float, alive: Callable[[], bool]) -> bool:
-        """Until every one of ``paths`` has a verdict (True), or the watcher died or gave no event
-        for ``settle_s`` since the call (False)."""
+    def wait_for(self, paths: list[str], settle_s: float, alive: Callable[[], bool], *, stored: bool = False) -> bool:
+        """Until every one of ``paths`` has a verdict (True; with ``stored``, is stored), or the
+        watcher died or gave no event for ``settle_s`` since the call (False)."""
         called = time.monotonic()
+        seen = self.stored if stored else self.verdicts
         with self.changed:
-            while not all(p in self.verdicts for p in paths):
+            while not all(p in seen for p in paths):
                 if not alive() or time.monotonic() - max(self.last_event, called) > settle_s:
                     return False
                 self.changed.wait(timeout=0.5)
@@ -224,9 +233,12 @@ class Frame:
         got = recorder.verdicts.get(self.relative, [])
         started = recorder.starts.get(self.relative)
         latency = got[0]["at"] - self.complete_at if got and self.complete_at is not None else None
+        stored_at = recorder.stored.get(self.relative)
         return {
             "path": self.relative, "phase": self.phase, "how": self.how, "verdicts": len(got),
-            "latency_s": latency,
+            "latency_s": latency, "stage": got[0].get("stage") if got else None,
+            "stored_s": None if stored_at is None or self.complete_at is None else stored_at - self.complete_at,
+            "revised": bool(recorder.revised.get(self.relative)),
             "wait_s": None if started is None or self.complete_at is None else started - self.complete_at,
             "work_s": None if started is None or not got else got[0]["at"] - started,
             "floor_s": self.floor_s, "floor_when": self.floor_when or None, "late_s": self.late_s,
@@ -340,6 +352,13 @@ def run_bench(args: argparse.Namespace, workspace: Path, say: Callable[[str], No
             drain_s = None if last is None or not drained else last - first
             say(f"  {'drained' if drained else 'NOT drained'}"
                 + (f" {drain_s:.1f} s after the first rename" if drain_s is not None else ""))
+        # The full ingests behind the verdicts: every frame stored before the watcher stops.
+        stored_all = recorder.wait_for([f.relative for f in frames], args.settle, live.alive, stored=True)
+        stored_last = max(recorder.stored.values(), default=None)
+        last_write = max(f.complete_at for f in frames if f.complete_at is not None)
+        backlog_s = None if stored_last is None or not stored_all else stored_last - last_write
+        say(f"  {'all stored' if stored_all else 'NOT all stored'}"
+            + (f", the last {backlog_s:.1f} s after the last frame was complete" if backlog_s is not None else ""))
         time.sleep(LINGER_S)
         live.stop()
         pending = len(live.watcher.tracker.pending) + len(live.watcher.inflight)
@@ -347,7 +366,7 @@ def run_bench(args: argparse.Namespace, workspace: Path, say: Callable[[str], No
         floor_pool.shutdown(wait=True)  # the workers are reaped: their CPU time is counted
         load = meter.stop()
         figures = summarise(args, built, frames, recorder, workbench, load, paced_s=paced_s, drain_s=drain_s,
-                            drained=drained and pending == 0)
+                            drained=drained and stored_all and pending == 0, backlog_s=backlog_s)
     finally:
         if live is not None:
             live.watcher.stop()
@@ -359,7 +378,7 @@ def run_bench(args: argparse.Namespace, workspace: Path, say: Callable[[str], No
 
 def summarise(args: argparse.Namespace, built: dict[str, Any], frames: list[Frame], recorder: Recorder,
               workbench: Any, load: dict[str, Any], *, paced_s: float, drain_s: float | None,
-              drained: bool) -> dict[str, Any]:
+              drained: bool, backlog_s: float | None) -> dict[str, Any]:
     import rawpy
     from sqlalchemy import select
 
@@ -436,6 +455,12 @@ def summarise(args: argparse.Namespace, built: dict[str, Any], frames: list[Fram
         "service": latency_figures(service),
         "offered_interval": latency_figures(gaps),
         "burst_latency": burst_latency,
+        "stored_latency": latency_figures(values(paced, "stored_s")),
+        "burst_stored_latency": latency_figures(values(burst, "stored_s")),
+        "first_stages": dict(Counter(str(r["stage"]) for r in counted if r["verdicts"])),
+        "revised": sum(r["revised"] for r in counted),
+        "revised_paths": [r["path"] for r in counted if r["revised"]],
+        "backlog_s": backlog_s,
         "drain_s": drain_s,
         "drained": drained,
         "missed_pass": not missed and not doubled,
@@ -474,7 +499,9 @@ def print_report(figures: dict[str, Any]) -> None:
     if floor is not None:
         print(f"  floor, bare decode of the same files: min {floor['min']:.2f} s, median {floor['median']:.2f} s "
               f"({floors['between']} decoded between frames, {floors['after']} after the paced phase)")
-    print(f"  paced, file complete → verdict: {span(figures['latency'])}")
+    print(f"  paced, file complete → verdict: {span(figures['latency'])}; first verdicts by stage "
+          f"{figures['first_stages']} (look: the first look's; stored: the stored shot's), "
+          f"revised once stored: {figures['revised']}")
     print(f"    complete → ingest start (quiet time + staging copy): {span(figures['wait'])}")
     print(f"    ingest start → verdict (queued for the worker, decode, faces, store, QA): {span(figures['work'])}")
     service, offered = figures["service"], figures["offered_interval"]
@@ -489,6 +516,9 @@ def print_report(figures: dict[str, Any]) -> None:
     if ratio is not None:
         print(f"  p50 / floor median {figures['ratio_p50_to_floor']:.2f}; p95 / floor median {ratio:.2f}; "
               f"target ≤ {figures['ratio_target']:.1f}: {verdict(figures['ratio_pass'])}")
+    print(f"  file complete → stored (the full ingest, at lower priority): paced {span(figures['stored_latency'])}; "
+          f"burst {span(figures['burst_stored_latency'])}"
+          + (f"; the last frame stored {figures['backlog_s']:.1f} s after the last write" if figures["backlog_s"] is not None else ""))
     print(f"  no frame missed or doubled over {figures['written']} frames: {verdict(figures['missed_pass'])}")
     if figures["burst"]:
         drain = figures["drain_s"]
