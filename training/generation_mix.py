@@ -26,11 +26,11 @@ from typing import Any
 
 import pulp
 
+from labeling.encoding import Slot, encode
 from likeness.errors import InvalidInput
 from likeness.workbench import Workbench
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, label_key
 from training.snapshots.api import checkpoint_encoding
-from training.snapshots.encoding import Slot, encode
 from training.snapshots.select import quota_terms
 from training.snapshots.spec import SELF_PREFIX, Quota, Spec
 

@@ -1,12 +1,12 @@
 """A generated image's conditioning label read back as attributes, through the label encoding of
-the snapshot its checkpoint learned from (:mod:`training.snapshots.encoding`)."""
+the snapshot its checkpoint learned from (:mod:`labeling.encoding`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from training.snapshots.encoding import Slot
+from labeling.encoding import Slot
 
 
 def decode_label(label: Any, slots: Sequence[Slot]) -> dict[str, str]:

@@ -17,13 +17,13 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select, update
 
+from labeling.encoding import encoding_from_json
 from likeness.models import Checkpoint, DatasetSnapshot, GeneratedImage, TrainingRun
 from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 from qa.eyes import load_thresholds
 from qa.generated.checks import check_face
 from qa.generated.labels import decode_label
-from training.snapshots.encoding import encoding_from_json
 
 BATCH = 64
 

@@ -45,21 +45,11 @@ from samples.lineage_pool import PipelinePlan, write_pipeline
 from tests.cli_runner import process_env, run_cli
 from tests.factories.people import add_user, user_id
 from tests.model_registry.test_lineage import write
-from tests.training.conftest import tiny_config, tiny_network
+from tests.training.conftest import LABELLED_SPEC, tiny_config, tiny_network
 from training import api as training_api
 from training.snapshots import api as snapshots_api
 
-SPEC = """
-name = "lineage faces"
-size = 24
-resolution = 16
-tolerance = 0.1
-validation_share = 0.25
-label_attributes = ["age_band", "expression"]
-[quotas.age_band]
-adult = 0.5
-senior = 0.5
-"""
+SPEC = LABELLED_SPEC  # a labelled snapshot of 24 tiny faces, half adults and half seniors
 
 
 def tainted_ids(workbench: Workbench) -> dict[str, set[int]]:

@@ -101,11 +101,11 @@ def labelled_checkpoint(env_workbench: Any, tmp_path: Path) -> int:
     that it knows its label encoding; adults and seniors with neutral and smiling faces."""
     from sqlalchemy import select
 
+    from labeling.encoding import label_encoding
     from likeness.models import Checkpoint
     from samples.labelled_pool import SitterPlan, add_pool
     from training.runs import start_run
     from training.snapshots import api as snapshots_api
-    from training.snapshots.encoding import label_encoding
 
     sitters = [SitterPlan(code=f"P{i:04d}", faces=8, person={"age_band": ("adult", "senior")[i % 2]},
                           frames={"expression": ["neutral", "smile"]}) for i in range(6)]

@@ -18,6 +18,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import func, select, update
 
+from labeling.encoding import encode, label_encoding
 from likeness.errors import ConsentViolation, InvalidInput
 from likeness.models import Checkpoint, FaceFilter, GeneratedImage, ReviewItem
 from likeness.workbench import Workbench
@@ -28,7 +29,6 @@ from training import generated_scores as scores
 from training.dataset import ImageFolderDataset
 from training.generation_mix import allocate
 from training.metrics.features import RandomConvFeatures
-from training.snapshots.encoding import encode, label_encoding
 from training.snapshots.spec import parse_spec
 
 # Batches of 3; the 8th render (inside the third batch, its PNG stored, its rows not committed) kills us.

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.releases import release_status
+from labeling.encoding import Slot, encoding_from_json, parse_label
 from likeness.errors import ConsentViolation, InvalidInput, NotFound
 from likeness.models import Checkpoint, DatasetSnapshot, Person, Shot, SnapshotMember, Split, TrainingRun
 from likeness.progress import ProgressFn
 from likeness.workbench import Workbench
 from training.snapshots.build import BuildResult, build_snapshot
-from training.snapshots.encoding import Slot, encoding_from_json, parse_label
 from training.snapshots.export import ExportResult, export_snapshot, read_manifest
 from training.snapshots.select import Shortfall
 from training.snapshots.spec import Spec, SpecError, load_spec, parse_spec

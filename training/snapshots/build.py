@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from labeling.encoding import encode, encoding_to_json, label_encoding
 from likeness import audit
 from likeness.errors import InvalidInput
 from likeness.models import DatasetSnapshot, SnapshotMember
 from likeness.progress import ProgressFn
-from training.snapshots.encoding import encode, encoding_to_json, label_encoding
 from training.snapshots.pool import eligible_pool
 from training.snapshots.select import Selection, Shortfall, select_faces
 from training.snapshots.spec import Spec

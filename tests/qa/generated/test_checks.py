@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
+from labeling.encoding import encode, encoding_to_json, label_encoding
 from likeness.models import DatasetSnapshot, GeneratedImage
 from likeness.workbench import Workbench
 from qa.generated.checks import check_face
@@ -19,7 +20,6 @@ from qa.generated.store import check_images
 from samples.lineage_pool import PipelinePlan, write_pipeline
 from samples.proxy_faces import ProxyItem, build_proxy_set
 from tests.cli_runner import run_cli
-from training.snapshots.encoding import encode, encoding_to_json, label_encoding
 
 # check -> the artifact it is there to catch; each must flag its own artifact on held-out
 # sources more often than it flags good faces, by this margin.

@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from ingest import api as ingest_api
+from labeling.encoding import label_encoding, parse_label
 from likeness.errors import ConsentViolation, InvalidInput, NotFound
 from likeness.models import DatasetSnapshot, Label, Person, SnapshotMember, Split
 from likeness.workbench import Workbench
 from samples.labelled_pool import SitterPlan, add_pool
 from training.dataset import ImageFolderDataset
 from training.snapshots import api
-from training.snapshots.encoding import label_encoding, parse_label
 
 TODAY = dt.date(2026, 7, 1)   # within every sample release's life (expired ones end 2026-07-31)
 AGES = ("adult", "senior", "child", "young_adult")

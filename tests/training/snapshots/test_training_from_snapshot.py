@@ -15,22 +15,12 @@ from likeness.models import GeneratedImage, Person, SnapshotMember, Split, Train
 from likeness.workbench import Workbench
 from samples.labelled_pool import SitterPlan, add_pool
 from tests.cli_runner import run_cli
-from tests.training.conftest import make_dataset, tiny_config, tiny_network
+from tests.training.conftest import LABELLED_SPEC, make_dataset, tiny_config, tiny_network
 from training import api as training_api
 from training.config import TrainConfig
 from training.snapshots import api
 
-SPEC = """
-name = "tiny faces"
-size = 24
-resolution = 16
-tolerance = 0.1
-validation_share = 0.25
-label_attributes = ["age_band", "expression"]
-[quotas.age_band]
-adult = 0.5
-senior = 0.5
-"""
+SPEC = LABELLED_SPEC  # a labelled snapshot of 24 tiny faces, half adults and half seniors
 
 
 def pool(workbench: Workbench) -> None:
