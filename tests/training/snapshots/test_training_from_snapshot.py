@@ -40,7 +40,7 @@ def test_a_run_on_a_snapshot_records_it_and_stops_once_a_member_release_is_revok
     pool(workbench)
     built = api.build(workbench, SPEC, actor="test", admin=True)
     export = api.training_export(workbench, built.snapshot_id)
-    assert export.run_name == "tiny-faces" and export.path.is_file()
+    assert export.run_name == "tiny-labelled-faces" and export.path.is_file()
     run_id = training_api.start_run(workbench, labelled_config(export.path, tmp_path / "run"),
                                     name="tiny", snapshot_id=built.snapshot_id)
     with workbench.db.unit_of_work() as session:
@@ -85,8 +85,8 @@ def test_cli_trains_on_a_snapshot_and_generates_by_attribute_names(env_workbench
                      "--workers", "0", "--no-estimate")
     assert result.exit_code == 0, result.output
     [summary] = training_api.run_summaries(env_workbench)
-    assert summary.name == "tiny-faces" and summary.status == "finished"
-    [checkpoint] = training_api.checkpoints(env_workbench, run_name="tiny-faces")
+    assert summary.name == "tiny-labelled-faces" and summary.status == "finished"
+    [checkpoint] = training_api.checkpoints(env_workbench, run_name="tiny-labelled-faces")
     label = api.label_for_checkpoint(env_workbench, checkpoint.id, "age_band=senior,expression=smile")
     assert label == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     made = run_cli("generate", str(checkpoint.id), "--seeds", "0-1", "--label", "expression=smile,age_band=senior",
