@@ -28,9 +28,7 @@ def check(checkpoint: int | None = typer.Option(None, "--checkpoint", help="Only
             # "Not checked yet" is judged in Python: an empty JSON object compares differently per database.
             ids = [row.id for row in session.execute(query) if every or "face_found" not in (row.checks or {})]
         summary = check_images(workbench, ids)
-    flagged = ", ".join(f"{name} {count}" for name, count in sorted(summary.flagged.items())) or "none"
-    print_line(f"checked {summary.checked} generated image(s): {summary.no_face} without a face, "
-               f"{summary.mismatched} contradicting their label; flagged: {flagged}")
+    print_line(summary.describe())
 
 
 @faces_app.command("export")

@@ -35,6 +35,12 @@ class CheckSummary:
     mismatched: int = 0                                    # images with an attribute contradicting the label
     no_face: int = 0
 
+    def describe(self) -> str:
+        """One line, the same wherever faces are checked (`likeness faces check`, `likeness generate`)."""
+        flagged = ", ".join(f"{name} {count}" for name, count in sorted(self.flagged.items())) or "none"
+        return (f"checked {self.checked} generated image(s): {self.no_face} without a face, "
+                f"{self.mismatched} contradicting their label; flagged: {flagged}")
+
 
 def _decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
