@@ -6,7 +6,9 @@ the defaults a run starts with (`RUN_DEFAULTS`), and on what a run or checkpoint
 Each function opens its own short unit of work; the reads are column-only selects returning
 frozen dataclasses (training/runs.py, training/generate.py). New faces get their scores here
 (training.generated_scores) and, through qa's own modules, the image checks (qa.generated) and
-the learned filter's decisions (qa.filter): training sits below qa, so it may call them.
+the learned filter's decisions (qa.filter): training sits below qa, so it may call them. Both
+callers hand each committed batch to the same `GenerationChecks` (training.generation_checks),
+so a face made on the page is scored, checked and decided as one made by `likeness generate`.
 
 A run started from the page trains in a process of its own (`start_run_process` runs
 `likeness train run`, `resume_run_process` continues one from its latest snapshot), which
@@ -30,10 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from likeness.errors import ConfigError, ConsentViolation, LikenessError, NotFound
-from likeness.models import GeneratedImage
 from likeness.workbench import Workbench
 from model_registry.export import withheld_images
 from qa.filter import store as filter_store
@@ -47,6 +46,7 @@ from training.estimate import Estimate, describe_device, format_duration
 from training.estimate import estimate as _estimate
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, GenerationProgress, Label
 from training.generated_scores import CheckpointScorer, ScoreSummary, score_images, unscored_images
+from training.generation_checks import GenerationChecks, active_filter, unchecked_generated
 from training.generation_mix import Mix, allocate, checkpoint_slots
 from training.runs import CheckpointSummary, Resume, RunSummary
 from training.snapshots.api import find_snapshot_id, require_consent
@@ -54,8 +54,8 @@ from training.snapshots.spec import load_spec
 
 __all__ = [
     "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckSummary", "CheckpointScorer",
-    "CheckpointSummary", "DecideResult", "Estimate", "FilterVersion", "GenerationProgress", "Label", "Mix", "Resume",
-    "RunDefaults", "RunSummary", "ScoreSummary", "StartedRun", "TrainConfig", "TrainProgress", "active_filter",
+    "CheckpointSummary", "DecideResult", "Estimate", "FilterVersion", "GenerationChecks", "GenerationProgress", "Label",
+    "Mix", "Resume", "RunDefaults", "RunSummary", "ScoreSummary", "StartedRun", "TrainConfig", "TrainProgress", "active_filter",
     "check_generated", "checkpoint_file", "checkpoints", "decide_generated", "describe_device", "estimate_run",
     "format_duration", "generate", "generate_mix", "generated_images", "plan_mix", "read_log", "request_stop",
     "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "score_generated", "start_run",
@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 LOG_FILE = "train.log"
-FACE_FOUND = "face_found"   # the image check every checked face has (qa.generated.checks)
 
 
 # ---- Runs: where they live, what they are. -----------------------------------------------------
@@ -265,11 +264,28 @@ def generate(
     queue_for_review: bool = True,
     progress: gen.ProgressFn | None = None,   # after each batch: seeds done, images rendered, images/s
     after_batch: gen.BatchFn | None = None,   # the ids each batch rendered (e.g. to score them)
+    batch_checks: GenerationChecks | None = None,   # scores, checks and decides each batch, then the rest
 ) -> list[int]:
     """One reproducible PNG per seed from a checkpoint (see training.generate); GeneratedImage ids.
-    A call killed part way resumes when asked again: existing recipes are skipped, not redone."""
-    return gen.generate(workbench, checkpoint, seeds=seeds, psi=psi, label=label, noise_mode=noise_mode,
-                        queue_for_review=queue_for_review, progress=progress, after_batch=after_batch)
+    A call killed part way resumes when asked again: existing recipes are skipped, not redone,
+    and `batch_checks` then catches up on the faces the killed call committed but never reached."""
+    ids = gen.generate(workbench, checkpoint, seeds=seeds, psi=psi, label=label, noise_mode=noise_mode,
+                       queue_for_review=queue_for_review, progress=progress,
+                       after_batch=_each_batch(after_batch, batch_checks))
+    if batch_checks is not None:
+        batch_checks.finish(ids)
+    return ids
+
+
+def _each_batch(after_batch: gen.BatchFn | None, batch_checks: GenerationChecks | None) -> gen.BatchFn | None:
+    """The checks first (a caller's hook then sees the batch scored and decided), then the hook."""
+    if after_batch is None or batch_checks is None:
+        return after_batch or batch_checks
+
+    def both(ids: list[int]) -> None:
+        batch_checks(ids)
+        after_batch(ids)
+    return both
 
 
 def plan_mix(workbench: Workbench, checkpoint_id: int, spec_path: Path, *, n: int | None = None) -> Mix:
@@ -280,8 +296,11 @@ def plan_mix(workbench: Workbench, checkpoint_id: int, spec_path: Path, *, n: in
 
 def generate_mix(workbench: Workbench, checkpoint_id: int, mix: Mix, **options: Any) -> list[int]:
     """Generate every cell of a planned mix with its label and seeds (`options` as for `generate`,
-    with `progress` hearing the whole mix's seeds); the ids, cell after cell."""
+    with `progress` hearing the whole mix's seeds, `batch_checks` finishing after the last cell);
+    the ids, cell after cell."""
     progress = options.pop("progress", None)
+    batch_checks: GenerationChecks | None = options.pop("batch_checks", None)
+    options["after_batch"] = _each_batch(options.pop("after_batch", None), batch_checks)
     ids: list[int] = []
     for cell in mix.cells:
         base = len(ids)
@@ -292,6 +311,8 @@ def generate_mix(workbench: Workbench, checkpoint_id: int, mix: Mix, **options: 
 
         ids += gen.generate(workbench, checkpoint_id, seeds=cell.seeds, label=list(cell.label), progress=report,
                             **options)
+    if batch_checks is not None:
+        batch_checks.finish(ids)
     return ids
 
 
@@ -309,11 +330,6 @@ def unscored_generated(workbench: Workbench, *, checkpoint_id: int | None = None
 
 # ---- The image checks and the learned filter on new faces (qa). -------------------------------
 
-def active_filter(workbench: Workbench) -> FilterVersion | None:
-    """The filter version that decides new faces (qa.filter), or None before one is trained."""
-    return next((version for version in filter_store.filters(workbench) if version.active), None)
-
-
 def check_generated(workbench: Workbench, ids: Sequence[int]) -> CheckSummary:
     """The image checks of generated faces, stored on their rows (qa.generated)."""
     return check_images(workbench, ids)
@@ -324,18 +340,6 @@ def decide_generated(workbench: Workbench, ids: Sequence[int], *, version: int) 
     sure of leave the review queue with the reason, the rest wait for reviewers, the most
     uncertain first. It reads the scores and image checks, so run those first."""
     return filter_store.decide(workbench, image_ids=ids, version=version)
-
-
-def unchecked_generated(workbench: Workbench, checkpoint_id: int, ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Of `ids` (one checkpoint's): those without the image checks, and those no filter has
-    looked at, as a run killed between committing faces and checking them leaves them."""
-    wanted = set(ids)
-    with workbench.db.unit_of_work() as session:
-        rows = [row for row in session.execute(
-            select(GeneratedImage.id, GeneratedImage.checks, GeneratedImage.filter_id)
-            .where(GeneratedImage.checkpoint_id == checkpoint_id).order_by(GeneratedImage.id)) if row.id in wanted]
-    return ([row.id for row in rows if FACE_FOUND not in (row.checks or {})],
-            [row.id for row in rows if row.filter_id is None])
 
 
 def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int, str]]:

@@ -23,14 +23,12 @@ from model_registry.signing import load_identity
 from training import api
 from training.config import AUGMENT_MODES, RUN_DEFAULTS, TrainConfig, TrainProgress
 from training.dataset import prepare_dataset
-from training.generate import MAX_SEEDS_PER_CALL, recorded_checkpoint
+from training.generate import MAX_SEEDS_PER_CALL
 from training.generated_scores import describe as describe_scores
-from training.generated_scores import load_scorer
 from training.networks import NetworkConfig
 from training.snapshots import api as snapshots_api
 
 LOG_EVERY_S = 10.0      # without a terminal, live progress lines are printed at most this often
-CHECK_BATCH = 256       # faces a killed run left unchecked, checked and decided together
 
 
 class _GenerateGroup(DefaultCommandGroup):
@@ -217,22 +215,17 @@ def generate_faces(
             plan = api.plan_mix(wb, ref, mix, n=n)
             _seed_count_ok(range(plan.total), f"--mix {mix}", "--mix")
             _report_mix(plan)
-        batch_checks = None
-        if score or checks:   # loaded before rendering: a missing dataset or extractor stops us first
-            with wb.db.unit_of_work() as session:
-                checkpoint_id = recorded_checkpoint(ref, session=session).id
-            batch_checks = _BatchChecks(wb, checkpoint_id, score=score, checks=checks)
+        # Loaded before rendering: a missing dataset or extractor stops us first.
+        batch_checks = api.GenerationChecks(wb, ref, score=score, checks=checks)
 
         total = plan.total if plan is not None else len(chosen)
         with _generation_bar(total) as show:
             options: dict[str, Any] = dict(psi=psi, noise_mode=noise_mode, queue_for_review=review, progress=show,
-                                           after_batch=batch_checks)
+                                           batch_checks=batch_checks)
             if plan is not None:
                 ids = api.generate_mix(wb, ref, plan, **options)  # type: ignore[arg-type]
             else:
                 ids = api.generate(wb, ref, seeds=chosen, label=_label(wb, ref, label), **options)
-        if batch_checks is not None:
-            batch_checks.finish(ids)
         if out is not None:
             api.write_generated(wb, ids, out)
         exported = _export(wb, ids, export) if export is not None else None
@@ -240,7 +233,7 @@ def generate_faces(
     named = f"{ref} ({checkpoint})" if isinstance(ref, int) and str(ref) != checkpoint else str(checkpoint)
     console.print(f"{len(ids)} images from checkpoint {named} at psi {psi:g}{queued}"
                   + (f"; written to {out}" if out is not None else ""))
-    for line in batch_checks.lines() if batch_checks is not None else []:
+    for line in batch_checks.lines():
         console.print(line, markup=False, highlight=False)
     if exported is not None:
         _report_export(exported)
@@ -261,74 +254,6 @@ def generate_score(
             task = bar.add_task("score", total=len(ids))
             summary = api.score_generated(wb, ids, progress=lambda done, total: bar.update(task, completed=done))
     console.print(describe_scores(summary))
-
-
-class _BatchChecks:
-    """What each committed batch of new faces gets, in order: the discriminator and realism
-    scores, the image checks, and the learned filter's decisions (which read both)."""
-
-    def __init__(self, wb: Workbench, checkpoint_id: int, *, score: bool, checks: bool) -> None:
-        self.wb, self.checkpoint_id, self.score, self.checks = wb, checkpoint_id, score, checks
-        self.scorers = {checkpoint_id: load_scorer(wb, checkpoint_id)} if score else {}
-        active = api.active_filter(wb) if checks else None
-        self.filter_version = active.version if active is not None else None   # one version for the whole run
-        self.scored = api.ScoreSummary()
-        self.checked = api.CheckSummary()
-        self.decided = [0, 0, 0]   # scored, accepted, rejected by the filter
-
-    def __call__(self, ids: list[int]) -> None:
-        if self.score:
-            self._score(ids)
-        if self.checks:
-            self._check(ids)
-            self._decide(ids)
-
-    def finish(self, ids: list[int]) -> None:
-        """Faces committed by a run killed before their scores, checks or decisions."""
-        if self.score:
-            unscored = set(api.unscored_generated(self.wb, checkpoint_id=self.checkpoint_id)).intersection(ids)
-            if unscored:
-                self._score(sorted(unscored))
-        if self.checks:
-            unchecked, undecided = api.unchecked_generated(self.wb, self.checkpoint_id, ids)
-            for start in range(0, len(unchecked), CHECK_BATCH):
-                self._check(unchecked[start:start + CHECK_BATCH])
-            for start in range(0, len(undecided), CHECK_BATCH):
-                self._decide(undecided[start:start + CHECK_BATCH])
-
-    def _score(self, ids: list[int]) -> None:
-        summary = api.score_generated(self.wb, ids, scorers=self.scorers)
-        self.scored.scored += summary.scored
-        for name, count in summary.flagged.items():
-            self.scored.flagged[name] = self.scored.flagged.get(name, 0) + count
-
-    def _check(self, ids: list[int]) -> None:
-        summary = api.check_generated(self.wb, ids)
-        self.checked.checked += summary.checked
-        self.checked.no_face += summary.no_face
-        self.checked.mismatched += summary.mismatched
-        for name, count in summary.flagged.items():
-            self.checked.flagged[name] = self.checked.flagged.get(name, 0) + count
-
-    def _decide(self, ids: list[int]) -> None:
-        if self.filter_version is not None:
-            decided = api.decide_generated(self.wb, ids, version=self.filter_version)
-            for i, count in enumerate((decided.scored, decided.accepted, decided.rejected)):
-                self.decided[i] += count
-
-    def lines(self) -> list[str]:
-        lines = [describe_scores(self.scored)] if self.score else []
-        if self.checks:
-            c = self.checked
-            flagged = ", ".join(f"{name} {count}" for name, count in sorted(c.flagged.items())) or "none"
-            lines.append(f"checked {c.checked} faces: {c.no_face} without a face, {c.mismatched} contradicting "
-                         f"their label; flagged: {flagged}")
-            if self.filter_version is None:
-                lines.append("no learned filter yet, so no face was decided automatically: they are left to "
-                             "reviewers (`likeness filter train` learns one from their votes)")
-            else:
-                lines.append(api.DecideResult(self.filter_version, *self.decided).describe())
-        return lines
 
 
 @contextlib.contextmanager

@@ -290,7 +290,7 @@ def test_new_faces_are_checked_and_the_filter_decides_the_sure_ones(env_workbenc
     first = run_cli("generate", str(checkpoint_id), "--seeds", "0-5")
     assert first.exit_code == 0, first.output
     text = " ".join(first.output.split())
-    assert "checked 6 faces" in text and "no learned filter yet" in text
+    assert "checked 6 generated image(s): " in text and "no learned filter yet" in text
     skipped = run_cli("generate", str(checkpoint_id), "--seeds", "6-7", "--no-checks")
     assert skipped.exit_code == 0 and "checked" not in skipped.output and "filter" not in skipped.output
     rows = decisions(wb)
@@ -313,7 +313,7 @@ def test_new_faces_are_checked_and_the_filter_decides_the_sure_ones(env_workbenc
     rerun = run_cli("generate", str(checkpoint_id), "--seeds", "0-7")
     assert rerun.exit_code == 0, rerun.output
     text = " ".join(rerun.output.split())
-    assert "checked 2 faces" in text and "filter v1 scored 8 faces: 2 accepted, 2 rejected" in text
+    assert "checked 2 generated image(s): " in text and "filter v1 scored 8 faces: 2 accepted, 2 rejected" in text
     rows = decisions(wb)
     for seed, (checks, decision, reason, _sha) in rows.items():
         assert "face_found" in checks

@@ -1,7 +1,9 @@
-"""The Training page through AppTest, on both databases: runs, curves, samples, generation, start form."""
+"""The Training page through AppTest, on both databases: runs, curves, samples, generation (scored,
+checked and decided by the learned filter), start form."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -11,18 +13,23 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TypeVar, cast
 
+import joblib
+import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from likeness.models import Checkpoint, CheckpointAlias, GeneratedImage, Role
+from likeness.models import Checkpoint, CheckpointAlias, FaceFilter, GeneratedImage, ReviewItem, Role
 from likeness.workbench import Workbench
+from qa.review import reviewable
 from samples.labelled_pool import SitterPlan, add_pool
 from tests.factories import app
 from tests.factories.app import titles
 from tests.factories.people import add_user
 from tests.training.conftest import make_dataset, tiny_config, tiny_process_args
 from training import api
+from training import generated_scores as scores
 from training.api import start_run
 from training.snapshots import api as snapshots_api
 
@@ -55,6 +62,13 @@ def generated(wb: Workbench) -> int:
         return cast(int, session.scalar(select(func.count()).select_from(GeneratedImage)))
 
 
+def stored(wb: Workbench) -> list[tuple[dict[str, object], str | None]]:
+    """(checks, the filter's decision) of every generated image, by id."""
+    with wb.db.unit_of_work() as session:
+        return [(row.checks or {}, row.decision) for row in session.execute(
+            select(GeneratedImage.checks, GeneratedImage.decision).order_by(GeneratedImage.id))]
+
+
 def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Workbench, recorded_run: int) -> None:
     at = open_page(env_workbench)
     assert titles(at) == ["Training"]
@@ -74,6 +88,11 @@ def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Wo
     assert len(at.image) == 1 + 2
     assert [image.proto.imgs[0].caption for image in at.image[1:]] == ["seed 5", "seed 6"]
     assert any("queued for review" in s.value for s in at.success)
+    # Scored, checked and (with no filter yet) left to reviewers, as `likeness generate` does it.
+    [summary] = [info.value.replace("\\", "") for info in at.info]   # markup escapes removed
+    assert summary.startswith("scored 2 images: ") and "checked 2 generated image(s): " in summary
+    assert "no learned filter yet" in summary
+    assert all({"face_found", scores.DISCRIMINATOR, scores.REALISM} <= set(checks) for checks, _ in stored(env_workbench))
 
     with env_workbench.db.unit_of_work() as session:   # a release behind the run is revoked meanwhile
         session.execute(update(Checkpoint).where(Checkpoint.run_id == recorded_run).values(tainted=True))
@@ -81,6 +100,38 @@ def test_admin_follows_a_run_and_generates_from_its_checkpoint(env_workbench: Wo
     assert not at.exception, at.exception
     assert len(at.image) == 1   # the sample grid only: the tainted faces are no longer shown
     assert any("2 of these images are withheld" in w.value and "tainted" in w.value for w in at.warning)
+
+
+def test_the_active_filter_decides_the_faces_the_page_generates(env_workbench: Workbench, recorded_run: int) -> None:
+    wb = env_workbench
+    classifier = LogisticRegression().fit(np.array([[-1.0], [1.0]]), np.array([0, 1]))
+    buffer = io.BytesIO()
+    joblib.dump(classifier, buffer)
+    with wb.db.unit_of_work() as session:     # sure of every face: each p(good) is at least 0
+        session.add(FaceFilter(version=1, model_sha256=wb.blobs.put_bytes(buffer.getvalue()),
+                               features=[f"{scores.DISCRIMINATOR}.value"], thresholds={"reject": None, "accept": 0.0},
+                               metrics={}, active=True, created_by="test"))
+    at = open_page(wb)
+    at.number_input(key="training_count").set_value(3)
+    at.button(key="training_generate_submit").click().run()
+    assert not at.exception, at.exception
+    [summary] = [info.value.replace("\\", "") for info in at.info]
+    assert "checked 3 generated image(s): " in summary and "filter v1 scored 3 faces: 3 accepted, 0 rejected" in summary
+    assert [decision for _, decision in stored(wb)] == ["accept"] * 3
+    with wb.db.unit_of_work() as session:     # decided faces leave the review queue
+        assert not session.scalars(select(ReviewItem.id).where(reviewable())).all()
+
+
+def test_generating_without_scores_or_checks_leaves_the_faces_to_reviewers(env_workbench: Workbench,
+                                                                           recorded_run: int) -> None:
+    at = open_page(env_workbench)
+    at.number_input(key="training_count").set_value(2)
+    at.checkbox(key="training_score").uncheck()
+    at.checkbox(key="training_checks").uncheck()
+    at.button(key="training_generate_submit").click().run()
+    assert not at.exception, at.exception
+    assert generated(env_workbench) == 2 and not at.info
+    assert stored(env_workbench) == [({}, None), ({}, None)]
 
 
 def test_the_checkpoint_table_shows_aliases_and_stored_quality(env_workbench: Workbench, recorded_run: int) -> None:

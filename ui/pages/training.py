@@ -8,7 +8,9 @@ started has not written its row yet) the runs and the selected run's log re-read
 REFRESH_S seconds (`st.fragment(run_every=...)`), and the runs every IDLE_REFRESH_S otherwise, so
 a run started elsewhere shows up. Stop asks the run to stop at its next step (it
 snapshots and ends as stopped); Resume continues a stopped, interrupted or failed run from its
-latest snapshot. Before starting, the form names the device and estimates the time.
+latest snapshot. Before starting, the form names the device and estimates the time. Faces
+generated here are scored, checked and decided by the learned filter batch by batch, by the same
+`training.api.GenerationChecks` as `likeness generate`, and its summary is shown with them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from training.snapshots import api as snapshots_api
 from ui._common import guard, plain, require_role, thumbnail, workbench
 
 GENERATED_KEY = "training_generated"  # ids of the images generated last, shown until the next generation
+CHECKED_KEY = "training_checked"      # what their scores, checks and the filter found, shown with them
 PENDING_KEY = "training_pending"      # (name, pid) of a run this page started whose row may not exist yet
 NOTICE_KEY = "training_notice"        # a message to show after the rerun that follows start/stop/resume
 REFRESH_S = 2
@@ -239,10 +242,20 @@ with st.form("training_generate"):
                                    key="training_first_seed")
     count = middle.number_input("Images", min_value=1, max_value=64, value=8, step=1, key="training_count")
     psi = right.number_input("Truncation psi", min_value=0.0, max_value=2.0, value=0.7, step=0.05, key="training_psi")
+    left, right = st.columns(2)
+    score = left.checkbox("Score", value=True, key="training_score",
+                          help="The checkpoint's discriminator and the realism against the run's images, on each new face.")
+    checks = right.checkbox("Check and filter", value=True, key="training_checks",
+                            help="The automatic image checks on each new face, then the learned filter accepts or "
+                                 "rejects those it is sure of; the rest are left to reviewers.")
     if st.form_submit_button("Generate", type="primary", key="training_generate_submit") and checkpoint_id is not None:
         seeds = range(int(first_seed), min(int(first_seed) + int(count), api.MAX_SEED + 1))
         with guard(), st.spinner("generating…"):
-            st.session_state[GENERATED_KEY] = api.generate(wb, checkpoint_id, seeds=list(seeds), psi=psi)
+            # As `likeness generate` does: each committed batch scored, checked and decided.
+            batch_checks = api.GenerationChecks(wb, checkpoint_id, score=score, checks=checks)
+            ids = api.generate(wb, checkpoint_id, seeds=list(seeds), psi=psi, batch_checks=batch_checks)
+            st.session_state[GENERATED_KEY] = ids
+            st.session_state[CHECKED_KEY] = batch_checks.lines()
             st.success(f"Generated {len(seeds)} images; they are queued for review.")
 
 if st.session_state.get(GENERATED_KEY):
@@ -251,6 +264,8 @@ if st.session_state.get(GENERATED_KEY):
         pairs = api.generated_images(wb, [i for i in st.session_state[GENERATED_KEY] if i not in withheld])
     if withheld:
         st.warning(f"{len(withheld)} of these images are withheld: {next(iter(withheld.values()))}.")
+    if st.session_state.get(CHECKED_KEY):
+        st.info("  \n".join(plain(line) for line in st.session_state[CHECKED_KEY]), icon=":material/fact_check:")
     columns = st.columns(8)
     for i, (seed, sha256) in enumerate(pairs):
         columns[i % 8].image(thumbnail(wb.blobs.url, sha256, (256, 256)), caption=f"seed {seed}", width=128)
