@@ -28,7 +28,7 @@ from bench.harness import CpuMeter, alternate, load_line, stats
 from samples.proxy_faces import ARTIFACTS, build_proxy_set
 
 console = Console()
-CHECKS = ("face_found", "plausible", "eyes", "alignment", "symmetry", "sides", "craters", "background")
+CHECKS = ("face_found", "plausible", "eyes", "eye_flatness", "alignment", "symmetry", "sides", "craters", "background")
 
 
 def _per_ms(fn, images) -> float:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     calibration: dict[str, Any] = {}
     if args.calibrate:
         train_good = [(i.image, check_face(i.image)) for i in items if i.split == "train" and i.good]
-        for name in ("alignment", "sides", "craters", "background"):
+        for name in ("alignment", "sides", "craters", "background", "eye_flatness"):
             values = [f.checks[name]["value"] for _, f in train_good if f.checks[name]["value"] is not None]
             calibration[name] = round(float(np.percentile(values, 95)), 4)
         console.print(f"95th percentiles on good train items: {calibration}")

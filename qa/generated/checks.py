@@ -24,7 +24,7 @@ from qa.generated import pixels as px
 from qa.generated import thresholds as T
 
 FLAGGED_EYES = (EyeState.closed, EyeState.half_closed, EyeState.crossed)
-IMAGE_CHECKS = ("alignment", "symmetry", "sides", "craters", "background")
+IMAGE_CHECKS = ("alignment", "symmetry", "sides", "craters", "background", "eye_flatness")
 
 
 def entry(value: float | None, threshold: float | None, flagged: bool, note: str = "") -> dict[str, Any]:
@@ -108,6 +108,13 @@ def check_face(image: np.ndarray, *, label_attributes: Mapping[str, str] | None 
     finding = mesh_aligned_face(rgb)
     if finding is None:
         return _no_face(rgb, label)
+    return checks_of_finding(rgb, finding, label_attributes=label, eye_thresholds=eye_thresholds)
+
+
+def checks_of_finding(rgb: np.ndarray, finding: FaceFinding, *, label_attributes: Mapping[str, str] | None = None,
+                      eye_thresholds: EyeThresholds | None = None) -> FaceChecks:
+    """The checks of a face already meshed (``finding`` in ``rgb``'s pixels)."""
+    label = dict(label_attributes or {})
     h, w = rgb.shape[:2]
     checks: dict[str, dict[str, Any]] = {
         "face_found": entry(1.0, T.FACE_FOUND, False, "a face mesh fits the image"),
@@ -129,6 +136,8 @@ def check_face(image: np.ndarray, *, label_attributes: Mapping[str, str] | None 
     checks["craters"] = _above(_measured(lambda: px.crater_depth(lab, pts)), T.CRATERS, "dark skin blob")
     checks["background"] = _above(_measured(lambda: px.background_smear(lab, pts)), T.BACKGROUND,
                                   "background detail loss")
+    checks["eye_flatness"] = _above(_measured(lambda: px.eye_flatness(lab, pts)), T.EYE_FLATNESS,
+                                    "flat eye regions (shut lids?)")
     measured = attributes.measure(finding, lab, pts, verdict.state)
     return FaceChecks(checks, label=label, measured=measured, mismatch=attributes.mismatches(label, measured),
                       finding=finding)

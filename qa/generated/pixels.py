@@ -114,19 +114,25 @@ def face_mask(pts: np.ndarray, grow: float = 1.0, side: int = FRAME) -> np.ndarr
 
 
 def skin_mask(pts: np.ndarray, side: int = FRAME) -> np.ndarray:
-    """Bare skin under the mesh, on a ``side`` x ``side`` grid: the face oval less its rim, eyes
-    and brows, nose and nostrils, mouth and its corners, and the top of the forehead (where the
-    hairline or a fringe lies): cheeks, forehead and chin, where a dark blob is not a feature."""
+    """Bare skin under the mesh, on a ``side`` x ``side`` grid: the face oval (less its rim above
+    the eyes), less eyes and brows, nose and nostrils, mouth and its corners, and the top of the
+    forehead (where the hairline or a fringe lies): cheeks, forehead and chin, where a dark blob
+    is not a feature."""
     p = pts * (side / FRAME)
+    # Above the eye line the oval is shrunk (a fringe or the hairline lies there); below it the
+    # whole oval counts, so that the outer cheeks and the chin are read too.
     mask = face_mask(pts, 0.92, side)
+    up = p[FOREHEAD] - p[CHIN]
+    up /= max(float(np.linalg.norm(up)), 1e-6)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    eye_line = (p[RIGHT_EYE[0]] + p[LEFT_EYE[3]]) / 2  # the outer corners
+    below = (xx - eye_line[0]) * up[0] + (yy - eye_line[1]) * up[1] < 0
+    mask[below] = face_mask(pts, 1.0, side)[below]
     for region in _BROWS_EYES:
         _poly(mask, p, region, 0, 1.25)
     _poly(mask, p, _NOSE, 0, 1.25)
     _poly(mask, p, _MOUTH, 0, 1.5)
-    up = p[FOREHEAD] - p[CHIN]
-    up /= max(float(np.linalg.norm(up)), 1e-6)
     reach = 0.4 * float((p[FOREHEAD] - p[FOREHEAD_MID]) @ up)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
     mask[(xx - p[FOREHEAD_MID, 0]) * up[0] + (yy - p[FOREHEAD_MID, 1]) * up[1] > reach] = 0
     return mask
 
@@ -253,3 +259,30 @@ def iris_asymmetry(lab: np.ndarray, pts: np.ndarray) -> dict[str, float]:
             "opening": abs(float(np.log((rh + 1.0) / rw) - np.log((lh + 1.0) / lw))),
             "iris_lightness": abs(float(right[0] - left[0])),
             "iris_colour": float(np.linalg.norm(right[1:] - left[1:]))}
+
+
+# The full lid contours (FaceMesh indices), corner to corner along the upper lid and back.
+RIGHT_LIDS = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
+LEFT_LIDS = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+
+
+def eye_flatness(lab: np.ndarray, pts: np.ndarray) -> float:
+    """How flat the eyes look: the face's median skin lightness over the spread (5th to 95th
+    percentile) of lightness inside the lid contours, mean of the two eyes. An open eye holds a
+    dark iris and bright sclera (a wide spread); a shut lid is skin with a lash line, whatever
+    the mesh makes of its landmarks, so a closed eye is read from its pixels, not its shape."""
+    light = lab[..., 0]
+    skin = skin_mask(pts, DETAIL) > 0
+    if int(skin.sum()) < 50:
+        raise ValueError("too little skin under the mesh")
+    reference = float(np.median(cv2.resize(light, (DETAIL, DETAIL), interpolation=cv2.INTER_AREA)[skin]))
+    spreads = []
+    for lids in (RIGHT_LIDS, LEFT_LIDS):
+        inside = np.zeros(light.shape, np.uint8)
+        cv2.fillPoly(inside, [np.round(pts[list(lids)]).astype(np.int32)], (1,))
+        values = light[inside > 0]
+        if len(values) < 10:
+            raise ValueError("eye too small to read")
+        low, high = np.percentile(values, (5, 95))
+        spreads.append(float(high - low))
+    return reference / max(float(np.mean(spreads)), 1.0)
