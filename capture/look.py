@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faces.detect import FaceFinding
-from ingest.decode import FrameError, decode_frame, pixel_limit
-from ingest.frame import FrameFailure, FrameJob, aligned_crop, human_faces, peak_rss_mb, preview_of, worker_blobs
+from ingest.decode import decode_frame
+from ingest.frame import FrameFailure, FrameJob, aligned_crop, guarded, human_faces, preview_of, worker_blobs
 from qa.api import upscale_of
 from qa.shot_qa import face_window
 
@@ -43,13 +43,7 @@ class Look:
 
 def first_look(job: FrameJob) -> Look | FrameFailure:
     """Never raises for a bad file: the full ingest reports it, with the same reason."""
-    try:
-        with pixel_limit(job.max_pixels):
-            return _look(job)
-    except FrameError as error:
-        return FrameFailure(job, error.kind, error.reason, peak_rss_mb())
-    except MemoryError:
-        return FrameFailure(job, "too_large", "not enough memory to decode this frame", peak_rss_mb())
+    return guarded(_look, job)
 
 
 def _look(job: FrameJob) -> Look:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import io
 import logging
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,7 @@ from ingest.exif import CameraMetadata
 from likeness.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CROP_PNG_COMPRESSION = 1  # fast; crops are lossless either way
 
@@ -89,9 +91,14 @@ def peak_rss_mb() -> float:
 
 def process_frame(job: FrameJob) -> FrameResult | FrameFailure:
     """Never raises for a bad file: every problem becomes a FrameFailure with its reason."""
+    return guarded(_process, job)
+
+
+def guarded(work: Callable[[FrameJob], T], job: FrameJob) -> T | FrameFailure:
+    """``work(job)`` under the job's pixel limit, a bad file's error turned into a FrameFailure."""
     try:
         with pixel_limit(job.max_pixels):
-            return _process(job)
+            return work(job)
     except FrameError as error:
         return FrameFailure(job, error.kind, error.reason, peak_rss_mb())
     except MemoryError:
