@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,6 @@ class _InFlight:
 class WatchStats:
     verdicts: int = 0
     alerts: int = 0
-    judged: list[str] = field(default_factory=list)  # relative paths, in the order of their first verdict
 
 
 class Watcher:
@@ -469,7 +468,6 @@ class Watcher:
     def _report(self, verdict: FrameVerdict, *, revised: bool = False) -> None:
         if not revised:
             self.stats.verdicts += 1
-            self.stats.judged.append(verdict.relative_path)
         fields = verdict.as_dict()
         self.log.write("verdict", verdict.line(), path=verdict.relative_path, revised=revised,
                        **{k: v for k, v in fields.items() if k != "relative_path"})

@@ -35,9 +35,6 @@ from typing import Any
 from likeness.errors import ConfigError, ConsentViolation, LikenessError, NotFound
 from likeness.workbench import Workbench
 from model_registry.export import withheld_images
-from qa.filter import store as filter_store
-from qa.filter.store import DecideResult, FilterVersion
-from qa.generated.store import CheckSummary, check_images
 from training import generate as gen
 from training import runs
 from training.config import RUN_DEFAULTS, RunDefaults, TrainConfig, TrainProgress
@@ -46,20 +43,20 @@ from training.estimate import Estimate, describe_device, format_duration
 from training.estimate import estimate as _estimate
 from training.generate import MAX_SEED, MAX_SEEDS_PER_CALL, NOISE_MODES, GenerationProgress, Label
 from training.generated_scores import CheckpointScorer, ScoreSummary, score_images, unscored_images
-from training.generation_checks import GenerationChecks, active_filter, unchecked_generated
+from training.generation_checks import GenerationChecks
 from training.generation_mix import Mix, allocate, checkpoint_slots
 from training.runs import CheckpointSummary, Resume, RunSummary
 from training.snapshots.api import find_snapshot_id, require_consent
 from training.snapshots.spec import load_spec
 
 __all__ = [
-    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckSummary", "CheckpointScorer",
-    "CheckpointSummary", "DecideResult", "Estimate", "FilterVersion", "GenerationChecks", "GenerationProgress", "Label",
-    "Mix", "Resume", "RunDefaults", "RunSummary", "ScoreSummary", "StartedRun", "TrainConfig", "TrainProgress", "active_filter",
-    "check_generated", "checkpoint_file", "checkpoints", "decide_generated", "describe_device", "estimate_run",
+    "MAX_SEED", "MAX_SEEDS_PER_CALL", "NOISE_MODES", "RUN_DEFAULTS", "CheckpointScorer",
+    "CheckpointSummary", "Estimate", "GenerationChecks", "GenerationProgress", "Label",
+    "Mix", "Resume", "RunDefaults", "RunSummary", "ScoreSummary", "StartedRun", "TrainConfig", "TrainProgress",
+    "checkpoint_file", "checkpoints", "describe_device", "estimate_run",
     "format_duration", "generate", "generate_mix", "generated_images", "plan_mix", "read_log", "request_stop",
     "resume_run_process", "run_command", "run_folder", "run_summaries", "run_summary", "score_generated", "start_run",
-    "start_run_process", "unchecked_generated", "unscored_generated", "write_generated",
+    "start_run_process", "unscored_generated", "write_generated",
 ]
 
 LOG_FILE = "train.log"
@@ -326,20 +323,6 @@ def score_generated(workbench: Workbench, ids: Sequence[int], *,
 def unscored_generated(workbench: Workbench, *, checkpoint_id: int | None = None) -> list[int]:
     """Generated images of untainted checkpoints that lack either of those two checks."""
     return unscored_images(workbench, checkpoint_id=checkpoint_id)
-
-
-# ---- The image checks and the learned filter on new faces (qa). -------------------------------
-
-def check_generated(workbench: Workbench, ids: Sequence[int]) -> CheckSummary:
-    """The image checks of generated faces, stored on their rows (qa.generated)."""
-    return check_images(workbench, ids)
-
-
-def decide_generated(workbench: Workbench, ids: Sequence[int], *, version: int) -> DecideResult:
-    """A filter version's decisions on generated faces nobody voted on (qa.filter): those it is
-    sure of leave the review queue with the reason, the rest wait for reviewers, the most
-    uncertain first. It reads the scores and image checks, so run those first."""
-    return filter_store.decide(workbench, image_ids=ids, version=version)
 
 
 def generated_images(workbench: Workbench, ids: Sequence[int]) -> list[tuple[int, str]]:
