@@ -8,10 +8,11 @@ time from its seed, training.generate.render, then the PNG); the checked side al
 `--score` adds per face: decode the PNG and score it with the checkpoint's discriminator (in
 its fixed group of mates) and its realism against a real set of ``--real`` images
 (training.generated_scores; RandomConvFeatures, as without Inception weights), in batches as
-scoring does. When qa.generated.checks is importable a third side adds its image checks
-(`check_face`, what qa.generated.store.check_images runs per face); random weights rarely draw
-a face the mesh finds, so that figure is a lower bound. The networks are preset(RESOLUTION)
-with random weights (seed 0): the cost of a forward pass does not depend on what was learned.
+scoring does, with D in the precision scoring picks on this CPU (scoring_dtype). When
+qa.generated.checks is importable a third side adds its image checks (`check_face`, what
+qa.generated.store.check_images runs per face); random weights rarely draw a face the mesh
+finds, so that figure is a lower bound. The networks are preset(RESOLUTION) with random
+weights (seed 0): the cost of a forward pass does not depend on what was learned.
 The real set's features and radii are computed before timing (they are cached per snapshot).
 
 Rounds alternate baseline and checked sides so that machine noise falls on both. Prints
@@ -49,7 +50,8 @@ def build(resolution: int, real_count: int) -> dict[str, Any]:
     torch.manual_seed(0)
     network = preset(resolution)
     G, D = build_networks(network)
-    G, D = G.eval().requires_grad_(False), D.eval().requires_grad_(False)
+    G, D = G.eval().requires_grad_(False), scores.for_scoring(D)
+    dtype = scores.scoring_dtype()
     loaded = gen.LoadedGenerator(checkpoint_id=0, network=network, G=G, device=torch.device("cpu"))
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (real_count, 3, 8, 8), dtype=np.uint8)
@@ -59,11 +61,13 @@ def build(resolution: int, real_count: int) -> dict[str, Any]:
     real, radii = scores.prune(features, scores.knn_radii(features))
     mates_n = D.epilogue.mbstd.group_size - 1
     with torch.no_grad():
-        mates = scores.d_features(D, torch.randint(0, 256, (mates_n, 3, resolution, resolution), dtype=torch.uint8))
+        mates = scores.d_features(D, torch.randint(0, 256, (mates_n, 3, resolution, resolution), dtype=torch.uint8),
+                                  dtype)
     # The threshold is given: its reference batch is rendered once per checkpoint and psi, not per face.
     scorer = scores.CheckpointScorer(checkpoint_id=0, loaded=loaded, D=D, mates=mates, mates_c=None,
                                      reference_labels=np.zeros([scores.REFERENCE_COUNT, 0], dtype=np.float32),
-                                     extractor=extractor, real=real, radii=radii, thresholds={(PSI, "const"): 0.0})
+                                     extractor=extractor, real=real, radii=radii, thresholds={(PSI, "const"): 0.0},
+                                     dtype=dtype)
     return {"loaded": loaded, "scorer": scorer}
 
 
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "resolution": args.resolution, "images": args.images, "rounds": args.rounds, "real": args.real,
         "cpu": cpu_model(), "threads": torch.get_num_threads(), "weights": "random (seed 0)",
+        "discriminator_dtype": str(setup["scorer"].dtype),
         "generate_s_per_image": results[0], "scores_s_per_image": results[1],
         "generate_img_per_s": {"max": 1 / min(results[0]), "median": 1 / scored["baseline"]["median"]},
         "with_scores_img_per_s": {"max": 1 / min(results[1]), "median": 1 / scored["ours"]["median"]},
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     ratio = scored["ratio_of_medians"]
     print(f"{args.images} faces per round at {args.resolution}x{args.resolution}, {args.rounds} rounds, "
-          f"{torch.get_num_threads()} threads, random weights")
+          f"{torch.get_num_threads()} threads, random weights, D in {setup['scorer'].dtype}")
     print(f"  generation alone: {report['generate_img_per_s']['median']:.3f} img/s median "
           f"({report['generate_img_per_s']['max']:.3f} best)")
     print(f"  + discriminator and realism: {report['with_scores_img_per_s']['median']:.3f} img/s median, "

@@ -174,6 +174,22 @@ def test_scores_are_merged_into_the_checks(env_workbench: Workbench, checkpoint_
     assert np.allclose(scorer.discriminator(images, None)[:2], scorer.discriminator(images[:2], None), atol=1e-5)
 
 
+def test_bfloat16_scores_rank_and_flag_as_float32_does(workbench: Workbench, checkpoint_id: int) -> None:
+    """D in bfloat16 (what scoring picks on a CPU with bfloat16 units) against float32 on the same faces."""
+    exact = scores.load_scorer(workbench, checkpoint_id, dtype=torch.float32)
+    fast = scores.load_scorer(workbench, checkpoint_id, dtype=torch.bfloat16)
+    faces = gen.render(exact.loaded, list(range(40)), psi=1.0)
+    pixels = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in faces])).permute(0, 3, 1, 2)
+    a, b = exact.discriminator(pixels.contiguous(), None), fast.discriminator(pixels.contiguous(), None)
+    assert np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1] > 0.95   # Spearman
+    assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
+    ta, tb = exact.threshold(1.0), fast.threshold(1.0)
+    assert ta != tb                                    # one threshold per precision, neither read for the other
+    assert ((a < ta) != (b < tb)).sum() <= 2
+    entry = fast.checks(pixels[:1].contiguous(), None, psi=1.0)[0][scores.DISCRIMINATOR]
+    assert "bfloat16" in entry["note"]
+
+
 def test_real_images_are_realistic_and_noise_is_not(faces16: Path) -> None:
     """The realism score on real face photographs against themselves, and on pure noise."""
     dataset = ImageFolderDataset(faces16)
@@ -215,6 +231,9 @@ def test_a_rerun_scores_faces_an_earlier_run_left_unscored(env_workbench: Workbe
 
 def test_the_discriminator_threshold_is_taken_at_the_faces_own_psi(workbench: Workbench, checkpoint_id: int,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # In float32, so that rounding stays far below the gap between the two thresholds (bfloat16's
+    # rounding differs between batch sizes by a few thousandths; its agreement is tested above).
+    monkeypatch.setattr(scores, "scoring_dtype", lambda: torch.float32)
     mean_faces = gen.generate(workbench, checkpoint_id, seeds=[0, 1], psi=0.0, queue_for_review=False)
     untruncated = gen.generate(workbench, checkpoint_id, seeds=[0, 1], psi=1.0, queue_for_review=False)
     scores.score_images(workbench, mean_faces + untruncated)
