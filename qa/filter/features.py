@@ -20,6 +20,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from qa.generated.checks import IMAGE_CHECKS
+
+# Which way each check's value points, for the model's monotonic constraints: a worse value
+# never makes a face more likely good. Flags always point down; a value of a check not named
+# here (the eye verdict's confidence, one added later) is left free.
+HIGHER_IS_BETTER = frozenset({"face_found", "discriminator", "realism"})
+HIGHER_IS_WORSE = frozenset({"plausible", *IMAGE_CHECKS})
+
 PIXEL_FEATURES = ("pixels.mean_r", "pixels.mean_g", "pixels.mean_b", "pixels.contrast", "pixels.sharpness")
 VIEW_SIDE = 64
 
@@ -28,6 +36,18 @@ def feature_names(checks: Iterable[Mapping[str, Any]]) -> list[str]:
     """The features of a training set: two per check any image has (sorted)."""
     names = sorted({name for entry in checks for name in entry})
     return [f"{name}.{part}" for name in names for part in ("value", "flagged")]
+
+
+def direction(name: str) -> int:
+    """+1 where a larger feature means a likelier good face, -1 where a likelier bad one, 0 free."""
+    check, _, part = name.rpartition(".")
+    if part == "flagged":
+        return -1
+    if part == "value" and check in HIGHER_IS_BETTER:
+        return 1
+    if part == "value" and check in HIGHER_IS_WORSE:
+        return -1
+    return 0
 
 
 def pixel_statistics(rgb: np.ndarray) -> list[float]:

@@ -8,7 +8,7 @@ and the model kept is trained on the whole learning part. "Accept" is p(good) >=
 threshold; each threshold is the loosest one at which that decision still reaches the target
 precision on the out-of-fold scores, as a one-sided 95 % lower confidence bound (with at least
 MIN_DECIDED items decided there). A side that cannot reach it decides nothing: its threshold is
-infinite.
+infinite. The model is held monotonic in each check (qa.filter.features.direction).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+
+from qa.filter.features import direction
 
 TARGET_PRECISION = 0.95
 MIN_DECIDED = 5                       # fewer decided items prove no precision
@@ -146,9 +148,13 @@ def evaluate(p_good: np.ndarray, good: np.ndarray, thresholds: Thresholds) -> Ev
                       good=int(good.sum()))
 
 
-def _model(n: int, seed: int) -> HistGradientBoostingClassifier:
+def _model(n: int, seed: int, features: Sequence[str]) -> HistGradientBoostingClassifier:
+    """Gradient boosting held monotonic in each check (features.direction): with a few
+    photographs to learn from, an unconstrained model also learns which photograph scores
+    how, and on new people a worse score could then raise p(good)."""
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0,
-                                          min_samples_leaf=max(3, min(20, n // 10)), random_state=seed)
+                                          min_samples_leaf=max(3, min(20, n // 10)), random_state=seed,
+                                          monotonic_cst=[direction(name) for name in features])
 
 
 def fit(x: np.ndarray, good: np.ndarray, features: list[str], *, groups: Sequence[Any] | None = None,
@@ -176,9 +182,9 @@ def fit(x: np.ndarray, good: np.ndarray, features: list[str], *, groups: Sequenc
         if len(set(good[rest].tolist())) < 2:
             out_of_fold[held] = float(good[rest].mean()) if len(rest) else 0.5
             continue
-        out_of_fold[held] = probability_good(_model(len(rest), seed).fit(x[rest], good[rest]), x[learn_index[held]])
+        out_of_fold[held] = probability_good(_model(len(rest), seed, features).fit(x[rest], good[rest]), x[learn_index[held]])
     thresholds = calibrate(out_of_fold, good[learn], target)
-    final = _model(int(learn.sum()), seed).fit(x[learn], good[learn])
+    final = _model(int(learn.sum()), seed, features).fit(x[learn], good[learn])
     test = ~learn
     return TrainedFilter(model=final, features=features, thresholds=thresholds,
                          calibration=evaluate(out_of_fold, good[learn], thresholds),

@@ -183,8 +183,9 @@ def crater_depth(lab: np.ndarray, pts: np.ndarray) -> float:
     return best
 
 
-CELL = 32
-_FLOOR = 0.5  # detail energy (squared lightness steps) below which a cell counts as flat
+SMEAR_CELL = 40        # background cell side: about half a smeared patch (a quarter to a third of the frame)
+_FLOOR = 0.5           # detail energy (squared lightness steps) that keeps the logs finite
+_TEXTURE_FLOOR = 2.0   # mean squared gradient below which a background cell is flat
 
 
 def _box_means(integral: np.ndarray, cell: int, step: int) -> np.ndarray:
@@ -199,22 +200,25 @@ def _box_means(integral: np.ndarray, cell: int, step: int) -> np.ndarray:
 
 
 def background_smear(lab: np.ndarray, pts: np.ndarray) -> float:
-    """The background patch whose fine detail is most lost, against the image's own others: each
-    cell (CELL pixels, half-cell steps, wholly outside the grown face oval) has a sharpness, the
-    log of its fine detail (|Laplacian| squared) over its mid-scale structure (difference of
-    Gaussians, squared), so that a smooth backdrop and a busy one each have their own level; the
-    measure is how far below the median cell the least sharp one lies. A uniformly flat backdrop
-    has no outlier: every cell sits at the floor together."""
+    """The textured background patch whose fine detail is most lost, against the image's own
+    others. Each cell (SMEAR_CELL pixels, half-cell steps, wholly outside the grown face oval)
+    with some structure (mean squared gradient of the lightly blurred lightness over
+    _TEXTURE_FLOOR) has a sharpness: the log of its fine detail (|Laplacian| squared) over that
+    gradient energy. A smear keeps a patch's streaks (gradient energy) but wipes its finest steps,
+    on hair as on a backdrop; flat cells are left out, since smearing them changes nothing and a
+    plain wall would otherwise be compared with itself. The measure is how far below the median
+    cell the least sharp one lies."""
     light = lab[..., 0]
     back = (1 - face_mask(pts, 1.3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(light, (0, 0), 1.0)
+    gradient = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) ** 2 + cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) ** 2
     fine = cv2.Laplacian(light, cv2.CV_32F, ksize=3) ** 2
-    mid = (cv2.GaussianBlur(light, (0, 0), 2.0) - cv2.GaussianBlur(light, (0, 0), 4.0)) ** 2
-    step = CELL // 2
-    inside = _box_means(cv2.integral(back), CELL, step) > 0.95
-    if int(inside.sum()) < 4:
+    step = SMEAR_CELL // 2
+    energy = _box_means(cv2.integral(gradient), SMEAR_CELL, step)
+    textured = (_box_means(cv2.integral(back), SMEAR_CELL, step) > 0.95) & (energy > _TEXTURE_FLOOR)
+    if int(textured.sum()) < 2:
         return 0.0
-    sharp = (np.log(_box_means(cv2.integral(fine), CELL, step) + _FLOOR)
-             - np.log(_box_means(cv2.integral(mid), CELL, step) + _FLOOR))[inside]
+    sharp = (np.log(_box_means(cv2.integral(fine), SMEAR_CELL, step) + _FLOOR) - np.log(energy + _FLOOR))[textured]
     return float(np.median(sharp) - sharp.min())
 
 

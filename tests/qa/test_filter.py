@@ -53,6 +53,25 @@ def test_the_calibrated_precision_holds_on_fresh_data() -> None:
     assert abs(fresh.coverage - trained.test.coverage) < 0.1
 
 
+def test_a_worse_check_value_never_raises_p_good() -> None:
+    """Monotonic in each check: the training data has a bump (bad faces at the lowest crater
+    values too, as one photograph might give) that an unconstrained model would follow."""
+    rng = np.random.default_rng(4)
+    n = 600
+    craters, d = rng.uniform(0, 10, n), rng.normal(0, 1, n)
+    good = ((craters < 5) & (craters > 1) & (d > -1) | (rng.random(n) < 0.05)).astype(np.int64)
+    names = ["craters.value", "discriminator.value", "eyes.value"]
+    x = np.column_stack([craters, d, rng.normal(size=n)])
+    trained = model.fit(x, good, names, seed=0)
+    assert [features.direction(name) for name in names] == [-1, 1, 0]
+    assert features.direction("background.flagged") == -1 and features.direction("newcheck.value") == 0
+    sweep = np.linspace(0, 10, 101)
+    along_craters = trained.p_good(np.column_stack([sweep, np.zeros(101), np.zeros(101)]))
+    along_d = trained.p_good(np.column_stack([np.full(101, 3.0), np.linspace(-3, 3, 101), np.zeros(101)]))
+    assert np.all(np.diff(along_craters) <= 1e-12) and along_craters[0] > along_craters[-1] + 0.3
+    assert np.all(np.diff(along_d) >= -1e-12) and along_d[-1] > along_d[0] + 0.3
+
+
 def test_groups_never_straddle_the_split() -> None:
     groups = [i // 7 for i in range(700)]
     part = model.split_groups(groups, 3, (0.6, 0.2, 0.2))
