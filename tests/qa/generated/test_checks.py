@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -51,6 +52,15 @@ def test_tiny_noise_is_no_face_with_a_note(side: int) -> None:
     assert result.checks["face_found"]["flagged"] and result.checks["face_found"]["value"] == 0.0
     assert "no face" in result.checks["face_found"]["note"]
     assert not any(c["flagged"] for n, c in result.checks.items() if n != "face_found")
+
+
+def test_eyes_too_small_to_read_are_flagged_with_the_reason(testdata_dir) -> None:
+    face = next(i for i in build_proxy_set(per_face=1, per_empty=1) if i.source == "eileen_collins" and i.good)
+    assert not check_face(face.image).checks["eyes"]["flagged"]
+    small = check_face(cv2.resize(face.image, (64, 64), interpolation=cv2.INTER_AREA)).checks
+    assert not small["face_found"]["flagged"]
+    assert small["eyes"]["flagged"] and small["eyes"]["note"].startswith("undetermined: ")
+    assert "too small" in small["eyes"]["note"]
 
 
 def test_label_decodes_through_the_encoding() -> None:
