@@ -58,7 +58,13 @@ def long_cli_run(dataset: Path, out: Path, name: str, network: Path) -> subproce
          "--network", str(network), "--kimg", "1000", "--batch", "4", "--snapshot-kimg", "0.004",
          "--tick-kimg", "0.004", "--device", "cpu", "--workers", "0"],
         cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        text=True, preexec_fn=_take_sigint)
+
+
+def _take_sigint() -> None:
+    # A suite started in the background (`cmd &` in a script) ignores SIGINT, and so would the
+    # run it starts; the test plays a Ctrl-C at a terminal, where the run takes it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
