@@ -1,5 +1,5 @@
-"""What the browser tests share: `streamlit run` as a server on the test's database, Debian's
-chromium, and signing in through the login form.
+"""What the browser tests (and bench.review) share: `streamlit run` as a server on a workbench,
+Debian's chromium, signing in through the login form, and reading the Review page's grid.
 
 The `app_url` fixture skips when /usr/bin/chromium or Playwright is missing; set
 LIKENESS_REQUIRE_BROWSER=1 to make that a failure instead.
@@ -7,6 +7,7 @@ LIKENESS_REQUIRE_BROWSER=1 to make that a failure instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
@@ -54,7 +55,33 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: floa
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer on {url} within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"streamlit did not answer on {url} within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def serve_app(log: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run` of the app on a free localhost port, on the workbench the LIKENESS_*
+    variables of `env` (default: this process's) name; its output goes to `log`."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env={**(env or os.environ), "LIKENESS_WORKERS": "0"},
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
 
 
 @pytest.fixture
@@ -66,27 +93,8 @@ def app_url(env_workbench: Workbench, tmp_path: Path) -> Iterator[str]:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         skip_or_fail("the playwright package is not installed", "LIKENESS_REQUIRE_BROWSER")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-        "--server.port", str(port), "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]
-    env = {**os.environ, "LIKENESS_WORKERS": "0"}
-    with open(log, "wb") as out:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(url, server, log)
+    with serve_app(tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
 
 
 def wait_until_idle(page: Page, timeout_ms: float = 120_000) -> None:
@@ -107,3 +115,35 @@ def sign_in(page: Page, url: str, username: str, password: str = PASSWORD, *, he
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=60_000)
     wait_until_idle(page)
+
+
+# The Review page's grid: the item ids of the faces on screen in grid order, and of the one drawn
+# with the cursor's outline.
+GRID_IDS_JS = "() => [...document.querySelectorAll('.lk-face')].map(e => Number(e.dataset.item))"
+CURRENT_ID_JS = """() => { const outlined = [...document.querySelectorAll('.lk-face')]
+    .filter(e => getComputedStyle(e).outlineColor === 'rgb(255, 75, 75)');
+    return outlined.length === 1 ? Number(outlined[0].dataset.item) : null; }"""
+IN_VIEW_JS = """id => { const r = document.querySelector(`.lk-face[data-item="${id}"]`).getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight; }"""
+# performance.now() once `n` grid faces have decoded images: polled on every animation frame.
+GRID_SHOWN_JS = """n => { const imgs = document.querySelectorAll('.lk-face img');
+    return imgs.length >= n && [...imgs].every(i => i.complete && i.naturalWidth > 0) ? performance.now() : false; }"""
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> float:
+    """Seconds until `condition()` holds, polled every few milliseconds."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout_s:
+            raise AssertionError(f"not reached within {timeout_s} s")
+        time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def open_review(page: Page, faces: int) -> float:
+    """Milliseconds, measured in the browser, from following the Review link to a grid of
+    `faces` faces shown."""
+    start = page.evaluate("performance.now()")
+    page.get_by_role("link", name="Review").click()
+    shown = page.wait_for_function(GRID_SHOWN_JS, arg=faces, polling="raf", timeout=60_000).json_value()
+    return shown - start

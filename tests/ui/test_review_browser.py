@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -21,42 +20,21 @@ from likeness.workbench import Workbench
 from qa import api as qa_api
 from tests.factories.people import add_user, user_id
 from tests.factories.review import queue_faces, votes_of, write_face_shoot
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.ui.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CURRENT_ID_JS,
+    GRID_IDS_JS,
+    IN_VIEW_JS,
+    open_review,
+    sign_in,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 GRID = 48
 PER_ROW = 8
-# The item ids of the faces on screen in grid order, and of the one drawn with the cursor's outline.
-GRID_IDS_JS = "() => [...document.querySelectorAll('.lk-face')].map(e => Number(e.dataset.item))"
-CURRENT_ID_JS = """() => { const outlined = [...document.querySelectorAll('.lk-face')]
-    .filter(e => getComputedStyle(e).outlineColor === 'rgb(255, 75, 75)');
-    return outlined.length === 1 ? Number(outlined[0].dataset.item) : null; }"""
-IN_VIEW_JS = """id => { const r = document.querySelector(`.lk-face[data-item="${id}"]`).getBoundingClientRect();
-    return r.top >= 0 && r.bottom <= window.innerHeight; }"""
-# performance.now() once `n` grid faces have decoded images: polled on every animation frame.
-GRID_SHOWN_JS = """n => { const imgs = document.querySelectorAll('.lk-face img');
-    return imgs.length >= n && [...imgs].every(i => i.complete && i.naturalWidth > 0) ? performance.now() : false; }"""
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> float:
-    """Seconds until `condition()` holds, polled every few milliseconds."""
-    start = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - start > timeout_s:
-            raise AssertionError(f"not reached within {timeout_s} s")
-        time.sleep(0.005)
-    return time.perf_counter() - start
-
-
-def open_review(page) -> float:  # noqa: ANN001 (playwright Page)
-    """Milliseconds, measured in the browser, from following the Review link to the full grid shown."""
-    start = page.evaluate("performance.now()")
-    page.get_by_role("link", name="Review").click()
-    shown = page.wait_for_function(GRID_SHOWN_JS, arg=GRID, polling="raf", timeout=60_000).json_value()
-    return shown - start
-
-
 def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
     app_url: str,  # noqa: F811 (the fixture imported above)
     env_workbench: Workbench, testdata_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -89,7 +67,7 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
         page.set_default_timeout(30_000)
         try:
             sign_in(page, app_url, "rita")
-            cold_ms = open_review(page)
+            cold_ms = open_review(page, GRID)
             assert page.evaluate(GRID_IDS_JS) == batch
             # The cursor's style arrives with the grid or just after it, on a busy machine.
             wait_until(lambda: page.evaluate(CURRENT_ID_JS) == batch[0])
@@ -108,7 +86,7 @@ def test_a_reviewer_reviews_with_the_keyboard_and_votes_survive_a_reload(
             page.goto(app_url)
             expect(page.get_by_role("heading", name="Shoots")).to_be_visible(timeout=60_000)
             assert page.get_by_role("textbox", name="Username").count() == 0
-            warm_ms = open_review(page)
+            warm_ms = open_review(page, GRID)
             shown = page.evaluate(GRID_IDS_JS)
             with wb.db.unit_of_work() as session:
                 expected = [i.id for i in qa_api.next_items(session=session, reviewer_id=reviewer, limit=GRID)]
