@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EMPTY_SHA256 = sha256_bytes(b"")
 BATCH_SECONDS = 2.0  # also commit at least this often, so a slow frame never holds back a batch
+ORPHAN_POLL_S = 1.0  # how often a pool worker checks that the process that started it still lives
 
 
 @dataclass
@@ -75,11 +77,11 @@ def make_executor(workers: int, *, nice: int = 0) -> Executor:
     # spawn: workers start clean (no inherited database connections or threads).
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-        initargs=(nice,),
+        initargs=(nice, os.getpid()),
     )
 
 
-def _worker_init(nice: int = 0) -> None:
+def _worker_init(nice: int = 0, parent: int | None = None) -> None:
     # Parallelism comes from the pool: OpenCV's own thread pool in every worker would only
     # oversubscribe the cores that the other workers are decoding on.
     import cv2
@@ -87,6 +89,17 @@ def _worker_init(nice: int = 0) -> None:
     cv2.setNumThreads(1)
     if nice:
         os.nice(nice)
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the process that started it is gone. Killed outright (SIGKILL, the
+    OOM killer) the parent cannot stop its pool, and the pool's pipes stay open in the worker
+    itself: it would wait for work for ever, its face models in memory."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    os._exit(1)
 
 
 def _hash(path: Path) -> tuple[str | None, str | None]:
