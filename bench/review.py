@@ -1,7 +1,7 @@
 """Benchmark: review decisions per minute on the Review page, for the generated faces the
 learned filter leaves undecided, next to the same votes cast through the API.
 
-    python -m bench.review [--per-face 8] [--decisions 20] [--rounds 2] [--json PATH]
+    python -m bench.review [--per-face 20] [--decisions 15] [--rounds 3] [--json PATH]
 
 A fresh workbench (SQLite, in a temporary folder) holds the proxy set's faces
 (:mod:`samples.proxy_faces`: real aligned crops, good or with an artifact made by code) as
@@ -178,9 +178,9 @@ def per_minute(seconds: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-face", type=int, default=8, help="Jittered crops per source face (the proxy set's size).")
-    parser.add_argument("--decisions", type=int, default=20, help="Decisions per round.")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--per-face", type=int, default=20, help="Jittered crops per source face (the proxy set's size).")
+    parser.add_argument("--decisions", type=int, default=15, help="Decisions per round.")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.getLogger("faces").setLevel(logging.ERROR)
