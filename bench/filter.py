@@ -19,7 +19,6 @@ the last line.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from bench.harness import CpuMeter, load_line, stats
+from bench.harness import CpuMeter, emit, load_line, stats
 from samples.proxy_faces import build_proxy_set
 
 console = Console()
@@ -88,10 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.print(f"baseline rule (any check flagged rejects): coverage 100%, accept precision "
                   f"{_share(rule.accept_precision)}, reject precision {_share(rule.reject_precision)}")
     console.print(load_line(report["load"]))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report))
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":

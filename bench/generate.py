@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.harness import CpuMeter, alternate, compare, cpu_model, load_line, verdict
+from bench.harness import CpuMeter, alternate, compare, cpu_model, emit, load_line, verdict
 
 RATIO_TARGET = 1.5          # time per face with every automatic check over generation alone
 PSI = 0.7                   # `likeness generate`'s default truncation
@@ -152,10 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         print("  qa.generated image checks: not available")
     print(f"  {load_line(load)}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report))
-    return report
+    return emit(report, args.json)
 
 
 def _seeds(round_: int, images: int) -> range:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import json
 import multiprocessing
 import os
 import platform
@@ -280,6 +281,15 @@ def wait_for_quiet(limit_s: float, say: Callable[[str], Any]) -> None:
         if time.monotonic() >= deadline:
             say(f"  the machine is still busy ({100 * load:.0f} % used by other processes); timing anyway")
             return
+
+
+def emit(report: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """A benchmark's figures as JSON: written to ``path`` (indented) when given, and printed as
+    the last line of stdout; returns them."""
+    if path is not None:
+        path.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    return report
 
 
 def load_line(load: dict[str, float | None]) -> str:

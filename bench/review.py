@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import os
 import statistics
@@ -39,7 +38,7 @@ import numpy as np
 from PIL import Image
 from rich.console import Console
 
-from bench.harness import ACTOR, CpuMeter, fresh_workbench, load_line, stats
+from bench.harness import ACTOR, CpuMeter, emit, fresh_workbench, load_line, stats
 
 console = Console()
 REVIEWER, API_REVIEWER, TRAINER = "rita", "api-reviewer", "trainer"
@@ -239,10 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"API alone {report['api_per_minute']['median']:.0f}/min: the page takes "
                   f"{report['page_time_over_api']:.0f}x the database's time per decision")
     console.print(load_line(load))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report))
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":

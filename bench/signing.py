@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.harness import CpuMeter, explicit_settings, load_line, stats
+from bench.harness import CpuMeter, emit, explicit_settings, load_line, stats
 
 
 def renders(count: int, size: int) -> list[bytes]:
@@ -79,10 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"  sign (XMP + C2PA) and write: min {signed['min']:.2f} ms, median {signed['median']:.2f} ms per image "
           f"= {report['ratio_median']:.1f}x; the manifest adds {report['bytes_added_median'] / 1024:.1f} KiB")
     print(f"  {load_line(report['load'])}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report))
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":
