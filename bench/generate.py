@@ -72,7 +72,7 @@ def build(resolution: int, real_count: int) -> dict[str, Any]:
 
 def generate(loaded: Any, seeds: range) -> list[bytes]:
     from training import generate as gen
-    return [gen._png(gen.render(loaded, [seed], psi=PSI)[0]) for seed in seeds]
+    return [gen.png_bytes(gen.render(loaded, [seed], psi=PSI)[0]) for seed in seeds]
 
 
 def checked(setup: dict[str, Any], seeds: range, *, image_checks: bool) -> None:

@@ -25,7 +25,6 @@ the page's own speed, the ceiling above a person's.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import statistics
@@ -34,26 +33,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 from rich.console import Console
 
 from bench.harness import ACTOR, CpuMeter, emit, fresh_workbench, load_line, stats
+from tests.factories.people import user_id
+from tests.factories.review import votes_of
 
 console = Console()
 REVIEWER, API_REVIEWER, TRAINER = "rita", "api-reviewer", "trainer"
 PASSWORD = "review bench password"
-# The reason a reviewer gives each artifact, and the reason's key on the Review page (that page's
-# REASON_KEYS; importing the page would run it).
+# The reason a reviewer gives each artifact.
 REASON_OF = {"crater": "crater", "smear": "background", "closed_eye": "closed_eyes", "mismatched_eyes": "asymmetry",
              "misaligned": "other", "no_face": "other"}
-KEY_OF_REASON = {"closed_eyes": "1", "crater": "3", "background": "4", "asymmetry": "0", "other": "o"}
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
@@ -62,7 +54,7 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
     every face still waiting, and the triage's figures."""
     from sqlalchemy import select
 
-    from likeness.models import GeneratedImage, ReviewItem, Role, Thumb, User
+    from likeness.models import GeneratedImage, ReviewItem, Role, Thumb
     from likeness.users import create_user
     from qa.filter import store
     from qa.generated.store import check_images
@@ -70,6 +62,7 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
     from samples.labelled_pool import SitterPlan, add_pool
     from samples.lineage_pool import PipelinePlan, write_pipeline
     from samples.proxy_faces import build_proxy_set
+    from training.generate import png_bytes
 
     items = build_proxy_set(per_face=per_face)
     with wb.db.unit_of_work() as session:
@@ -80,7 +73,7 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
                                     tag="review-bench").checkpoints[0]
         image_ids = []
         for seed, item in enumerate(items):
-            sha = wb.blobs.put_bytes(_png(item.image))
+            sha = wb.blobs.put_bytes(png_bytes(Image.fromarray(item.image)))
             image = GeneratedImage(checkpoint_id=checkpoint, seed=seed, psi=0.7, label=None, label_key="",
                                    noise_mode="const", image_sha256=sha)
             session.add(image)
@@ -93,7 +86,7 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
     with wb.db.unit_of_work() as session:
         item_of = dict(session.execute(select(GeneratedImage.id, ReviewItem.id).join(
             ReviewItem, ReviewItem.image_sha256 == GeneratedImage.image_sha256)).all())
-        trainer = session.scalar(select(User.id).where(User.username == TRAINER))
+        trainer = user_id(wb, TRAINER)
         for image_id, item in zip(image_ids, items, strict=True):
             if item.split == "train":
                 cast_vote(session=session, item_id=item_of[image_id], reviewer_id=trainer,
@@ -109,18 +102,18 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
             "accepted": decided.accepted, "rejected": decided.rejected, "waiting": waiting}
 
 
-
 def page_round(page: Any, url: str, wb: Any, waiting: dict[int, str], decisions: int) -> list[float]:
     """One round on the Review page: open it, then `decisions` keyboard decisions; the seconds
     each took (key press to vote committed and cursor on the next face)."""
     from tests.ui.browser_support import CURRENT_ID_JS, GRID_IDS_JS, open_review, wait_until
+    from ui.review_keys import KEY_OF_REASON
 
     page.goto(url)
     page.get_by_role("heading", name="Shoots").wait_for(timeout=120_000)
     open_review(page, min(decisions + 1, len(waiting)))
     shown = page.evaluate(GRID_IDS_JS)
     wait_until(lambda: page.evaluate(CURRENT_ID_JS) == shown[0], timeout_s=30)
-    before = _votes(wb, REVIEWER)
+    before = len(votes_of(wb, REVIEWER))
     seconds = []
     for n in range(decisions):
         artifact = waiting[shown[n]]
@@ -135,20 +128,17 @@ def _decide(page: Any, wb: Any, key: str, *, votes: int, then_on: int) -> float:
 
     start = time.perf_counter()
     page.keyboard.press(key)
-    wait_until(lambda: _votes(wb, REVIEWER) == votes, timeout_s=60)
+    wait_until(lambda: len(votes_of(wb, REVIEWER)) == votes, timeout_s=60)
     wait_until(lambda: page.evaluate(CURRENT_ID_JS) == then_on, timeout_s=60)
     return time.perf_counter() - start
 
 
 def api_round(wb: Any, items: list[int], waiting: dict[int, str]) -> list[float]:
     """The same number of votes through qa.review.cast_vote, one transaction each."""
-    from sqlalchemy import select
-
-    from likeness.models import Thumb, User
+    from likeness.models import Thumb
     from qa.review import cast_vote
 
-    with wb.db.unit_of_work() as session:
-        reviewer = session.scalar(select(User.id).where(User.username == API_REVIEWER))
+    reviewer = user_id(wb, API_REVIEWER)
     seconds = []
     for item_id in items:
         artifact = waiting[item_id]
@@ -159,16 +149,6 @@ def api_round(wb: Any, items: list[int], waiting: dict[int, str]) -> list[float]
                       reasons=() if artifact == "none" else (REASON_OF[artifact],))
         seconds.append(time.perf_counter() - start)
     return seconds
-
-
-def _votes(wb: Any, username: str) -> int:
-    from sqlalchemy import func, select
-
-    from likeness.models import Review, User
-
-    with wb.db.unit_of_work() as session:
-        return int(session.scalar(select(func.count()).select_from(Review).join(User, User.id == Review.reviewer_id)
-                                  .where(User.username == username)) or 0)
 
 
 def per_minute(seconds: list[float]) -> float:

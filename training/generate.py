@@ -152,7 +152,7 @@ def _generate_batch(workbench: Workbench, loaded: LoadedGenerator, seeds: list[i
         if len(known) == len(seeds):
             if not queue_for_review or _all_queued(list(known.values()), session=session):
                 return {seed: image_id for seed, (image_id, _) in known.items()}, []
-    images = {seed: workbench.blobs.put_bytes(_png(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
+    images = {seed: workbench.blobs.put_bytes(png_bytes(render(loaded, [seed], psi=psi, c=c, noise_mode=noise_mode)[0]))
               for seed in seeds if seed not in known}
 
     with workbench.db.unit_of_work() as session:
@@ -376,7 +376,8 @@ def _to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
 
 
-def _png(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
+    """The PNG a generated face is stored as."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

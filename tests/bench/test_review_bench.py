@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from bench import review
-from likeness.models import Review, ReviewItem, User
+from likeness.models import ReviewItem
 from likeness.workbench import Workbench
+from tests.factories.review import votes_of
 from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, app_url, sign_in  # noqa: F401 (app_url: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,10 +39,8 @@ def test_a_round_records_each_decision_with_its_artifacts_reason(
         finally:
             browser.close()
     assert len(seconds) == 4 and all(s > 0 for s in seconds)
-    with env_workbench.db.unit_of_work() as session:
-        votes = session.execute(select(Review.item_id, Review.thumb, Review.reasons).join(User, User.id == Review.reviewer_id)
-                                .where(User.username == review.REVIEWER)).all()
+    votes = votes_of(env_workbench, review.REVIEWER)
     assert len(votes) == 4
-    for item_id, thumb, reasons in votes:
+    for item_id, (thumb, reasons) in votes.items():
         artifact = waiting[item_id]
-        assert (thumb.value, list(reasons or [])) == (("up", []) if artifact == "none" else ("down", [review.REASON_OF[artifact]]))
+        assert (thumb, reasons) == (("up", []) if artifact == "none" else ("down", [review.REASON_OF[artifact]]))

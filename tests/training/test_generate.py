@@ -50,7 +50,7 @@ def test_generation_is_reproducible_idempotent_and_queued(workbench: Workbench, 
     # The same recipe rendered from scratch gives the same bytes; another psi another image.
     gen._generator_from_blob.cache_clear()
     loaded = gen.load_generator(workbench, checkpoint_id)
-    assert gen._png(gen.render(loaded, [1], psi=0.7)[0]) == workbench.blobs.read_bytes(shas[1])
+    assert gen.png_bytes(gen.render(loaded, [1], psi=0.7)[0]) == workbench.blobs.read_bytes(shas[1])
     [other] = gen.generate(workbench, checkpoint_id, seeds=[1], psi=0.5, noise_mode="random", queue_for_review=False)
     with workbench.db.unit_of_work() as session:
         row = session.get(GeneratedImage, other)

@@ -37,14 +37,14 @@ KILLED_GENERATE = textwrap.dedent("""
     from likeness.workbench import Workbench
     from training import generate as gen
     gen.GENERATE_BATCH = 3
-    real_png, rendered = gen._png, []
+    real_png, rendered = gen.png_bytes, []
     def png(image):
         rendered.append(1)
         data = real_png(image)
         if len(rendered) == 8:
             os.kill(os.getpid(), signal.SIGKILL)
         return data
-    gen._png = png
+    gen.png_bytes = png
     with Workbench.open() as wb:
         gen.generate(wb, int(sys.argv[1]), seeds=range(12), queue_for_review=False)
 """)
@@ -71,7 +71,7 @@ def test_a_generation_killed_mid_batch_resumes_with_every_seed_once_and_the_same
     gen._generator_from_blob.cache_clear()
     loaded = gen.load_generator(env_workbench, checkpoint_id)
     for seed, sha in stored:                                             # as an uninterrupted run renders them
-        assert env_workbench.blobs.read_bytes(sha) == gen._png(gen.render(loaded, [seed], psi=0.7)[0])
+        assert env_workbench.blobs.read_bytes(sha) == gen.png_bytes(gen.render(loaded, [seed], psi=0.7)[0])
     assert gen.generate(env_workbench, checkpoint_id, seeds=range(12), queue_for_review=False) == ids
 
 

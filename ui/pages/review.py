@@ -22,6 +22,7 @@ from likeness.models import DefectReason, Role, Thumb
 from qa import api as qa_api
 from qa.review_reads import votes_version
 from ui._common import current_user, guard, plain, require_role, thumbnail, workbench
+from ui.review_keys import KEY_OF_REASON, REASON_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,6 @@ DETAIL_SIZE = (256, 256)
 ZOOM_SIZE = (640, 640)  # the enlarged current face; small generated faces are scaled up to it
 UNDO_DEPTH = 200
 SOURCE_LABELS = {"shot": "shot (photographed)", "generated": "generated"}
-REASON_KEYS = {
-    "1": DefectReason.closed_eyes, "2": DefectReason.crossed_eyes, "3": DefectReason.crater,
-    "4": DefectReason.background, "5": DefectReason.ears, "6": DefectReason.headwear, "7": DefectReason.collar,
-    "8": DefectReason.teeth, "9": DefectReason.hands, "0": DefectReason.asymmetry, "o": DefectReason.other,
-}
-KEY_OF_REASON = {reason.value: key.upper() for key, reason in REASON_KEYS.items()}
 
 # Session state: plain values only.
 BATCH_KEY = "review_batch"  # tuple of item ids on screen
@@ -248,7 +243,7 @@ def show_counts(progress: qa_api.ReviewProgress, stats: qa_api.ReviewStats, take
     for reason in DefectReason:
         kappa = stats.agreement.get(reason.value)
         rows.append(
-            f"| **{KEY_OF_REASON[reason.value]}** {_label(reason.value)} | {progress.reasons.get(reason.value, 0)} "
+            f"| **{KEY_OF_REASON[reason.value].upper()}** {_label(reason.value)} | {progress.reasons.get(reason.value, 0)} "
             f"| {stats.reason_counts.get(reason.value, 0)} | {'–' if kappa is None else f'{kappa:.2f}'} |"
         )
     st.markdown("\n".join(rows))
