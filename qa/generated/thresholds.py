@@ -13,12 +13,12 @@ from __future__ import annotations
 FACE_FOUND = 0.5        # the mesh fits a face (1) or not (0)
 PLAUSIBLE = 0.0         # failed human-face plausibility measures (faces.plausibility) allowed
 # 95th percentiles on the train good items (56 crops of seven faces: Obama, Biden, Curie, Grace
-# Hopper) were 0.0244 (alignment), 4.88 (sides), 4.21 (craters), 1.33 (background) and 2.55
+# Hopper) were 0.0244 (alignment), 4.88 (sides), 4.21 (craters), 2.23 (background) and 2.55
 # (eye flatness); the eye measures' 99th percentiles were 3.70, 0.0801, 0.252, 7.98 and 4.33.
 ALIGNMENT = 0.025       # mean landmark offset from the aligner's framing, in crop sides
 SIDES = 4.9             # ear/side-region asymmetry after mirroring, the same measure
 CRATERS = 4.25          # darkest soft skin blob, in robust SDs (MAD) of the face's own skin texture
-BACKGROUND = 1.33       # log sharpness of the median textured background cell over the least sharp one
+BACKGROUND = 2.23       # least sharp textured background cell: log shortfall from the median cell plus its weighted blur
 EYE_FLATNESS = 2.55     # skin lightness over the lightness spread inside the lids
 # The eye measures are four, each with its own threshold; the symmetry check is the largest of
 # them in units of its threshold (flagged over 1). Each threshold is the 99th percentile over the
