@@ -14,6 +14,9 @@ so that each source gives faces that differ the way photographs of one person do
 - ``misaligned``: the crop shifted, turned or scaled well off the aligner's framing;
 - ``no_face``: a crop of a photograph with no face in it.
 
+An artifact that would change too little to be seen (a smear over a plain patch, an iris the
+lids hide) is drawn again, and left out if it never shows: it would be a good face labelled bad.
+
 Items are split by source: the photographs of one person (or one shoot) are all on one side, and
 an artifact's donor (the closed or mismatched eye) comes from the same side as the face it goes
 into. Thresholds are calibrated on the ``train`` side; figures are reported on ``held_out``.
@@ -24,7 +27,7 @@ the train side can fold by photograph: the train side holds too few people to fo
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +74,12 @@ HELD_OUT = frozenset({ASTRONAUT, "lin_manuel_miranda", "selfie", "cew_0030", "ce
 # Faces narrower than this (landmark extent, source pixels) are left out: too few pixels to align
 # at SIZE. Grace Hopper's 128 px portrait (a 47 px face) is just above it, a blurry but real face.
 MIN_FACE_PX = 40
+
+# An artifact counts once it changes this many pixels by more than VISIBLE_STEP (R+G+B): an 8x8
+# patch of a 256 px crop, about half an iris the lids leave open; drawn again up to REDRAWS times.
+MIN_VISIBLE_PX = 64
+VISIBLE_STEP = 30
+REDRAWS = 5
 
 # Skin landmarks a crater is centred on: both cheeks, the forehead, the chin.
 CRATER_POINTS = (205, 425, 50, 280, 151, 199)
@@ -281,6 +290,38 @@ def _recolour_iris(rng: np.random.Generator, crop: np.ndarray, pts: np.ndarray, 
     return _blend(crop, tinted, _feather(mask, 1.0) * 0.9)
 
 
+def _mismatch(rng: np.random.Generator, crop: np.ndarray, pts: np.ndarray, others: list[_Face]) -> np.ndarray:
+    """One eye taken from another face (smaller or larger), or its iris recoloured."""
+    side = int(rng.integers(2))
+    eye = _sides(pts)[side]
+    if others and rng.random() < 0.5:
+        other = others[int(rng.integers(len(others)))]
+        other_crop, other_pts = _crop(other, ffhq_quad(other.landmarks), flip=bool(rng.random() < 0.5))
+        return _paste_eye(crop, pts, eye, other_crop, other_pts, _sides(other_pts)[side],
+                          scale=float(rng.choice([0.75, 1.3])))
+    return _recolour_iris(rng, crop, pts, eye)
+
+
+def visible(before: np.ndarray, after: np.ndarray) -> bool:
+    """Whether an artifact changed enough of the crop for a reviewer to see it: at least
+    MIN_VISIBLE_PX pixels by more than VISIBLE_STEP (summed over R, G and B)."""
+    change = np.abs(after.astype(np.int16) - before.astype(np.int16)).sum(axis=2)
+    return int((change > VISIBLE_STEP).sum()) >= MIN_VISIBLE_PX
+
+
+def _visibly(rng: np.random.Generator, crop: np.ndarray, draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray | None:
+    """``draw`` made on the crop, drawn again until it can be seen (a smear over a plain patch, a
+    recoloured iris the lids hide): a bad face no reviewer could tell from the good one is not
+    bad. Redraws use streams spawned from ``rng``, so the items drawn after it stay the same.
+    None when no draw shows."""
+    image = draw(rng)
+    for child in rng.spawn(REDRAWS):
+        if visible(crop, image):
+            return image
+        image = draw(child)
+    return image if visible(crop, image) else None
+
+
 def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], others: list[_Face],
                count: int) -> Iterator[tuple[str, np.ndarray]]:
     quad0 = ffhq_quad(face.landmarks)
@@ -289,23 +330,16 @@ def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], other
         quad = _jitter(rng, quad0, shift=0.02, turn=3.0, scale=0.03)
         crop, pts = _crop(face, quad, flip=flip, light=light)
         yield "none", crop
-        yield "crater", _crater(rng, crop, pts)
-        yield "smear", _smear(rng, crop, pts)
+        drawn = {"crater": _visibly(rng, crop, lambda r: _crater(r, crop, pts)),
+                 "smear": _visibly(rng, crop, lambda r: _smear(r, crop, pts))}
         donor = donors[int(rng.integers(len(donors)))]
         donor_crop, donor_pts = _crop(donor, ffhq_quad(donor.landmarks), flip=False)
         closed = crop
         for base_eye, donor_eye in zip(_sides(pts), _sides(donor_pts), strict=True):
             closed = _paste_eye(closed, pts, base_eye, donor_crop, donor_pts, donor_eye)
-        yield "closed_eye", closed
-        side = int(rng.integers(2))
-        eye = _sides(pts)[side]
-        if others and rng.random() < 0.5:
-            other = others[int(rng.integers(len(others)))]
-            other_crop, other_pts = _crop(other, ffhq_quad(other.landmarks), flip=bool(rng.random() < 0.5))
-            yield "mismatched_eyes", _paste_eye(crop, pts, eye, other_crop, other_pts, _sides(other_pts)[side],
-                                                scale=float(rng.choice([0.75, 1.3])))
-        else:
-            yield "mismatched_eyes", _recolour_iris(rng, crop, pts, eye)
+        drawn["closed_eye"] = closed
+        drawn["mismatched_eyes"] = _visibly(rng, crop, lambda r: _mismatch(r, crop, pts, others))
+        yield from ((artifact, image) for artifact, image in drawn.items() if image is not None)
         far = quad0.copy()
         kind = int(rng.integers(3))
         side_px = float(np.linalg.norm(quad0[3] - quad0[0]))

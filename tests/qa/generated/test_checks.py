@@ -45,6 +45,16 @@ def test_each_check_flags_its_artifact_better_than_chance(testdata_dir, name: st
     assert recall > fpr + MARGIN, f"{name}: recall {recall:.2f}, false positives {fpr:.2f}"
 
 
+@pytest.mark.slow
+def test_background_check_spares_hair_in_focus_before_a_grained_wall(testdata_dir) -> None:
+    """The held-out selfie's hair is less sharp than its finely grained plaster wall, yet in
+    focus: a check reading only how much less sharp than the median cell flagged most of its
+    good crops, and so most good faces of any photograph like it."""
+    selfie = [checks["background"]["flagged"] for item, checks in held_out() if item.good and item.source == "selfie"]
+    assert len(selfie) >= 5
+    assert float(np.mean(selfie)) <= 0.25, f"background flags {float(np.mean(selfie)):.2f} of the selfie's good crops"
+
+
 @pytest.mark.parametrize("side", [8, 16, 32, 64])
 def test_tiny_noise_is_no_face_with_a_note(side: int) -> None:
     noise = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
