@@ -30,6 +30,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -309,16 +310,17 @@ def visible(before: np.ndarray, after: np.ndarray) -> bool:
     return int((change > VISIBLE_STEP).sum()) >= MIN_VISIBLE_PX
 
 
-def _visibly(rng: np.random.Generator, crop: np.ndarray, draw: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray | None:
-    """``draw`` made on the crop, drawn again until it can be seen (a smear over a plain patch, a
+def _visibly(rng: np.random.Generator, crop: np.ndarray, pts: np.ndarray, draw: Callable[..., np.ndarray],
+             *extra: Any) -> np.ndarray | None:
+    """``draw(rng, crop, pts, *extra)``, drawn again until it can be seen (a smear over a plain patch, a
     recoloured iris the lids hide): a bad face no reviewer could tell from the good one is not
     bad. Redraws use streams spawned from ``rng``, so the items drawn after it stay the same.
     None when no draw shows."""
-    image = draw(rng)
+    image = draw(rng, crop, pts, *extra)
     for child in rng.spawn(REDRAWS):
         if visible(crop, image):
             return image
-        image = draw(child)
+        image = draw(child, crop, pts, *extra)
     return image if visible(crop, image) else None
 
 
@@ -330,15 +332,14 @@ def _items_for(rng: np.random.Generator, face: _Face, donors: list[_Face], other
         quad = _jitter(rng, quad0, shift=0.02, turn=3.0, scale=0.03)
         crop, pts = _crop(face, quad, flip=flip, light=light)
         yield "none", crop
-        drawn = {"crater": _visibly(rng, crop, lambda r: _crater(r, crop, pts)),
-                 "smear": _visibly(rng, crop, lambda r: _smear(r, crop, pts))}
+        drawn = {"crater": _visibly(rng, crop, pts, _crater), "smear": _visibly(rng, crop, pts, _smear)}
         donor = donors[int(rng.integers(len(donors)))]
         donor_crop, donor_pts = _crop(donor, ffhq_quad(donor.landmarks), flip=False)
         closed = crop
         for base_eye, donor_eye in zip(_sides(pts), _sides(donor_pts), strict=True):
             closed = _paste_eye(closed, pts, base_eye, donor_crop, donor_pts, donor_eye)
         drawn["closed_eye"] = closed
-        drawn["mismatched_eyes"] = _visibly(rng, crop, lambda r: _mismatch(r, crop, pts, others))
+        drawn["mismatched_eyes"] = _visibly(rng, crop, pts, _mismatch, others)
         yield from ((artifact, image) for artifact, image in drawn.items() if image is not None)
         far = quad0.copy()
         kind = int(rng.integers(3))
