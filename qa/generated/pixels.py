@@ -210,9 +210,10 @@ def background_smear(lab: np.ndarray, pts: np.ndarray) -> float:
     (gradient energy) but wipes its finest steps, on hair as on a backdrop; flat cells are left
     out, since smearing them changes nothing and a plain wall would otherwise be compared with
     itself. The measure is how far below the median cell the least sharp one lies, plus
-    SMEAR_BLUR_WEIGHT times how blurred that cell is outright (its sharpness below 0): a smear is
-    both, while hair in focus in front of a finely grained wall is only less sharp than the wall,
-    and a backdrop out of focus is blurred everywhere alike."""
+    SMEAR_BLUR_WEIGHT times how blurred that cell is outright (minus its sharpness, where that is
+    below 0). A smear is both; hair in focus in front of a finely grained wall is only less sharp
+    than the wall. The outright blur weighs less, since a backdrop out of focus is blurred
+    everywhere and only the shortfall tells a smeared patch of it."""
     light = lab[..., 0]
     back = (1 - face_mask(pts, 1.3)).astype(np.float32)
     smooth = cv2.GaussianBlur(light, (0, 0), 1.0)
