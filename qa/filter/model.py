@@ -54,6 +54,36 @@ class Thresholds:
 
 
 @dataclasses.dataclass(frozen=True)
+class Reach:
+    """How sure one side could be at best: the highest precision lower bound any threshold gives
+    it on the calibration scores (MIN_DECIDED items decided or more), and how many it decides
+    there. For a side that decides nothing it says how far off the target the votes leave it."""
+
+    bound: float
+    decided: int
+
+    def describe(self, target: float) -> str:
+        if not self.decided:
+            return f"fewer than {MIN_DECIDED} faces to decide"
+        return f"at best {self.bound:.1%} sure, over {self.decided} faces; needs {target:.0%}"
+
+
+def reach(p_good: np.ndarray, good: np.ndarray, side: str) -> Reach:
+    """The best :func:`precision_bound` of "accept" (the highest scores) or "reject" (the lowest)
+    over every threshold; a threshold takes all items of equal score or none."""
+    order = np.argsort(-p_good if side == "accept" else p_good, kind="stable")
+    scores = p_good[order]
+    right = np.cumsum(good[order] if side == "accept" else 1 - good[order])
+    ends = np.flatnonzero(np.append(scores[1:] != scores[:-1], True))   # last item of each equal-score run
+    best = Reach(bound=0.0, decided=0)
+    for end in ends[ends + 1 >= MIN_DECIDED]:
+        bound = precision_bound(int(right[end]), int(end) + 1)
+        if bound > best.bound:
+            best = Reach(bound=bound, decided=int(end) + 1)
+    return best
+
+
+@dataclasses.dataclass(frozen=True)
 class Evaluation:
     """How the decisions fared on labelled items the model and thresholds never saw."""
 
@@ -86,6 +116,7 @@ class TrainedFilter:
     calibration: Evaluation
     test: Evaluation
     sizes: dict[str, int]             # items per part
+    reach: dict[str, Reach]           # "accept", "reject": how sure each could be on the calibration scores
 
     def p_good(self, x: np.ndarray) -> np.ndarray:
         return probability_good(self.model, x)
@@ -189,4 +220,5 @@ def fit(x: np.ndarray, good: np.ndarray, features: list[str], *, groups: Sequenc
     return TrainedFilter(model=final, features=features, thresholds=thresholds,
                          calibration=evaluate(out_of_fold, good[learn], thresholds),
                          test=evaluate(probability_good(final, x[test]), good[test], thresholds),
-                         sizes={"learn": int(learn.sum()), "test": int(test.sum())})
+                         sizes={"learn": int(learn.sum()), "test": int(test.sum())},
+                         reach={side: reach(out_of_fold, good[learn], side) for side in ("accept", "reject")})

@@ -58,10 +58,19 @@ class FilterVersion:
     def describe(self) -> str:
         t = self.thresholds.as_dict()
         test = self.metrics.get("test", {})
-        return (f"filter v{self.version}{' (active)' if self.active else ''}: reject at p(good) <= {_num(t['reject'])}, "
-                f"accept at p(good) >= {_num(t['accept'])}; learned from {self.metrics.get('votes', 0)} votes by "
+        return (f"filter v{self.version}{' (active)' if self.active else ''}: reject at p(good) <= "
+                f"{_num(t['reject'])}{self._why_never('reject')}, accept at p(good) >= {_num(t['accept'])}"
+                f"{self._why_never('accept')}; learned from {self.metrics.get('votes', 0)} votes by "
                 f"{self.created_by}; held out: coverage {test.get('coverage', 0.0):.1%}, accept precision "
                 f"{_share(test.get('accept_precision'))}, reject precision {_share(test.get('reject_precision'))}")
+
+    def _why_never(self, side: str) -> str:
+        """For a side that decides nothing, how sure it could be at best (versions trained before
+        this was recorded say nothing)."""
+        found = self.metrics.get("reach", {}).get(side)
+        if self.thresholds.as_dict()[side] is not None or not found:
+            return ""
+        return f" ({model.Reach(**found).describe(self.metrics.get('target_precision', model.TARGET_PRECISION))})"
 
 
 def _num(value: float | None) -> str:
@@ -133,7 +142,8 @@ def train(workbench: Workbench, *, actor: str, seed: int = 0, activate: bool = T
     model_sha = workbench.blobs.put_bytes(buffer.getvalue())
     metrics = {"votes": len(found), "good": sum(v.good for v in found), "last_review_id": last_review, "seed": seed,
                "target_precision": target, "sizes": trained.sizes, "calibration": trained.calibration.as_dict(),
-               "test": trained.test.as_dict()}
+               "test": trained.test.as_dict(),
+               "reach": {side: dataclasses.asdict(r) for side, r in trained.reach.items()}}
     with workbench.db.unit_of_work() as session:
         version = (session.scalar(select(func.max(FaceFilter.version))) or 0) + 1
         if activate:

@@ -42,6 +42,26 @@ def test_calibrate_picks_the_loosest_thresholds_whose_precision_bound_reaches_th
     assert t.decide(0.7) == "accept" and t.decide(0.2) == "reject" and t.decide(0.4) is None
 
 
+def test_reach_says_how_sure_a_side_that_decides_nothing_could_be() -> None:
+    # One bad face above 40 good ones: no accept threshold proves 95 %, the best is all 41.
+    p = np.concatenate([[0.99], np.linspace(0.98, 0.5, 40), np.linspace(0.4, 0.01, 60)])
+    good = np.concatenate([[0], np.ones(40), np.zeros(60)]).astype(np.int64)
+    assert model.calibrate(p, good).accept == math.inf
+    best = model.reach(p, good, "accept")
+    assert best.decided == 41 and best.bound == pytest.approx(model.precision_bound(40, 41)) and best.bound < 0.95
+    assert model.reach(p, good, "reject").decided == 60                       # the 60 bad ones, no good one
+    # A threshold takes all faces of one score or none: five good and one bad at 0.9 decide six.
+    tied = model.reach(np.array([0.9] * 6 + [0.1] * 6), np.array([1] * 5 + [0] + [0] * 6), "accept")
+    assert tied.decided == 6 and tied.bound == pytest.approx(model.precision_bound(5, 6))
+    version = store.FilterVersion(id=1, version=3, active=True, created_by="ana", features=[],
+                                  thresholds=model.Thresholds(reject=0.2, accept=math.inf),
+                                  metrics={"target_precision": 0.95, "reach": {
+                                      "accept": {"bound": best.bound, "decided": 41}, "reject": {"bound": 0.96, "decided": 60}}})
+    line = version.describe()
+    assert f"accept at p(good) >= never (at best {best.bound:.1%} sure, over 41 faces; needs 95%)" in line
+    assert "reject at p(good) <= 0.200, accept" in line                     # a side that decides says no more
+
+
 def test_the_calibrated_precision_holds_on_fresh_data() -> None:
     x, good = synthetic(1500, seed=1)
     trained = model.fit(x, good, ["score", "noise"], seed=0)
