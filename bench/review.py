@@ -48,13 +48,20 @@ REASON_OF = {"crater": "crater", "smear": "background", "closed_eye": "closed_ey
              "misaligned": "other", "no_face": "other"}
 
 
+def vote_of(artifact: str) -> tuple[Any, tuple[str, ...]]:
+    """The thumb and reasons a reviewer gives a face with this artifact ("none": a good face)."""
+    from likeness.models import Thumb
+
+    return (Thumb.up, ()) if artifact == "none" else (Thumb.down, (REASON_OF[artifact],))
+
+
 def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
     """The proxy set as checked, queued generated faces; the train side voted on, a filter
     trained on those votes and its decisions on the rest. Returns the item id -> artifact of
     every face still waiting, and the triage's figures."""
     from sqlalchemy import select
 
-    from likeness.models import GeneratedImage, ReviewItem, Role, Thumb
+    from likeness.models import GeneratedImage, ReviewItem, Role
     from likeness.users import create_user
     from qa.filter import store
     from qa.generated.store import check_images
@@ -89,9 +96,8 @@ def seed_faces(wb: Any, per_face: int) -> dict[str, Any]:
         trainer = user_id(wb, TRAINER)
         for image_id, item in zip(image_ids, items, strict=True):
             if item.split == "train":
-                cast_vote(session=session, item_id=item_of[image_id], reviewer_id=trainer,
-                          thumb=Thumb.up if item.good else Thumb.down,
-                          reasons=() if item.good else (REASON_OF[item.artifact],))
+                thumb, reasons = vote_of(item.artifact)
+                cast_vote(session=session, item_id=item_of[image_id], reviewer_id=trainer, thumb=thumb, reasons=reasons)
     version = store.train(wb, actor=ACTOR)
     decided = store.decide(wb)
     with wb.db.unit_of_work() as session:
@@ -116,8 +122,8 @@ def page_round(page: Any, url: str, wb: Any, waiting: dict[int, str], decisions:
     before = len(votes_of(wb, REVIEWER))
     seconds = []
     for n in range(decisions):
-        artifact = waiting[shown[n]]
-        key = "u" if artifact == "none" else KEY_OF_REASON[REASON_OF[artifact]]
+        _, reasons = vote_of(waiting[shown[n]])
+        key = KEY_OF_REASON[reasons[0]] if reasons else "u"
         seconds.append(_decide(page, wb, key, votes=before + n + 1, then_on=shown[n + 1]))
     return seconds
 
@@ -135,18 +141,15 @@ def _decide(page: Any, wb: Any, key: str, *, votes: int, then_on: int) -> float:
 
 def api_round(wb: Any, items: list[int], waiting: dict[int, str]) -> list[float]:
     """The same number of votes through qa.review.cast_vote, one transaction each."""
-    from likeness.models import Thumb
     from qa.review import cast_vote
 
     reviewer = user_id(wb, API_REVIEWER)
     seconds = []
     for item_id in items:
-        artifact = waiting[item_id]
+        thumb, reasons = vote_of(waiting[item_id])
         start = time.perf_counter()
         with wb.db.unit_of_work() as session:
-            cast_vote(session=session, item_id=item_id, reviewer_id=reviewer,
-                      thumb=Thumb.up if artifact == "none" else Thumb.down,
-                      reasons=() if artifact == "none" else (REASON_OF[artifact],))
+            cast_vote(session=session, item_id=item_id, reviewer_id=reviewer, thumb=thumb, reasons=reasons)
         seconds.append(time.perf_counter() - start)
     return seconds
 

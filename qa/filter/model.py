@@ -68,19 +68,22 @@ class Reach:
         return f"at best {self.bound:.1%} sure, over {self.decided} faces; needs {target:.0%}"
 
 
-def reach(p_good: np.ndarray, good: np.ndarray, side: str) -> Reach:
-    """The best :func:`precision_bound` of "accept" (the highest scores) or "reject" (the lowest)
-    over every threshold; a threshold takes all items of equal score or none."""
+def side_thresholds(p_good: np.ndarray, good: np.ndarray, side: str) -> list[tuple[float, int, float]]:
+    """Every threshold "accept" (the highest scores) or "reject" (the lowest) could take, strictest
+    first, that decides MIN_DECIDED items or more: the threshold, how many items it decides and
+    the :func:`precision_bound` of its calls. A threshold takes all items of equal score or none."""
     order = np.argsort(-p_good if side == "accept" else p_good, kind="stable")
     scores = p_good[order]
     right = np.cumsum(good[order] if side == "accept" else 1 - good[order])
     ends = np.flatnonzero(np.append(scores[1:] != scores[:-1], True))   # last item of each equal-score run
-    best = Reach(bound=0.0, decided=0)
-    for end in ends[ends + 1 >= MIN_DECIDED]:
-        bound = precision_bound(int(right[end]), int(end) + 1)
-        if bound > best.bound:
-            best = Reach(bound=bound, decided=int(end) + 1)
-    return best
+    return [(float(scores[end]), int(end) + 1, precision_bound(int(right[end]), int(end) + 1))
+            for end in ends if end + 1 >= MIN_DECIDED]
+
+
+def reach(p_good: np.ndarray, good: np.ndarray, side: str) -> Reach:
+    """The best precision bound any threshold gives one side, and how many items it decides there."""
+    best = max(side_thresholds(p_good, good, side), key=lambda found: found[2], default=None)
+    return Reach(bound=0.0, decided=0) if best is None else Reach(bound=best[2], decided=best[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,19 +157,10 @@ def precision_bound(right: int, decided: int) -> float:
 
 def calibrate(p_good: np.ndarray, good: np.ndarray, target: float = TARGET_PRECISION) -> Thresholds:
     """The loosest thresholds at which accept and reject each reach `target` precision (its
-    lower confidence bound) on these labelled items."""
-    accept, reject = math.inf, -math.inf
-    for t in np.unique(p_good):                       # ascending: the first that holds is the loosest
-        chosen = p_good >= t
-        if chosen.sum() >= MIN_DECIDED and precision_bound(int(good[chosen].sum()), int(chosen.sum())) >= target:
-            accept = float(t)
-            break
-    for t in np.unique(p_good)[::-1]:                 # descending
-        chosen = p_good <= t
-        if chosen.sum() >= MIN_DECIDED and t < accept and \
-                precision_bound(int((1 - good[chosen]).sum()), int(chosen.sum())) >= target:
-            reject = float(t)
-            break
+    lower confidence bound) on these labelled items; reject stays below accept."""
+    accept = min((t for t, _, bound in side_thresholds(p_good, good, "accept") if bound >= target), default=math.inf)
+    reject = max((t for t, _, bound in side_thresholds(p_good, good, "reject") if bound >= target and t < accept),
+                 default=-math.inf)
     return Thresholds(reject=reject, accept=accept)
 
 
