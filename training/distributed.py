@@ -73,9 +73,17 @@ class Processes:
             for tensor in itertools.chain(module.parameters(), module.buffers()):
                 dist.broadcast(tensor.data, src=0)
 
-    def leave(self) -> None:
-        """Destroy the process group if this process created it."""
+    def leave(self, *, failed: bool = False) -> None:
+        """Destroy the process group if this process created it.
+
+        After a clean run every process first waits for the others: rank 0 is still writing the
+        last snapshot and metrics when the rest are done, and a process that tears its connections
+        down (or exits, which makes torchrun stop the others) under a busy peer can cut those
+        writes short. After a failure there is no wait: the peers may never arrive.
+        """
         if self.owns_group and dist.is_initialized():
+            if self.active and not failed:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -290,7 +290,7 @@ def train(
     with contextlib.ExitStack() as cleanup:
         # -- Initialize: processes, threads, how the batch splits into rounds. --
         procs = join_processes(config.device)
-        cleanup.callback(procs.leave)
+        cleanup.push(lambda exc_type, _exc, _tb: procs.leave(failed=exc_type is not None))
         device, is_main = procs.device, procs.is_main
         if config.threads is not None:
             torch.set_num_threads(config.threads)

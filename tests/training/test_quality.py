@@ -353,15 +353,21 @@ from training.loop import train
 from training.metrics import fid_kid
 from training.metrics.features import RandomConvFeatures
 metrics.register("fid_kid_small")(fid_kid.fid_kid_metric(RandomConvFeatures(), num_gen=9, subsets=10))
-result = train(TrainConfig.from_dict(json.loads(open(sys.argv[1]).read())), resume=None)
+config = TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))
+result = train(config, resume=None)
+log = os.path.join(config.out_dir, "metrics.jsonl")     # what rank 0 had written when this rank left
+records = len(open(log).read().splitlines()) if os.path.exists(log) else 0
 with open(f"{sys.argv[2]}/rank{os.environ['RANK']}.json", "w") as handle:
-    json.dump(result.metrics, handle)
+    json.dump({"metrics": result.metrics, "records": records}, handle)
 """
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_share_the_work_and_agree(faces16: Path, tmp_path: Path) -> None:
-    """Each process scores every other image; the sums give both the whole sets and one answer."""
+    """Each process scores every other image; the sums give both the whole sets and one answer.
+
+    No process leaves before rank 0 has written the run's last record (a rank that exits early
+    makes torchrun stop the others, rank 0's final writes included)."""
     config = tiny_config(faces16, tmp_path / "ddp", threads=None, batch=8, batch_gpu=4, total_kimg=0.008,
                          metrics=("fid_kid_small",))
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
@@ -372,7 +378,9 @@ def test_two_gloo_processes_share_the_work_and_agree(faces16: Path, tmp_path: Pa
          str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path)],
         capture_output=True, text=True, timeout=240, env={**env, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
-    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [report["records"] for report in reports] == [1, 1]
+    rank0, rank1 = (report["metrics"] for report in reports)
     assert rank0 == rank1 and rank0["fid_kid_num_gen_randconv"] == 9      # an odd count: uneven shares
     (snapshot,) = sorted((tmp_path / "ddp").glob("network-snapshot-*.pt"))
     with ImageFolderDataset(faces16) as dataset:
