@@ -58,8 +58,9 @@ def _cookie_job() -> None:
     kind, ticket = job
     route = signin.SESSION_ROUTE if kind == "set" else signin.SIGNOUT_ROUTE
     url = json.dumps(_base_path() + route)
+    # keepalive: a reload or a link followed at once does not cancel the request.
     st.html(
-        f"<script>fetch({url}, {{method: 'POST', body: {json.dumps(ticket)}, credentials: 'same-origin'}});</script>",
+        f"<script>fetch({url}, {{method: 'POST', body: {json.dumps(ticket)}, credentials: 'same-origin', keepalive: true}});</script>",
         unsafe_allow_javascript=True,
     )
 

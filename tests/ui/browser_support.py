@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from likeness import signin
 from likeness.workbench import Workbench
 from tests.conftest import skip_or_fail
 from tests.factories.people import PASSWORD
@@ -115,6 +116,21 @@ def sign_in(page: Page, url: str, username: str, password: str = PASSWORD, *, he
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=60_000)
     wait_until_idle(page)
+    # Signed in for good once the page has traded its ticket for the cookie (a background
+    # request): a page opened before then is a fresh, signed-out session.
+    wait_for_session_cookie(page)
+
+
+def wait_for_session_cookie(page: Page, timeout_ms: float = 30_000) -> dict[str, object]:
+    """The sign-in cookie of `page`'s browser context, once the sign-in has set it."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        found = [c for c in page.context.cookies() if c.get("name") == signin.SESSION_COOKIE]
+        if found:
+            return dict(found[0])
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {signin.SESSION_COOKIE} cookie {timeout_ms / 1000:.0f} s after signing in")
+        page.wait_for_timeout(100)
 
 
 # The Review page's grid: the item ids of the faces on screen in grid order, and of the one drawn

@@ -15,7 +15,7 @@ from likeness.workbench import Workbench
 from tests.factories.app import sign_in as app_sign_in
 from tests.factories.app import start
 from tests.factories.people import PASSWORD, add_user, user_id
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, sign_in, wait_until_idle
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, sign_in, wait_for_session_cookie, wait_until_idle
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 WRONG = "not-the-password-123"
@@ -220,7 +220,7 @@ def test_a_bookmarked_page_returns_after_sign_in_and_a_reload_keeps_the_sign_in(
         assert page.url == f"{app_url}/review"
         expect(page.get_by_text("Page not found")).to_have_count(0)
 
-        cookie = _wait_for_cookie(context)
+        cookie = wait_for_session_cookie(page)
         assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
         assert page.evaluate("document.cookie").find(signin.SESSION_COOKIE) == -1  # not readable by scripts
 
@@ -239,17 +239,3 @@ def test_a_bookmarked_page_returns_after_sign_in_and_a_reload_keeps_the_sign_in(
         with env_workbench.db.unit_of_work() as session:
             assert session.scalar(select(func.count()).select_from(SignInSession)) == 0
         browser.close()
-
-
-def _wait_for_cookie(context: object) -> dict[str, object]:
-    """The sign-in cookie once the page has traded its ticket (a background request)."""
-    from playwright.sync_api import BrowserContext
-
-    assert isinstance(context, BrowserContext)
-    page = context.pages[0]
-    for _ in range(100):
-        found = [c for c in context.cookies() if c.get("name") == signin.SESSION_COOKIE]
-        if found:
-            return dict(found[0])
-        page.wait_for_timeout(100)
-    pytest.fail(f"no {signin.SESSION_COOKIE} cookie after signing in")
