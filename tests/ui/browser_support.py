@@ -121,16 +121,13 @@ def sign_in(page: Page, url: str, username: str, password: str = PASSWORD, *, he
     wait_for_session_cookie(page)
 
 
-def wait_for_session_cookie(page: Page, timeout_ms: float = 30_000) -> dict[str, object]:
+def wait_for_session_cookie(page: Page, timeout_s: float = 30.0) -> dict[str, object]:
     """The sign-in cookie of `page`'s browser context, once the sign-in has set it."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        found = [c for c in page.context.cookies() if c.get("name") == signin.SESSION_COOKIE]
-        if found:
-            return dict(found[0])
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {signin.SESSION_COOKIE} cookie {timeout_ms / 1000:.0f} s after signing in")
-        page.wait_for_timeout(100)
+    def cookies() -> list[dict[str, object]]:
+        return [dict(c) for c in page.context.cookies() if c.get("name") == signin.SESSION_COOKIE]
+
+    wait_until(lambda: bool(cookies()), timeout_s, what=f"a {signin.SESSION_COOKIE} cookie after signing in")
+    return cookies()[0]
 
 
 # The Review page's grid: the item ids of the faces on screen in grid order, and of the one drawn
@@ -146,12 +143,12 @@ GRID_SHOWN_JS = """n => { const imgs = document.querySelectorAll('.lk-face img')
     return imgs.length >= n && [...imgs].every(i => i.complete && i.naturalWidth > 0) ? performance.now() : false; }"""
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> float:
+def wait_until(condition: Callable[[], bool], timeout_s: float = 15.0, *, what: str = "condition") -> float:
     """Seconds until `condition()` holds, polled every few milliseconds."""
     start = time.perf_counter()
     while not condition():
         if time.perf_counter() - start > timeout_s:
-            raise AssertionError(f"not reached within {timeout_s} s")
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
         time.sleep(0.005)
     return time.perf_counter() - start
 
